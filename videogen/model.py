@@ -1,0 +1,168 @@
+"""pix2pix networks and losses (Isola et al. 2017, "Image-to-Image Translation with Conditional Adversarial Networks").
+
+Reads and writes nothing: factories for the U-Net generator and the 70x70 PatchGAN discriminator, and the losses.
+Only built-in Keras layers are used, so a saved ``generator.keras`` loads with
+``keras.models.load_model(path, compile=False)`` without importing this package.
+
+Conventions: images are float32 in [-1, 1], channels last. With ``context_frames`` K the generator input stacks the
+last K frames on channels, oldest first: ``(B, S, S, 3K)``; the output is the next frame ``(B, S, S, 3)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+SUPPORTED_IMAGE_SIZES = (64, 128, 256, 512)
+
+# The paper's dropout (p=0.5) sits in the first three decoder blocks; it is the generator's only noise.
+_DROPOUT_RATE = 0.5
+_DROPOUT_BLOCKS = 3
+
+
+def _keras():
+    import keras  # imported lazily: importing videogen.model must not start TensorFlow
+
+    return keras
+
+
+def unet_depth(image_size: int) -> int:
+    """Number of stride-2 encoder blocks: the U-Net goes all the way down to 1x1 (8 for 256 px, as in the paper)."""
+    if image_size not in SUPPORTED_IMAGE_SIZES:
+        raise ValueError(f"image_size must be one of {SUPPORTED_IMAGE_SIZES}, got {image_size}")
+    return int(math.log2(image_size))
+
+
+def _downsample(x, filters: int, name: str, batchnorm: bool = True):
+    keras = _keras()
+    layers = keras.layers
+    init = keras.initializers.RandomNormal(0.0, 0.02)
+    x = layers.Conv2D(filters, 4, strides=2, padding="same", kernel_initializer=init, use_bias=not batchnorm,
+                      name=f"{name}_conv")(x)
+    if batchnorm:
+        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.LeakyReLU(0.2, name=f"{name}_lrelu")(x)
+
+
+def _upsample(x, filters: int, name: str, dropout: bool):
+    keras = _keras()
+    layers = keras.layers
+    init = keras.initializers.RandomNormal(0.0, 0.02)
+    x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", kernel_initializer=init, use_bias=False,
+                               name=f"{name}_deconv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    if dropout:
+        x = layers.Dropout(_DROPOUT_RATE, name=f"{name}_dropout")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def build_generator(image_size: int = 256, ngf: int = 64, context_frames: int = 1, residual: bool = True):
+    """U-Net generator: encoder down to 1x1, decoder back up with skip connections.
+
+    Args:
+        image_size: S, one of 64, 128, 256, 512. The depth is log2(S) blocks (8 at 256 px, as in the paper).
+        ngf: filters of the first encoder block; block i has ``min(ngf * 2**i, ngf * 8)``.
+        context_frames: K, how many past frames are stacked on the input channels.
+        residual: if True the network predicts the change from the last input frame (``out = clip(last + delta)``)
+            and the last layer starts at zero, so an untrained model copies the last frame (the copy baseline)
+            instead of starting from noise. If False, the paper's plain ``tanh`` output.
+
+    Returns:
+        A ``keras.Model`` mapping ``(B, S, S, 3K)`` float32 in [-1, 1] to ``(B, S, S, 3)`` in [-1, 1].
+    """
+    keras = _keras()
+    layers = keras.layers
+    depth = unet_depth(image_size)
+    inputs = keras.Input((image_size, image_size, 3 * context_frames), name="frames")
+
+    # Encoder, 256 px, ngf 64: (128,128,64) (64,64,128) (32,32,256) (16,16,512) (8,8,512) (4,4,512) (2,2,512) (1,1,512)
+    skips = []
+    x = inputs
+    for i in range(depth):
+        x = _downsample(x, min(ngf * 2**i, ngf * 8), name=f"enc{i + 1}", batchnorm=i > 0)
+        skips.append(x)
+
+    # Decoder, 256 px: (2,2,1024) (4,4,1024) (8,8,1024) (16,16,1024) (32,32,512) (64,64,256) (128,128,128)
+    # (the channel count doubles where the skip is concatenated); dropout in the three innermost blocks.
+    for j, skip in enumerate(reversed(skips[:-1])):
+        level = depth - 2 - j  # index of the encoder block whose output we are about to join
+        x = _upsample(x, min(ngf * 2**level, ngf * 8), name=f"dec{j + 1}", dropout=j < _DROPOUT_BLOCKS)
+        x = layers.Concatenate(name=f"dec{j + 1}_skip")([x, skip])
+
+    # Output, 256 px: (256,256,3)
+    init = keras.initializers.RandomNormal(0.0, 0.02)
+    if not residual:
+        outputs = layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh",
+                                         kernel_initializer=init, name="output")(x)
+        return keras.Model(inputs, outputs, name="generator")
+
+    delta = layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh", kernel_initializer="zeros",
+                                   name="delta")(x)
+    delta = layers.Rescaling(2.0, name="delta_scale")(delta)  # a change can span the whole [-1, 1] range
+    last = inputs
+    if context_frames > 1:
+        # Select the newest frame's channels with a fixed 1x1 convolution (a built-in layer, unlike a Lambda slice).
+        last = layers.Conv2D(3, 1, use_bias=False, trainable=False, name="last_frame")(inputs)
+    x = layers.Add(name="residual_add")([last, delta])
+    # clip(x, -1, 1) from built-in layers: relu6-style cap on (x + 1), then shift back.
+    x = layers.Rescaling(1.0, offset=1.0, name="clip_shift")(x)
+    x = layers.ReLU(max_value=2.0, name="clip")(x)
+    outputs = layers.Rescaling(1.0, offset=-1.0, name="output")(x)
+    model = keras.Model(inputs, outputs, name="generator")
+    if context_frames > 1:
+        selector = np.zeros((1, 1, 3 * context_frames, 3), dtype=np.float32)
+        for c in range(3):
+            selector[0, 0, 3 * (context_frames - 1) + c, c] = 1.0
+        model.get_layer("last_frame").set_weights([selector])
+    return model
+
+
+def build_discriminator(image_size: int = 256, ndf: int = 64, context_frames: int = 1):
+    """70x70 PatchGAN conditioned on the input frames: real/fake logits for overlapping patches.
+
+    Args:
+        image_size: S.
+        ndf: filters of the first block (64 in the paper).
+        context_frames: K, channels of the condition are 3K.
+
+    Returns:
+        A ``keras.Model`` taking ``[condition (B,S,S,3K), frame (B,S,S,3)]`` and returning logits
+        ``(B, S/8 - 2, S/8 - 2, 1)`` (30x30 at 256 px).
+    """
+    keras = _keras()
+    layers = keras.layers
+    init = keras.initializers.RandomNormal(0.0, 0.02)
+    condition = keras.Input((image_size, image_size, 3 * context_frames), name="condition")
+    frame = keras.Input((image_size, image_size, 3), name="frame")
+    x = layers.Concatenate(name="pair")([condition, frame])  # (256,256,3K+3)
+    x = _downsample(x, ndf, name="d1", batchnorm=False)  # (128,128,64)
+    x = _downsample(x, ndf * 2, name="d2")  # (64,64,128)
+    x = _downsample(x, ndf * 4, name="d3")  # (32,32,256)
+    x = layers.ZeroPadding2D(name="d4_pad")(x)  # (34,34,256)
+    x = layers.Conv2D(ndf * 8, 4, strides=1, kernel_initializer=init, use_bias=False, name="d4_conv")(x)  # (31,31,512)
+    x = layers.BatchNormalization(name="d4_bn")(x)
+    x = layers.LeakyReLU(0.2, name="d4_lrelu")(x)
+    x = layers.ZeroPadding2D(name="out_pad")(x)  # (33,33,512)
+    logits = layers.Conv2D(1, 4, strides=1, kernel_initializer=init, name="logits")(x)  # (30,30,1)
+    return keras.Model([condition, frame], logits, name="discriminator")
+
+
+def generator_loss(disc_fake_logits, generated, target, gan_weight: float, l1_weight: float):
+    """pix2pix generator objective. Returns ``(total, gan, l1)`` so each part can be logged."""
+    import tensorflow as tf
+
+    gan = tf.reduce_mean(
+        tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(disc_fake_logits), logits=disc_fake_logits))
+    l1 = tf.reduce_mean(tf.abs(target - generated))
+    total = gan_weight * gan + l1_weight * l1
+    return total, gan, l1
+
+
+def discriminator_loss(disc_real_logits, disc_fake_logits):
+    """PatchGAN objective, halved as in the paper ("we divide the objective by 2 while optimizing D")."""
+    import tensorflow as tf
+
+    real = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(disc_real_logits), logits=disc_real_logits)
+    fake = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.zeros_like(disc_fake_logits), logits=disc_fake_logits)
+    return 0.5 * (tf.reduce_mean(real) + tf.reduce_mean(fake))
