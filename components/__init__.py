@@ -1,0 +1,14 @@
+"""Thin KFP components, one module per stage. Each is a lightweight Python component (`@dsl.component`) whose body
+imports `videogen` and calls one library function; the pipeline sets each task's image from `ClusterConfig`.
+
+Lightweight components (not container components) because kfp.local's SubprocessRunner runs only these; with
+`base_image` set to the project's image they run the same way on a cluster (see ../shared/FACTS.md).
+"""
+
+from components.encode import encode_video
+from components.evaluate import evaluate_model
+from components.generate import generate_frames
+from components.prepare import prepare_dataset
+from components.train import train_model
+
+__all__ = ["prepare_dataset", "train_model", "generate_frames", "encode_video", "evaluate_model"]

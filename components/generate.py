@@ -1,0 +1,30 @@
+"""Component: Model + Dataset -> generated frames (one frames.npy, time-major, + generation.json)."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Model, Output
+
+from components._base import DEFAULT_IMAGE
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def generate_frames(model: Input[Model], dataset: Input[Dataset], generated: Output[Artifact], run_id: str,
+                    checkpoint_root: str, frames: int = 2000, num_videos: int = 1, deterministic: bool = False,
+                    fps: float = 0.0, seed: int = 0):
+    """Roll the model out from the dataset's start frame: one model load, each prediction is the next input.
+
+    When ``checkpoint_root`` is a local or mounted path, partial output lives at
+    ``{checkpoint_root}/{run_id}/generate`` so a restarted task continues instead of starting over.
+    """
+    from pathlib import Path
+
+    from videogen import generate as stage
+    from videogen import storage
+    from videogen.errors import exit_on_user_error
+
+    resume_dir = None if storage.is_remote(checkpoint_root) else Path(checkpoint_root) / run_id / "generate"
+    settings = stage.GenerateSettings(frames=frames, num_videos=num_videos, deterministic=deterministic, fps=fps,
+                                      seed=seed)
+    with exit_on_user_error():
+        info = stage.generate(Path(model.path), Path(generated.path), settings, dataset_dir=Path(dataset.path),
+                              resume_dir=resume_dir)
+    generated.metadata.update({key: info[key] for key in ("frames", "num_videos", "fps", "device", "frames_per_s")})

@@ -1,0 +1,32 @@
+"""Component: Dataset -> Model (generator.keras + model.json), checkpoints mirrored under the run id."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Model, Output
+
+from components._base import DEFAULT_IMAGE
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def train_model(dataset: Input[Dataset], model: Output[Model], run_id: str, checkpoint_root: str,
+                max_epoch: int = 20, max_steps: int = 0, batch_size: int = 16, l1_weight: float = 100.0,
+                gan_weight: float = 1.0, ngf: int = 64, ndf: int = 64, context_frames: int = 1,
+                refine_rounds: int = 1, checkpoint_every: int = 500, seed: int = 0):
+    """Train pix2pix to predict frame t+1 from frame t.
+
+    Checkpoints live at ``{checkpoint_root}/{run_id}/train``, outside the task's outputs, so a retried task (a fresh
+    pod with the same run id) resumes instead of starting over.
+    """
+    from pathlib import Path
+
+    from videogen import train as stage
+    from videogen.errors import exit_on_user_error
+
+    settings = stage.TrainSettings(max_epoch=max_epoch, max_steps=max_steps, batch_size=batch_size,
+                                   l1_weight=l1_weight, gan_weight=gan_weight, ngf=ngf, ndf=ndf,
+                                   context_frames=context_frames, refine_rounds=refine_rounds,
+                                   checkpoint_every=checkpoint_every, seed=seed)
+    with exit_on_user_error():
+        info = stage.train(Path(dataset.path), Path(model.path), settings,
+                           checkpoint_dir=f"{checkpoint_root.rstrip('/')}/{run_id}/train")
+    model.metadata.update({"framework": "tensorflow", "steps": info["steps"], "image_size": info["image_size"],
+                           "context_frames": info["context_frames"]})

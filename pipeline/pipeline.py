@@ -1,0 +1,146 @@
+"""Wiring only: prepare -> train -> generate -> encode (+ publish), and evaluate beside them.
+
+Every cluster-specific value (images, GPU node pools, object store, secret names, timeouts) comes from one
+:class:`videogen.config.ClusterConfig`; the defaults of the pipeline parameters mirror the seed's flags and the stage
+settings (a test checks they agree with the settings dataclasses).
+"""
+
+
+
+from pathlib import Path
+
+from kfp import compiler, dsl
+
+from components import encode_video, evaluate_model, generate_frames, prepare_dataset, train_model
+from videogen.config import ClusterConfig
+
+PIPELINE_NAME = "video-generation"
+COMPILED_PATH = Path(__file__).with_name("video_generation.yaml")
+
+
+def _cpu_stage(task, config: ClusterConfig, stage: str, image: str):
+    task.set_container_image(image)
+    res = config.cpu_stage_resources
+    task.set_cpu_request(res["cpu_request"]).set_cpu_limit(res["cpu_limit"])
+    task.set_memory_request(res["memory_request"]).set_memory_limit(res["memory_limit"])
+    _harden(task, config, stage)
+    return task
+
+
+def _gpu_stage(task, config: ClusterConfig, stage: str, image: str, selector, gpus: int):
+    from kfp import kubernetes
+
+    task.set_container_image(image)
+    res = config.gpu_stage_resources
+    task.set_cpu_request(res["cpu_request"]).set_cpu_limit(res["cpu_limit"])
+    task.set_memory_request(res["memory_request"]).set_memory_limit(res["memory_limit"])
+    task.set_accelerator_type(config.gpu_resource).set_accelerator_limit(gpus)
+    if config.kubernetes:
+        if selector:
+            kubernetes.add_node_selector(task, label_key=selector[0], label_value=selector[1])
+        kubernetes.add_toleration(task, key=config.gpu_toleration_key, operator="Exists", effect="NoSchedule")
+    _harden(task, config, stage)
+    return task
+
+
+def _harden(task, config: ClusterConfig, stage: str) -> None:
+    if not config.kubernetes:
+        return
+    from kfp import kubernetes
+
+    kubernetes.set_security_context(task, run_as_user=config.run_as_user, run_as_group=config.run_as_group,
+                                    run_as_non_root=True)
+    kubernetes.set_timeout(task, config.timeouts_s[stage])
+
+
+def _object_storage_env(task, config: ClusterConfig) -> None:
+    """Stages that read or write object storage directly get the endpoint (compile time) and the Secret's keys."""
+    if not config.kubernetes:
+        return
+    from kfp import kubernetes
+
+    if config.s3_endpoint:
+        task.set_env_variable("AWS_ENDPOINT_URL", config.s3_endpoint)
+    kubernetes.use_secret_as_env(task, secret_name=config.s3_secret, secret_key_to_env={
+        config.s3_secret_access_key_field: "AWS_ACCESS_KEY_ID",
+        config.s3_secret_secret_key_field: "AWS_SECRET_ACCESS_KEY",
+    })
+
+
+def build_pipeline(config: "ClusterConfig | None" = None):
+    """Return the pipeline function for ``config`` (the same function runs on a cluster and in kfp.local)."""
+    config = config or ClusterConfig()
+
+    @dsl.pipeline(name=PIPELINE_NAME,
+                  description="Learn how a video moves (pix2pix next-frame model) and generate a new video from one "
+                              "frame.")
+    def video_generation(
+        video: str,
+        frames: int = 2000,
+        max_epoch: int = 20,
+        max_steps: int = 0,
+        train_ratio: float = 0.9,
+        batch_size: int = 16,
+        l1_weight: float = 100.0,
+        gan_weight: float = 1.0,
+        image_size: int = 256,
+        seed: int = 0,
+        ngf: int = 64,
+        ndf: int = 64,
+        context_frames: int = 1,
+        refine_rounds: int = 1,
+        checkpoint_every: int = 500,
+        num_videos: int = 1,
+        deterministic: bool = False,
+        fps: float = 0.0,
+        output_root: str = "minio://mlpipeline/videogen",
+        checkpoint_root: str = "minio://mlpipeline/videogen-checkpoints",
+    ) -> str:
+        run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
+
+        prepare = prepare_dataset(video=video, image_size=image_size, train_ratio=train_ratio, seed=seed)
+        _cpu_stage(prepare, config, "prepare", config.image).set_display_name("prepare dataset")
+        _object_storage_env(prepare, config)
+
+        train = train_model(dataset=prepare.outputs["dataset"], run_id=run_id, checkpoint_root=checkpoint_root,
+                            max_epoch=max_epoch, max_steps=max_steps, batch_size=batch_size, l1_weight=l1_weight,
+                            gan_weight=gan_weight, ngf=ngf, ndf=ndf, context_frames=context_frames,
+                            refine_rounds=refine_rounds, checkpoint_every=checkpoint_every, seed=seed)
+        _gpu_stage(train, config, "train", config.gpu_image, config.train_node_selector, config.train_gpus)
+        train.set_display_name("train pix2pix").set_retry(num_retries=config.train_retries,
+                                                           backoff_duration="60s", backoff_factor=2.0)
+        train.set_caching_options(False)  # a resumed run must not reuse a half-trained result
+        _object_storage_env(train, config)
+
+        generate = generate_frames(model=train.outputs["model"], dataset=prepare.outputs["dataset"], run_id=run_id,
+                                   checkpoint_root=checkpoint_root, frames=frames, num_videos=num_videos,
+                                   deterministic=deterministic, fps=fps, seed=seed)
+        _gpu_stage(generate, config, "generate", config.generate_image, config.generate_node_selector,
+                   config.generate_gpus)
+        generate.set_display_name("generate frames").set_retry(num_retries=2, backoff_duration="30s")
+
+        encode = encode_video(generated=generate.outputs["generated"], run_id=run_id, output_root=output_root,
+                              fps=fps)
+        _cpu_stage(encode, config, "encode", config.image).set_display_name("encode video")
+        _object_storage_env(encode, config)
+
+        evaluate = evaluate_model(dataset=prepare.outputs["dataset"], model=train.outputs["model"],
+                                  generated=generate.outputs["generated"], run_id=run_id, output_root=output_root,
+                                  seed=seed)
+        _cpu_stage(evaluate, config, "evaluate", config.image).set_display_name("evaluate model")
+        _object_storage_env(evaluate, config)
+        return encode.outputs["Output"]
+
+    return video_generation
+
+
+def compile_pipeline(output: Path = COMPILED_PATH, config: "ClusterConfig | None" = None) -> Path:
+    """Compile the pipeline for ``config`` to ``output`` (YAML). Returns the path."""
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(build_pipeline(config), package_path=str(output))
+    return output
+
+
+if __name__ == "__main__":  # `python -m pipeline.pipeline` compiles with the environment's ClusterConfig
+    print(compile_pipeline(config=ClusterConfig.from_env()))

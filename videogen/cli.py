@@ -1,0 +1,409 @@
+"""The ``videogen`` command line: run the whole pipeline (locally through kfp.local, or on a cluster), or one stage.
+
+Stage flags are built from the stages' settings dataclasses, so a flag, its default and its help text are the same
+as the library's and the component's. The seed's underscore spellings (``--max_epoch``) are accepted too. User errors
+print one line to stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import sys
+import types
+import typing
+from pathlib import Path
+
+from videogen.errors import InputError, exit_on_user_error
+
+log = logging.getLogger("videogen.cli")
+
+
+# ----------------------------------------------------------------------------------------------------------- flags
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (what is wrong, where to look) and exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
+def _flag_names(name: str) -> list[str]:
+    dashed = "--" + name.replace("_", "-")
+    underscored = "--" + name
+    return [dashed] if dashed == underscored else [dashed, underscored]
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _int_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,5,10, got {text!r}") from None
+
+
+def add_settings_args(parser: argparse.ArgumentParser, settings_cls, skip: tuple[str, ...] = (),
+                      defaults: dict | None = None) -> None:
+    """Add one flag per field of a settings dataclass (type, default and help from the field)."""
+    hints = typing.get_type_hints(settings_cls)
+    for f in dataclasses.fields(settings_cls):
+        if f.name in skip or f.name.startswith("_"):
+            continue
+        default = (defaults or {}).get(f.name, f.default if f.default is not dataclasses.MISSING else
+                                       f.default_factory())  # type: ignore[misc]
+        help_text = f.metadata.get("help", "") + " (default: %(default)s)"
+        kind = hints[f.name]
+        if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        if kind is bool:
+            parser.add_argument(*_flag_names(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=default, help=help_text)
+        elif typing.get_origin(kind) is tuple:
+            parser.add_argument(*_flag_names(f.name), dest=f.name, type=_int_tuple,
+                                default=default, metavar="N,N,...", help=help_text)
+        else:
+            parser.add_argument(*_flag_names(f.name), dest=f.name, type=kind if kind in (int, float, str) else str,
+                                default=default, help=help_text)
+
+
+def settings_from_args(settings_cls, args: argparse.Namespace):
+    names = {f.name for f in dataclasses.fields(settings_cls)}
+    return settings_cls(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def _pipeline_defaults() -> dict:
+    """The pipeline's parameter defaults (one source of truth for `videogen run`)."""
+    from pipeline.pipeline import build_pipeline
+
+    spec = build_pipeline().component_spec
+    return {name: spec.inputs[name].default for name in spec.inputs if spec.inputs[name].default is not None}
+
+
+# The pipeline parameters that `videogen run` exposes, with their help text.
+_RUN_PARAMS = {
+    "frames": (int, "frames to generate (the start frame is not counted)"),
+    "max_epoch": (int, "training epochs (ignored when --max-steps > 0)"),
+    "max_steps": (_positive_int, "training steps in total (0: use --max-epoch)"),
+    "train_ratio": (float, "share of frame pairs used for training; the rest, at the end of the video, is validation"),
+    "batch_size": (int, "training batch size"),
+    "l1_weight": (float, "weight of the L1 loss"),
+    "gan_weight": (float, "weight of the GAN loss"),
+    "image_size": (int, "frame size in pixels: 64, 128, 256 or 512"),
+    "seed": (int, "random seed (split start frame, initial weights, data order, dropout)"),
+    "ngf": (int, "generator filters in the first layer"),
+    "ndf": (int, "discriminator filters in the first layer"),
+    "context_frames": (int, "how many past frames the model sees (stacked on channels)"),
+    "refine_rounds": (int, "anti-divergence rounds: train on the model's own rollouts"),
+    "checkpoint_every": (int, "save a checkpoint every N training steps"),
+    "num_videos": (int, "rollouts generated at once (videos other than the first are kept in the work dir)"),
+    "fps": (float, "frame rate of the output video (0: the source's)"),
+}
+
+
+def _add_storage_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--s3-endpoint", "--s3_endpoint", dest="s3_endpoint", default=None,
+                        help="S3/MinIO endpoint URL for s3:// and minio:// paths (http or https decides TLS; "
+                             "default: $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL). Credentials come from "
+                             "$AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY")
+
+
+def _add_kfp_client_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=None, help="Kubeflow Pipelines API URL: submit there instead of running "
+                                                     "locally (e.g. http://localhost:8080/pipeline)")
+    parser.add_argument("--experiment", default="videogen", help="experiment of the run (default: %(default)s)")
+    parser.add_argument("--run-name", "--run_name", dest="run_name", default=None, help="name of the run")
+    parser.add_argument("--namespace", default=None, help="Kubeflow profile namespace (multi-user installs)")
+    parser.add_argument("--token", default=None,
+                        help="bearer token for the KFP API (default: $KFP_TOKEN); multi-user installs")
+    parser.add_argument("--cookies", default=None, help="cookie header for the KFP API (e.g. an auth session)")
+    parser.add_argument("--ssl-ca-cert", "--ssl_ca_cert", dest="ssl_ca_cert", default=None,
+                        help="CA bundle for an https KFP host")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from videogen import dataset, evaluate, generate, train
+
+    parser = _Parser(prog="videogen", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    # run / submit ----------------------------------------------------------------------------------------------
+    defaults = _pipeline_defaults()
+    for name, help_text in (("run", "run the whole pipeline: locally through kfp.local, or on a cluster with --host"),
+                            ("submit", "submit the pipeline to a Kubeflow cluster (same as run --host)")):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--video", required=True, help="training video: a path, s3://bucket/key, minio://bucket/key "
+                                                      "or http(s) URL")
+        p.add_argument("--video-url", "--video_url", dest="video_url", default=None,
+                       help="download the video from this URL to the --video path first (as the seed did)")
+        p.add_argument("--output", default="gen.mp4", help="where the generated mp4 goes: a path or s3:// URI "
+                                                           "(default: %(default)s)")
+        for param, (kind, text) in _RUN_PARAMS.items():
+            p.add_argument(*_flag_names(param), dest=param, type=kind, default=defaults[param],
+                           help=f"{text} (default: %(default)s)")
+        p.add_argument("--deterministic", action="store_true", help="turn dropout off when generating")
+        p.add_argument("--work-dir", "--work_dir", dest="work_dir", default="work",
+                       help="local runs: where artifacts, checkpoints and results go (default: %(default)s)")
+        p.add_argument("--output-root", "--output_root", dest="output_root", default=None,
+                       help="where the pipeline publishes results, as {output_root}/{run id}/gen.mp4 "
+                            "(default: the work dir locally, minio://mlpipeline/videogen on a cluster)")
+        p.add_argument("--checkpoint-root", "--checkpoint_root", dest="checkpoint_root", default=None,
+                       help="where training checkpoints live across retries (default: the work dir locally, "
+                            "minio://mlpipeline/videogen-checkpoints on a cluster)")
+        p.add_argument("--wait", action="store_true", help="with --host: wait for the run and download the video")
+        p.add_argument("--timeout", type=int, default=24 * 3600, help="with --wait: seconds to wait")
+        _add_kfp_client_flags(p)
+        _add_storage_flag(p)
+        p.set_defaults(func=cmd_submit if name == "submit" else cmd_run)
+
+    # stages ----------------------------------------------------------------------------------------------------
+    p = sub.add_parser("prepare", help="video -> dataset dir (frames.npy + dataset.json)")
+    p.add_argument("--video", required=True, help="a path, s3:// / minio:// URI or http(s) URL")
+    p.add_argument("--output", required=True, help="dataset directory to create")
+    p.add_argument("--export-ab", "--export_ab", dest="export_ab", default=None,
+                   help="also write pix2pix-tensorflow's A|B paired PNG folders (train/, val/) here")
+    add_settings_args(p, dataset.PrepareSettings)
+    _add_storage_flag(p)
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="dataset dir -> model dir (generator.keras + model.json)")
+    p.add_argument("--dataset", required=True, help="dataset directory made by `videogen prepare`")
+    p.add_argument("--output", required=True, help="model directory (checkpoints/ inside it resume a stopped run)")
+    p.add_argument("--checkpoint-dir", "--checkpoint_dir", dest="checkpoint_dir", default=None,
+                   help="checkpoints here instead of OUTPUT/checkpoints (a path or s3:// URI)")
+    add_settings_args(p, train.TrainSettings)
+    _add_storage_flag(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("generate", help="model dir + start frame -> mp4")
+    p.add_argument("--model", required=True, help="model directory made by `videogen train`")
+    p.add_argument("--output", required=True, help="mp4 to write (with --num-videos K > 1: NAME.mp4, NAME_1.mp4, ...)")
+    start = p.add_mutually_exclusive_group(required=True)
+    start.add_argument("--dataset", default=None, help="start from this dataset's start_frame")
+    start.add_argument("--start-image", "--start_image", dest="start_image", default=None,
+                       help="start from this image (PNG/JPEG; center-cropped and scaled to the model's size)")
+    p.add_argument("--frames-dir", "--frames_dir", dest="frames_dir", default=None,
+                   help="also keep the raw generated frames (frames.npy + generation.json) in this directory")
+    add_settings_args(p, generate.GenerateSettings)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("evaluate", help="score a model against the copy-last-frame baseline; write the report")
+    p.add_argument("--dataset", required=True, help="dataset directory")
+    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("--generated", default=None, help="generated frames directory (for the long-rollout health check)")
+    p.add_argument("--output", default=None, help="directory for metrics.json, report.html, summary.md "
+                                                  "(default: the model directory)")
+    add_settings_args(p, evaluate.EvaluateSettings)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("fetch", help="download the video a cluster run published")
+    p.add_argument("--run-id", "--run_id", dest="run_id", required=True, help="the KFP run id")
+    p.add_argument("--output", default="gen.mp4", help="where to save it (default: %(default)s)")
+    p.add_argument("--output-root", "--output_root", dest="output_root", default="minio://mlpipeline/videogen",
+                   help="the run's output_root (default: %(default)s)")
+    p.add_argument("--report", action="store_true", help="also fetch report.html and summary.md beside the video")
+    _add_storage_flag(p)
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("compile", help="compile the pipeline to YAML")
+    p.add_argument("--output", default="pipeline/video_generation.yaml", help="YAML to write (default: %(default)s)")
+    p.add_argument("--train-node-selector", "--train_node_selector", dest="train_node_selector", default=None,
+                   help="KEY=VALUE node label for training (default: cloud.google.com/gke-accelerator="
+                        "nvidia-tesla-v100; empty: none)")
+    p.add_argument("--generate-node-selector", "--generate_node_selector", dest="generate_node_selector",
+                   default=None, help="KEY=VALUE node label for generation (default: cloud.google.com/"
+                                      "gke-accelerator=nvidia-tesla-k80; empty: none)")
+    p.add_argument("--image", default=None, help="CPU image (default: $VIDEOGEN_IMAGE or REGISTRY/videogen:TAG)")
+    p.add_argument("--gpu-image", "--gpu_image", dest="gpu_image", default=None, help="GPU image for training")
+    p.add_argument("--generate-image", "--generate_image", dest="generate_image", default=None,
+                   help="image for generation (default: the GPU image)")
+    p.add_argument("--s3-endpoint", "--s3_endpoint", dest="s3_endpoint", default=None,
+                   help="object-store endpoint the pods use (default: http://minio-service.kubeflow:9000)")
+    p.add_argument("--s3-secret", "--s3_secret", dest="s3_secret", default=None,
+                   help="Secret with keys accesskey/secretkey (default: mlpipeline-minio-artifact)")
+    p.set_defaults(func=cmd_compile)
+    return parser
+
+
+# --------------------------------------------------------------------------------------------------------- commands
+def _apply_storage_flag(args) -> None:
+    if getattr(args, "s3_endpoint", None):
+        # The stages (and kfp.local's task subprocesses) read the standard variable.
+        os.environ["AWS_ENDPOINT_URL"] = args.s3_endpoint
+
+
+def _run_arguments(args) -> dict:
+    arguments = {"video": args.video, "deterministic": args.deterministic}
+    arguments.update({name: getattr(args, name) for name in _RUN_PARAMS})
+    for name in ("output_root", "checkpoint_root"):
+        if getattr(args, name):
+            arguments[name] = getattr(args, name)
+    return arguments
+
+
+def _fetch_video_url(args) -> None:
+    if args.video_url:
+        from videogen import storage
+
+        log.info("downloading %s to %s", args.video_url, args.video)
+        storage.fetch(args.video_url, Path(args.video))
+
+
+def _preflight_local(video: str) -> None:
+    """Refuse a bad local input before any task starts, with the stage's own one-line message."""
+    from videogen import storage, video as video_io
+
+    if storage.is_remote(video):
+        return
+    video_io.probe_video(Path(video))
+
+
+def cmd_run(args) -> int:
+    if args.host:
+        return cmd_submit(args)
+    from videogen.local import run_local
+
+    _apply_storage_flag(args)
+    _fetch_video_url(args)
+    _preflight_local(args.video)
+    result = run_local(_run_arguments(args), Path(args.work_dir), args.output)
+    print(f"video: {result.output}")
+    if result.report:
+        print(f"report: {result.report}")
+    print(f"finished in {result.duration_s:.0f} s")
+    return 0
+
+
+def cmd_submit(args) -> int:
+    from pipeline.pipeline import compile_pipeline
+    from videogen import submit
+    from videogen.config import ClusterConfig
+
+    if not args.host:
+        raise InputError("submit needs --host: the Kubeflow Pipelines API URL (e.g. http://localhost:8080/pipeline)")
+    _apply_storage_flag(args)
+    if args.video_url:
+        raise InputError("--video-url with --host: upload the video to object storage and pass --video s3://... "
+                         "(pods cannot read your local files)")
+    package = Path(args.work_dir) / "video_generation.yaml"
+    compile_pipeline(package, ClusterConfig.from_env())
+    arguments = _run_arguments(args)
+    result = submit.submit(args.host, package, arguments, experiment_name=args.experiment, run_name=args.run_name,
+                           namespace=args.namespace, existing_token=args.token or os.environ.get("KFP_TOKEN"),
+                           cookies=args.cookies, ssl_ca_cert=args.ssl_ca_cert, wait=args.wait,
+                           timeout_s=args.timeout)
+    print(f"run id: {result.run_id}")
+    print(f"watch it: {result.url}")
+    if args.wait:
+        output_root = arguments.get("output_root") or _pipeline_defaults()["output_root"]
+        submit.fetch_result(result.run_id, Path(args.output), output_root)
+        print(f"video: {args.output}")
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    import tempfile
+
+    from videogen import dataset, storage
+
+    _apply_storage_flag(args)
+    settings = settings_from_args(dataset.PrepareSettings, args)
+    with tempfile.TemporaryDirectory() as tmp:
+        video = storage.fetch(args.video, Path(tmp) / "input-video") if storage.is_remote(args.video) else Path(
+            args.video)
+        info = dataset.prepare(video, Path(args.output), settings,
+                               export_ab=Path(args.export_ab) if args.export_ab else None)
+    print(f"dataset: {args.output} ({info['num_frames']} frames of {info['image_size']} px, "
+          f"start frame {info['start_frame']})")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from videogen import train
+
+    _apply_storage_flag(args)
+    info = train.train(Path(args.dataset), Path(args.output), settings_from_args(train.TrainSettings, args),
+                       checkpoint_dir=args.checkpoint_dir)
+    print(f"model: {args.output} ({info['steps']} steps)")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from videogen import generate
+
+    settings = settings_from_args(generate.GenerateSettings, args)
+    info = generate.generate_to_video(Path(args.model), Path(args.output), settings,
+                                      dataset_dir=Path(args.dataset) if args.dataset else None,
+                                      start_image=Path(args.start_image) if args.start_image else None,
+                                      frames_dir=Path(args.frames_dir) if args.frames_dir else None)
+    print(f"video: {', '.join(str(p) for p in info['videos'])} ({info['frames']} frames, "
+          f"{info['frames_per_s']:.1f} frames/s on {info['device']})")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from videogen import evaluate
+
+    output = Path(args.output) if args.output else Path(args.model)
+    scalars = evaluate.evaluate(Path(args.dataset), Path(args.model), output,
+                                settings_from_args(evaluate.EvaluateSettings, args),
+                                generated_dir=Path(args.generated) if args.generated else None)
+    for name in sorted(scalars):
+        print(f"{name}: {scalars[name]:.4g}")
+    print(f"report: {output / 'report.html'}")
+    return 0
+
+
+def cmd_fetch(args) -> int:
+    from videogen import submit
+
+    _apply_storage_flag(args)
+    path = submit.fetch_result(args.run_id, Path(args.output), args.output_root, report=args.report)
+    print(f"video: {path}")
+    return 0
+
+
+def cmd_compile(args) -> int:
+    from pipeline.pipeline import compile_pipeline
+    from videogen.config import ClusterConfig, parse_node_selector
+
+    overrides: dict = {"image": args.image, "gpu_image": args.gpu_image, "generate_image": args.generate_image,
+                       "s3_endpoint": args.s3_endpoint, "s3_secret": args.s3_secret}
+    for name in ("train_node_selector", "generate_node_selector"):
+        text = getattr(args, name)
+        if text is not None:
+            overrides[name] = parse_node_selector(text) if text.strip() else None
+    if args.gpu_image and not args.generate_image and not os.environ.get("VIDEOGEN_GENERATE_IMAGE"):
+        overrides["generate_image"] = args.gpu_image
+    config = ClusterConfig.from_env(**overrides)
+    if overrides.get("train_node_selector", 0) is None or overrides.get("generate_node_selector", 0) is None:
+        import dataclasses as dc
+
+        config = dc.replace(config, **{k: None for k in ("train_node_selector", "generate_node_selector")
+                                       if k in overrides and overrides[k] is None})
+    print(compile_pipeline(Path(args.output), config))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``videogen`` console script."""
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.DEBUG if "-v" in argv or "--verbose" in argv else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with exit_on_user_error():
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

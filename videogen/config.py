@@ -1,0 +1,86 @@
+"""Cluster settings that are fixed when the pipeline is compiled: images, GPU node pools, object store, secrets.
+
+Reads environment variables (set by the Makefile from ``REGISTRY``, ``TAG``, ``TRAIN_NODE_SELECTOR``, ...) and CLI
+flags; writes nothing. The pipeline file takes one :class:`ClusterConfig` and uses nothing else, so every cluster-specific
+literal lives here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+from videogen.errors import InputError
+
+DEFAULT_REGISTRY = "localhost:5000"
+DEFAULT_TAG = "0.1.0"
+GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
+
+
+def parse_node_selector(text: str) -> tuple[str, str]:
+    """Parse ``KEY=VALUE`` (e.g. ``cloud.google.com/gke-accelerator=nvidia-tesla-v100``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise InputError(f"node selector {text!r} is not KEY=VALUE: pass e.g. {GKE_ACCELERATOR_LABEL}=nvidia-tesla-v100")
+    return key.strip(), value.strip()
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Everything about the cluster that ends up in the compiled pipeline YAML (never a secret value)."""
+
+    image: str = f"{DEFAULT_REGISTRY}/videogen:{DEFAULT_TAG}"
+    """CPU image: prepare, encode, evaluate."""
+    gpu_image: str = f"{DEFAULT_REGISTRY}/videogen-gpu:{DEFAULT_TAG}"
+    """CUDA 12 TensorFlow image: train (V100 and newer)."""
+    generate_image: str = f"{DEFAULT_REGISTRY}/videogen-gpu:{DEFAULT_TAG}"
+    """Image of the generate step (see docs/cluster.md for the K80 choice)."""
+    train_node_selector: tuple[str, str] | None = (GKE_ACCELERATOR_LABEL, "nvidia-tesla-v100")
+    generate_node_selector: tuple[str, str] | None = (GKE_ACCELERATOR_LABEL, "nvidia-tesla-k80")
+    gpu_resource: str = "nvidia.com/gpu"
+    """Accelerator type: the open-source KFP backend uses it as the literal resource name."""
+    train_gpus: int = 1
+    generate_gpus: int = 1
+    gpu_toleration_key: str = "nvidia.com/gpu"
+    s3_endpoint: str = "http://minio-service.kubeflow:9000"
+    """Object-store endpoint for the stages that read or write object storage directly (empty: leave env alone)."""
+    s3_secret: str = "mlpipeline-minio-artifact"
+    s3_secret_access_key_field: str = "accesskey"
+    s3_secret_secret_key_field: str = "secretkey"
+    run_as_user: int = 1000
+    run_as_group: int = 1000
+    train_retries: int = 3
+    timeouts_s: dict = field(default_factory=lambda: {
+        "prepare": 2 * 3600, "train": 48 * 3600, "generate": 6 * 3600, "encode": 2 * 3600, "evaluate": 2 * 3600})
+    cpu_stage_resources: dict = field(default_factory=lambda: {
+        "cpu_request": "1", "cpu_limit": "4", "memory_request": "2Gi", "memory_limit": "8Gi"})
+    gpu_stage_resources: dict = field(default_factory=lambda: {
+        "cpu_request": "4", "cpu_limit": "8", "memory_request": "16Gi", "memory_limit": "32Gi"})
+    kubernetes: bool = True
+    """False for kfp.local runs: no Kubernetes settings, no secret env, no endpoint override."""
+
+    @classmethod
+    def from_env(cls, env: dict | None = None, **overrides) -> ClusterConfig:
+        """Defaults, then ``VIDEOGEN_*`` environment variables, then explicit ``overrides`` (None values ignored)."""
+        env = os.environ if env is None else env
+        values: dict = {}
+        registry = env.get("VIDEOGEN_REGISTRY") or DEFAULT_REGISTRY
+        tag = env.get("VIDEOGEN_TAG") or DEFAULT_TAG
+        values["image"] = env.get("VIDEOGEN_IMAGE") or f"{registry}/videogen:{tag}"
+        values["gpu_image"] = env.get("VIDEOGEN_GPU_IMAGE") or f"{registry}/videogen-gpu:{tag}"
+        values["generate_image"] = env.get("VIDEOGEN_GENERATE_IMAGE") or values["gpu_image"]
+        for name in ("train_node_selector", "generate_node_selector"):
+            text = env.get(f"VIDEOGEN_{name.upper()}")
+            if text is not None:
+                values[name] = parse_node_selector(text) if text.strip() else None
+        if "VIDEOGEN_S3_ENDPOINT" in env:
+            values["s3_endpoint"] = env["VIDEOGEN_S3_ENDPOINT"]
+        if env.get("VIDEOGEN_S3_SECRET"):
+            values["s3_secret"] = env["VIDEOGEN_S3_SECRET"]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def for_local(self) -> ClusterConfig:
+        """The same pipeline for kfp.local: no Kubernetes settings; the caller's environment supplies S3 settings."""
+        return dataclasses.replace(self, kubernetes=False, s3_endpoint="")

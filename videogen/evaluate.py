@@ -1,0 +1,651 @@
+"""Stage "evaluate": how good is a trained next-frame model, in numbers, against the copy-last-frame baseline.
+
+Reads a dataset dir (``frames.npy``, ``dataset.json``), a model dir (``generator.keras``, ``model.json``) and, when
+given, a generated dir (``frames.npy`` (T, V, S, S, 3), ``generation.json``). Writes into ``output_dir``:
+``metrics.json`` (the return value of :func:`evaluate`), ``report.html`` and ``summary.md`` (see ``videogen.report``).
+
+What is measured (all on uint8 frames, data range 255):
+- One-step quality on the validation pairs: PSNR/SSIM of the model's prediction of frame i+1 from frames
+  i-K+1..i against the real frame i+1, and the same for the copy-last-frame baseline (predict frame i+1 = frame i).
+  A model that does not beat copying has learned nothing about motion, and the verdict says so.
+- Rollout quality: from ``num_starts`` validation start frames the model is fed its own (uint8-rounded) predictions;
+  the k-th predicted frame is compared with the real frame start+k, for each k in ``rollout_steps``; the copy
+  baseline repeats the start frame. Only starts with start+k inside the data count for k.
+- Long-rollout health of the generated video against the training frames: per-frame mean, standard deviation,
+  mean absolute change between consecutive frames and saturated fraction, and the flags "collapsed", "frozen" and
+  "exploded" with the frame where each starts (see :func:`long_rollout_health` for the thresholds and why).
+
+Evaluation is deterministic: dropout off and BatchNorm in inference mode (``model(x, training=False)``), start frames
+drawn from ``settings.seed``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from videogen.errors import InputError
+
+log = logging.getLogger("videogen.evaluate")
+
+# PSNR of identical images is infinite; JSON and KFP metrics cannot hold that, so it is reported as this value.
+PSNR_CAP_DB = 100.0
+
+# SSIM as in Wang et al. 2004 (and skimage with gaussian_weights=True, tf.image.ssim): 11x11 Gaussian, sigma 1.5.
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+SSIM_K1 = 0.01
+SSIM_K2 = 0.03
+DATA_RANGE = 255.0
+
+# Health thresholds, all relative to statistics of the training frames (documented in long_rollout_health).
+COLLAPSE_STD_FACTOR = 0.25  # collapsed: frame std < 0.25 x the 5th percentile of training frame std
+FROZEN_CHANGE_FACTOR = 0.1  # frozen: consecutive change < 0.1 x the median training change ...
+MOVING_SOURCE_MIN_CHANGE = 0.5  # ... and only if the source moves (median change >= 0.5 levels of 255)
+SATURATED_LOW, SATURATED_HIGH = 2, 253  # a channel value <= 2 or >= 253 counts as saturated
+EXPLODED_MIN_FRACTION = 0.5  # exploded: saturated fraction > max(0.5, halfway from the training p99 to 1)
+SUSTAIN_FRAMES = 5  # a flag needs its condition on this many consecutive frames (one bad frame is not a trend)
+
+# The verdict: the model "beats copying" only if its one-step PSNR is higher by more than this.
+BEATS_COPY_MARGIN_DB = 0.25
+
+_TRAIN_STATS_MAX_FRAMES = 1000
+_CHUNK = 32
+
+
+def _parse_steps(value: Any) -> tuple[int, ...]:
+    if isinstance(value, str):
+        parts = [p for p in value.replace(" ", "").split(",") if p]
+    else:
+        parts = list(value)
+    try:
+        steps = tuple(sorted({int(p) for p in parts}))
+    except (TypeError, ValueError):
+        raise InputError(f"rollout_steps must be positive integers like 1,5,10,20, got {value!r}") from None
+    if not steps or steps[0] < 1:
+        raise InputError(f"rollout_steps must be positive integers like 1,5,10,20, got {value!r}")
+    return steps
+
+
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """Settings of the evaluate stage (field names are the CLI flags and component parameters)."""
+
+    rollout_steps: tuple[int, ...] = field(
+        default=(1, 5, 10, 20),
+        metadata={"help": "rollout lengths k to score (comma-separated, e.g. 1,5,10,20): the k-th fed-back "
+                          "prediction against the real frame start+k"})
+    num_starts: int = field(
+        default=8, metadata={"help": "validation start frames to roll out from (preferring starts from which the "
+                                     "longest k stays inside the data)"})
+    seed: int = field(default=0, metadata={"help": "seed for drawing the rollout start frames"})
+    max_pairs: int = field(
+        default=256, metadata={"help": "at most this many validation pairs (evenly spaced) for one-step metrics"})
+    batch_size: int = field(default=16, metadata={"help": "frames per generator call"})
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rollout_steps", _parse_steps(self.rollout_steps))
+        for name in ("num_starts", "max_pairs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
+            object.__setattr__(self, name, int(getattr(self, name)))
+        object.__setattr__(self, "seed", int(self.seed))
+
+
+# ----------------------------------------------------------------------------------------------------------- metrics
+def _check_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
+    return a, b
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two uint8 images (any equal shape, taken as one image): ``10 log10(255^2 / MSE)``.
+
+    Identical images have infinite PSNR; it is reported as :data:`PSNR_CAP_DB` (100 dB), and every value is capped
+    there so a mean stays finite.
+    """
+    a, b = _check_pair(a, b)
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    if mse == 0.0:
+        return PSNR_CAP_DB
+    return min(PSNR_CAP_DB, 10.0 * math.log10(DATA_RANGE**2 / mse))
+
+
+def psnr_per_image(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """PSNR (dB, capped at 100) of each image in two uint8 batches ``(N, H, W, C)``: shape ``(N,)``."""
+    a, b = _check_pair(a, b)
+    return np.array([psnr(x, y) for x, y in zip(a, b)], dtype=np.float64)
+
+
+def _gaussian_window() -> np.ndarray:
+    x = np.arange(SSIM_WINDOW, dtype=np.float64) - (SSIM_WINDOW - 1) / 2.0
+    w = np.exp(-(x**2) / (2.0 * SSIM_SIGMA**2))
+    return w / w.sum()
+
+
+def _filter_valid(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Separable 2-D 'valid' filtering of (N, H, W, C) over H and W."""
+    n = len(w)
+    h = x.shape[1] - n + 1
+    out = sum(w[k] * x[:, k:k + h] for k in range(n))
+    wd = x.shape[2] - n + 1
+    return sum(w[k] * out[:, :, k:k + wd] for k in range(n))
+
+
+def ssim_per_image(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """SSIM of each image in two uint8 batches ``(N, H, W, C)``: shape ``(N,)``.
+
+    Wang et al. 2004: 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, data range 255, no sample-covariance
+    correction, the SSIM map over the 'valid' window positions, averaged over positions and channels (what
+    ``tf.image.ssim(a, b, 255)`` and skimage with ``gaussian_weights=True`` compute). Images need H, W >= 11.
+    """
+    a, b = _check_pair(a, b)
+    if a.ndim != 4 or min(a.shape[1:3]) < SSIM_WINDOW:
+        raise ValueError(f"ssim needs (N, H, W, C) images at least {SSIM_WINDOW} px, got {a.shape}")
+    w = _gaussian_window()
+    c1 = (SSIM_K1 * DATA_RANGE) ** 2
+    c2 = (SSIM_K2 * DATA_RANGE) ** 2
+    scores = []
+    for i in range(0, len(a), _CHUNK):
+        x = a[i:i + _CHUNK].astype(np.float64)
+        y = b[i:i + _CHUNK].astype(np.float64)
+        mx, my = _filter_valid(x, w), _filter_valid(y, w)
+        sxx = _filter_valid(x * x, w) - mx * mx
+        syy = _filter_valid(y * y, w) - my * my
+        sxy = _filter_valid(x * y, w) - mx * my
+        ssim_map = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+        scores.append(ssim_map.mean(axis=(1, 2, 3)))
+    return np.concatenate(scores) if scores else np.zeros(0)
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM of two uint8 images ``(H, W, C)`` (or the mean over two batches ``(N, H, W, C)``); see ssim_per_image."""
+    a, b = _check_pair(a, b)
+    if a.ndim == 3:
+        a, b = a[None], b[None]
+    return float(np.mean(ssim_per_image(a, b)))
+
+
+# ----------------------------------------------------------------------------------------------------------- health
+def frame_statistics(frames: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-frame statistics of a uint8 sequence ``(T, H, W, C)``.
+
+    Returns:
+        ``mean`` and ``std`` of pixel values (T,), ``saturated`` fraction of channel values <= 2 or >= 253 (T,), and
+        ``change``: mean absolute difference between frame t and t+1 (T-1,), all in levels of 255.
+    """
+    t = len(frames)
+    mean, std, sat = np.zeros(t), np.zeros(t), np.zeros(t)
+    change = np.zeros(max(t - 1, 0))
+    previous = None
+    for i in range(0, t, _CHUNK):
+        chunk = np.asarray(frames[i:i + _CHUNK]).astype(np.float32)
+        flat = chunk.reshape(len(chunk), -1)
+        mean[i:i + len(chunk)] = flat.mean(axis=1)
+        std[i:i + len(chunk)] = flat.std(axis=1)
+        sat[i:i + len(chunk)] = ((flat <= SATURATED_LOW) | (flat >= SATURATED_HIGH)).mean(axis=1)
+        seq = chunk if previous is None else np.concatenate([previous, chunk])
+        diffs = np.abs(np.diff(seq, axis=0)).reshape(len(seq) - 1, -1).mean(axis=1)
+        start = i if previous is None else i - 1
+        change[start:start + len(diffs)] = diffs
+        previous = chunk[-1:]
+    return {"mean": mean, "std": std, "saturated": sat, "change": change}
+
+
+def training_reference(frames: np.ndarray, first_frame: int, end_frame: int) -> dict[str, float]:
+    """Statistics of the training frames ``frames[first_frame:end_frame]`` that the health thresholds are relative to.
+
+    At most 1000 evenly spaced frames (each with its successor, for the change) are read.
+    """
+    count = end_frame - first_frame
+    if count < 2:
+        raise InputError(f"the training block has {count} frames; health checks need at least 2")
+    if count - 1 <= _TRAIN_STATS_MAX_FRAMES:
+        idx = np.arange(first_frame, end_frame - 1)
+    else:
+        idx = np.unique(np.linspace(first_frame, end_frame - 2, _TRAIN_STATS_MAX_FRAMES).round().astype(int))
+    std, mean, sat, change = [], [], [], []
+    for i in range(0, len(idx), _CHUNK):
+        sel = idx[i:i + _CHUNK]
+        a = np.asarray(frames[sel]).astype(np.float32)
+        b = np.asarray(frames[sel + 1]).astype(np.float32)
+        flat = a.reshape(len(a), -1)
+        mean.append(flat.mean(axis=1))
+        std.append(flat.std(axis=1))
+        sat.append(((flat <= SATURATED_LOW) | (flat >= SATURATED_HIGH)).mean(axis=1))
+        change.append(np.abs(b - a).reshape(len(a), -1).mean(axis=1))
+    std_a, mean_a, sat_a, change_a = (np.concatenate(x) for x in (std, mean, sat, change))
+    return {
+        "frames_used": int(len(idx)),
+        "mean_median": float(np.median(mean_a)), "mean_p5": float(np.percentile(mean_a, 5)),
+        "mean_p95": float(np.percentile(mean_a, 95)),
+        "std_median": float(np.median(std_a)), "std_p5": float(np.percentile(std_a, 5)),
+        "change_median": float(np.median(change_a)),
+        "saturated_p99": float(np.percentile(sat_a, 99)),
+    }
+
+
+def _sustained_start(condition: np.ndarray, sustain: int) -> int | None:
+    """First index t where ``condition`` holds on t..t+sustain-1 (or on all of a sequence shorter than sustain)."""
+    n = len(condition)
+    if n == 0:
+        return None
+    need = min(sustain, n)
+    run = 0
+    for t, bad in enumerate(condition):
+        run = run + 1 if bad else 0
+        if run >= need:
+            return t - need + 1
+    return None
+
+
+def long_rollout_health(generated: np.ndarray, reference: dict[str, float],
+                        sustain: int = SUSTAIN_FRAMES) -> dict[str, Any]:
+    """Health flags of a generated video against the training frames' statistics.
+
+    Thresholds (levels of 255; all relative to the training frames, so a dark or static source does not trip them):
+    - collapsed (contrast gone): frame std < 0.25 x the 5th percentile of the training frames' std. A quarter of the
+      contrast of the least contrasty normal frames; on real clips at 64 px that is about 7 (bikes) to 15 (Big Buck
+      Bunny) levels, while a pix2pix rollout gone to flat mush sits near 0-5.
+    - frozen: mean absolute change between consecutive frames < 0.1 x the training frames' median change, checked only
+      when the source moves (median change >= 0.5 levels); the change of frame t is to frame t+1, so the flag's frame
+      is the last one that still differs. Real clips change by a median 1.2-3.7 levels per frame at 64 px.
+    - exploded (saturated): fraction of channel values <= 2 or >= 253 above max(0.5, p99 + (1 - p99) / 2), p99 being
+      the training frames' 99th percentile: most pixels pinned at 0/255, and well above what the footage itself has
+      (a letterboxed or overexposed source raises the bar).
+    Each flag needs its condition on ``sustain`` (5) consecutive frames: one dark or duplicated frame is not a trend.
+
+    Args:
+        generated: uint8 ``(T, V, S, S, 3)`` (time-major, V videos) or ``(T, S, S, 3)``.
+        reference: from :func:`training_reference`.
+        sustain: consecutive frames a condition must hold.
+
+    Returns:
+        ``thresholds``, per-frame ``series`` (mean over videos) and, per flag, ``{"flagged", "frame", "videos"}``
+        where ``frame`` is the earliest start over the videos (0 = first generated frame) or None.
+    """
+    gen = np.asarray(generated) if not isinstance(generated, np.memmap) else generated
+    if gen.ndim == 4:
+        gen = gen[:, None]
+    if gen.ndim != 5 or gen.shape[-1] != 3:
+        raise InputError(f"generated frames must be (T, V, S, S, 3), got shape {tuple(gen.shape)}")
+    moving = reference["change_median"] >= MOVING_SOURCE_MIN_CHANGE
+    thresholds = {
+        "collapsed_std_below": COLLAPSE_STD_FACTOR * reference["std_p5"],
+        "frozen_change_below": FROZEN_CHANGE_FACTOR * reference["change_median"] if moving else None,
+        "exploded_saturated_above": max(EXPLODED_MIN_FRACTION,
+                                        reference["saturated_p99"] + (1.0 - reference["saturated_p99"]) / 2.0),
+        "sustain_frames": sustain,
+    }
+    per_video = [frame_statistics(gen[:, v]) for v in range(gen.shape[1])]
+    flags: dict[str, dict[str, Any]] = {}
+    conditions = {
+        "collapsed": lambda s: s["std"] < thresholds["collapsed_std_below"],
+        "frozen": (lambda s: s["change"] < thresholds["frozen_change_below"]) if moving else None,
+        "exploded": lambda s: s["saturated"] > thresholds["exploded_saturated_above"],
+    }
+    for name, condition in conditions.items():
+        starts = []
+        if condition is not None:
+            starts = [_sustained_start(condition(s), sustain) for s in per_video]
+        hit = [(v, t) for v, t in enumerate(starts) if t is not None]
+        flags[name] = {
+            "flagged": bool(hit),
+            "frame": min(t for _, t in hit) if hit else None,
+            "videos": [{"video": v, "frame": int(t)} for v, t in hit],
+            "checked": condition is not None,
+        }
+    series = {key: np.mean([s[key] for s in per_video], axis=0).round(4).tolist()
+              for key in ("mean", "std", "saturated", "change")}
+    return {"frames": int(gen.shape[0]), "videos": int(gen.shape[1]), "reference": reference,
+            "thresholds": thresholds, "flags": flags, "series": series}
+
+
+# ------------------------------------------------------------------------------------------------------------ inputs
+def _read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise InputError(f"{path} not found: is {path.parent} a {what} directory?")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise InputError(f"{path} is not readable JSON ({err}); re-run the stage that wrote it") from None
+
+
+def _load_frames(path: Path, ndim: int, what: str) -> np.ndarray:
+    if not path.is_file():
+        raise InputError(f"{path} not found: is {path.parent} a {what} directory?")
+    try:
+        frames = np.load(path, mmap_mode="r")
+    except (OSError, ValueError) as err:
+        raise InputError(f"{path} is not a readable .npy array ({err}); re-run the stage that wrote it") from None
+    if frames.dtype != np.uint8 or frames.ndim != ndim or frames.shape[-1] != 3 or frames.shape[-2] != frames.shape[-3]:
+        want = "(N, S, S, 3)" if ndim == 4 else "(T, V, S, S, 3)"
+        raise InputError(f"{path} must be uint8 {want}, got {frames.dtype} {tuple(frames.shape)}")
+    return frames
+
+
+def _block(info: dict, key: str, num_frames: int) -> tuple[int, int]:
+    try:
+        first, end = (int(v) for v in info[key])
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"dataset.json needs '{key}': [first_pair, end_pair)") from None
+    if not 0 <= first < end <= num_frames - 1:
+        raise InputError(f"dataset.json '{key}' pairs [{first}, {end}) do not fit {num_frames} frames")
+    return first, end
+
+
+def _load_generator(model_dir: Path):
+    path = model_dir / "generator.keras"
+    if not path.is_file():
+        raise InputError(f"{path} not found: is {model_dir} a model directory written by the train stage?")
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as err:  # keras raises many types for a broken archive
+        raise InputError(f"{path} could not be loaded as a Keras model ({type(err).__name__}: {err})") from None
+
+
+# ------------------------------------------------------------------------------------------------------- prediction
+def _to_float(frames: np.ndarray) -> np.ndarray:
+    return np.asarray(frames, dtype=np.float32) / 127.5 - 1.0
+
+
+def _to_uint8(images) -> np.ndarray:
+    return np.clip(np.rint((np.asarray(images, dtype=np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def _stack_context(context: np.ndarray) -> np.ndarray:
+    """(B, K, S, S, 3) uint8 -> (B, S, S, 3K) float32, oldest frame first on channels."""
+    b, k, s, _, c = context.shape
+    return _to_float(np.transpose(context, (0, 2, 3, 1, 4)).reshape(b, s, s, k * c))
+
+
+def _predict(model, context: np.ndarray, batch_size: int) -> np.ndarray:
+    """Next frame (B, S, S, 3) uint8 for each context (B, K, S, S, 3) uint8, deterministic (training=False)."""
+    out = []
+    for i in range(0, len(context), batch_size):
+        out.append(_to_uint8(model(_stack_context(context[i:i + batch_size]), training=False)))
+    return np.concatenate(out)
+
+
+def rollout_frames(model, context: np.ndarray, steps: int, batch_size: int = 16) -> np.ndarray:
+    """Feed the model its own uint8-rounded predictions: ``steps`` new frames (steps, B, S, S, 3) from contexts
+    ``(B, K, S, S, 3)`` (oldest first), as a generated video would be stored."""
+    window = np.array(context, dtype=np.uint8)
+    frames = []
+    for _ in range(steps):
+        nxt = _predict(model, window, batch_size)
+        frames.append(nxt)
+        window = np.concatenate([window[:, 1:], nxt[:, None]], axis=1)
+    return np.stack(frames) if frames else np.zeros((0,) + window.shape[:1] + window.shape[2:], np.uint8)
+
+
+def _contexts(frames: np.ndarray, last_indices: np.ndarray, k: int) -> np.ndarray:
+    return np.stack([np.asarray(frames[i - k + 1:i + 1]) for i in last_indices])
+
+
+def _summary(values: np.ndarray) -> float:
+    return round(float(np.mean(values)), 4)
+
+
+def _one_step(model, frames, pairs: np.ndarray, k: int, batch_size: int) -> tuple[dict, np.ndarray]:
+    psnr_model, psnr_copy, ssim_model, ssim_copy = [], [], [], []
+    strip_predictions = {}
+    strip_at = set(pairs[np.unique(np.linspace(0, len(pairs) - 1, min(4, len(pairs))).round().astype(int))].tolist())
+    for i in range(0, len(pairs), batch_size):
+        sel = pairs[i:i + batch_size]
+        pred = _predict(model, _contexts(frames, sel, k), batch_size)
+        real = np.asarray(frames[sel + 1])
+        last = np.asarray(frames[sel])
+        psnr_model.append(psnr_per_image(pred, real))
+        psnr_copy.append(psnr_per_image(last, real))
+        ssim_model.append(ssim_per_image(pred, real))
+        ssim_copy.append(ssim_per_image(last, real))
+        for j, p in enumerate(sel.tolist()):
+            if p in strip_at:
+                strip_predictions[p] = pred[j]
+    result = {
+        "pairs": int(len(pairs)), "first_pair": int(pairs[0]), "last_pair": int(pairs[-1]),
+        "psnr_model": _summary(np.concatenate(psnr_model)), "psnr_copy": _summary(np.concatenate(psnr_copy)),
+        "ssim_model": _summary(np.concatenate(ssim_model)), "ssim_copy": _summary(np.concatenate(ssim_copy)),
+    }
+    result["psnr_gain"] = round(result["psnr_model"] - result["psnr_copy"], 4)
+    return result, strip_predictions
+
+
+def _choose_starts(candidates: np.ndarray, num_frames: int, longest: int, count: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Prefer starts from which the longest rollout stays inside the data; fill up with the others."""
+    full = candidates[candidates + longest <= num_frames - 1]
+    rest = candidates[candidates + longest > num_frames - 1]
+    chosen = rng.choice(full, size=min(count, len(full)), replace=False) if len(full) else np.zeros(0, int)
+    if len(chosen) < count and len(rest):
+        extra = rng.choice(rest, size=min(count - len(chosen), len(rest)), replace=False)
+        chosen = np.concatenate([chosen, extra])
+    return np.sort(chosen.astype(int))
+
+
+def _rollout_quality(model, frames, starts: np.ndarray, k_context: int, steps: tuple[int, ...],
+                     batch_size: int) -> tuple[list[dict], np.ndarray]:
+    num_frames = len(frames)
+    longest = max(steps)
+    rolled = rollout_frames(model, _contexts(frames, starts, k_context), longest, batch_size)  # (L, B, S, S, 3)
+    rows = []
+    for k in steps:
+        ok = np.flatnonzero(starts + k <= num_frames - 1)
+        row: dict[str, Any] = {"k": int(k), "starts": int(len(ok))}
+        if len(ok):
+            real = np.asarray(frames[starts[ok] + k])
+            copy = np.asarray(frames[starts[ok]])
+            pred = rolled[k - 1, ok]
+            row.update(psnr_model=_summary(psnr_per_image(pred, real)), psnr_copy=_summary(psnr_per_image(copy, real)),
+                       ssim_model=_summary(ssim_per_image(pred, real)), ssim_copy=_summary(ssim_per_image(copy, real)))
+        else:
+            row.update(psnr_model=None, psnr_copy=None, ssim_model=None, ssim_copy=None)
+        rows.append(row)
+    return rows, rolled
+
+
+def verdict(one_step: dict, rollout: list[dict], health: dict | None) -> str:
+    """One plain sentence (or two) on whether the model beats copying the last frame, and any health flag."""
+    gain = one_step["psnr_gain"]
+    if gain > BEATS_COPY_MARGIN_DB:
+        text = (f"The model beats copying the last frame by {gain:.2f} dB one-step "
+                f"({one_step['psnr_model']:.2f} vs {one_step['psnr_copy']:.2f} dB PSNR)")
+        longest = [r for r in rollout if r["psnr_model"] is not None]
+        if longest:
+            r = longest[-1]
+            diff = r["psnr_model"] - r["psnr_copy"]
+            text += (f"; after {r['k']} steps it is {abs(diff):.2f} dB {'better' if diff >= 0 else 'worse'} "
+                     f"than copying")
+        text += "."
+    else:
+        text = (f"The model does not beat copying the last frame ({one_step['psnr_model']:.2f} vs "
+                f"{one_step['psnr_copy']:.2f} dB one-step PSNR): it has learned nothing about motion.")
+    if health is not None:
+        bad = [f"{name} from frame {f['frame']}" for name, f in health["flags"].items() if f["flagged"]]
+        text += (" The generated video is " + ", ".join(bad) + "." if bad
+                 else " The generated video stays healthy (not collapsed, frozen or exploded).")
+    return text
+
+
+def scalar_metrics(metrics: dict) -> dict[str, float]:
+    """The flat ``{name: float}`` view of metrics.json for KFP ``Metrics.log_metric`` (also metrics["scalars"])."""
+    out: dict[str, float] = {}
+    one = metrics["one_step"]
+    for key in ("psnr_model", "psnr_copy", "ssim_model", "ssim_copy", "psnr_gain"):
+        out[f"one_step_{key}"] = float(one[key])
+    for row in metrics["rollout"]:
+        for key in ("psnr_model", "psnr_copy", "ssim_model", "ssim_copy"):
+            if row[key] is not None:
+                out[f"rollout{row['k']}_{key}"] = float(row[key])
+    health = metrics.get("health")
+    if health is not None:
+        for name, flag in health["flags"].items():
+            out[f"health_{name}"] = float(flag["flagged"])
+            out[f"health_{name}_frame"] = float(flag["frame"]) if flag["frame"] is not None else -1.0
+    for key, value in metrics.get("final_losses", {}).items():
+        out[f"final_{key}"] = float(value)
+    model = metrics.get("model", {})
+    if isinstance(model.get("train_images_per_s"), (int, float)):
+        out["train_images_per_s"] = float(model["train_images_per_s"])
+    generation = metrics.get("generation") or {}
+    if isinstance(generation.get("frames_per_s"), (int, float)):
+        out["generation_frames_per_s"] = float(generation["frames_per_s"])
+    return out
+
+
+def history_records(history: Any) -> list[dict]:
+    """Loss history as a list of ``{step, name: value, ...}`` records, from either a list of records or a dict of
+    equal-length lists (``{"step": [...], "gen_l1": [...]}``); anything else gives an empty list."""
+    if isinstance(history, dict):
+        if isinstance(history.get("records"), list):
+            return history_records(history["records"])
+        lists = {k: v for k, v in history.items() if isinstance(v, list)}
+        if not lists:
+            return []
+        n = min(len(v) for v in lists.values())
+        return [{k: v[i] for k, v in lists.items()} for i in range(n)]
+    if isinstance(history, list):
+        return [r for r in history if isinstance(r, dict)]
+    return []
+
+
+def _final_losses(records: list[dict]) -> dict[str, float]:
+    final = {}
+    for key in ("gen_gan", "gen_l1", "disc"):
+        values = [r[key] for r in records if isinstance(r.get(key), (int, float)) and math.isfinite(r[key])]
+        if values:
+            final[key] = round(float(np.mean(values[-5:])), 6)  # mean of the last 5 records: less noisy
+    return final
+
+
+# ------------------------------------------------------------------------------------------------------------- stage
+def evaluate(dataset_dir: Path, model_dir: Path, output_dir: Path, settings: EvaluateSettings | None = None,
+             generated_dir: Path | None = None) -> dict:
+    """Score a next-frame model against the copy-last-frame baseline and write metrics.json, report.html, summary.md.
+
+    Args:
+        dataset_dir: the prepare stage's output (``frames.npy``, ``dataset.json``); its val block is scored.
+        model_dir: the train stage's output (``generator.keras``, ``model.json``).
+        output_dir: where ``metrics.json``, ``report.html`` and ``summary.md`` go (created).
+        settings: evaluation settings (defaults if None).
+        generated_dir: optional generate stage output; its video gets the long-rollout health checks and is
+            previewed in the report.
+
+    Returns:
+        The content of ``metrics.json``; ``result["scalars"]`` is the flat dict of floats for KFP
+        ``Metrics.log_metric`` (names like ``one_step_psnr_model``, ``rollout10_psnr_copy``).
+
+    Raises:
+        InputError: a directory is missing its files, they are malformed, or image sizes do not match.
+    """
+    from videogen import report
+
+    settings = settings or EvaluateSettings()
+    started = time.monotonic()
+    dataset_dir, model_dir, output_dir = Path(dataset_dir), Path(model_dir), Path(output_dir)
+
+    dataset_info = _read_json(dataset_dir / "dataset.json", "dataset")
+    frames = _load_frames(dataset_dir / "frames.npy", 4, "dataset")
+    num_frames, size = int(frames.shape[0]), int(frames.shape[1])
+    if int(dataset_info.get("image_size", size)) != size:
+        raise InputError(f"dataset.json says image_size {dataset_info.get('image_size')} but frames.npy holds "
+                         f"{size} px frames; re-run prepare")
+    train_block = _block(dataset_info, "train", num_frames)
+    val_block = _block(dataset_info, "val", num_frames)
+
+    model_info = _read_json(model_dir / "model.json", "model")
+    model = _load_generator(model_dir)
+    in_shape = tuple(model.inputs[0].shape)
+    if len(in_shape) != 4 or in_shape[3] is None or in_shape[3] % 3:
+        raise InputError(f"generator.keras takes {in_shape}; expected (B, S, S, 3K)")
+    k_context = int(model_info.get("context_frames", in_shape[3] // 3))
+    if 3 * k_context != in_shape[3]:
+        raise InputError(f"model.json says context_frames {k_context} but the generator takes {in_shape[3]} channels")
+    model_size = int(model_info.get("image_size", in_shape[1]))
+    if model_size != size or in_shape[1] != size:
+        raise InputError(f"the model works on {model_size} px frames but the dataset has {size} px frames; evaluate "
+                         f"on a dataset prepared with --image-size {model_size}")
+
+    import keras
+
+    keras.utils.set_random_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+
+    # One step: val pairs whose K-frame context lies inside the data.
+    pairs = np.arange(max(val_block[0], k_context - 1), val_block[1])
+    if len(pairs) == 0:
+        raise InputError(f"the val block {list(val_block)} has no pair with {k_context} context frames before it")
+    if len(pairs) > settings.max_pairs:
+        pairs = pairs[np.unique(np.linspace(0, len(pairs) - 1, settings.max_pairs).round().astype(int))]
+    log.info("one-step: %d val pairs, context %d, image %d px", len(pairs), k_context, size)
+    one_step, strip_predictions = _one_step(model, frames, pairs, k_context, settings.batch_size)
+
+    # Rollouts: start frames are the last context frame, inside the val block (frames val[0]..val[1]).
+    candidates = np.arange(max(val_block[0], k_context - 1), val_block[1])
+    starts = _choose_starts(candidates, num_frames, max(settings.rollout_steps), settings.num_starts, rng)
+    log.info("rollouts: %d starts %s, k = %s", len(starts), starts.tolist(), list(settings.rollout_steps))
+    rollout, rolled = _rollout_quality(model, frames, starts, k_context, settings.rollout_steps, settings.batch_size)
+
+    generation_info = None
+    health = None
+    preview = rolled[:, 0]
+    preview_label = f"{len(preview)}-frame evaluation rollout from validation frame {int(starts[0])}"
+    if generated_dir is not None:
+        generated_dir = Path(generated_dir)
+        generation_info = _read_json(generated_dir / "generation.json", "generated")
+        generated = _load_frames(generated_dir / "frames.npy", 5, "generated")
+        if generated.shape[2] != size:
+            raise InputError(f"the generated video has {generated.shape[2]} px frames but the dataset has {size} px")
+        if generated.shape[0] == 0 or generated.shape[1] == 0:
+            raise InputError(f"{generated_dir / 'frames.npy'} holds no frames")
+        reference = training_reference(frames, train_block[0], train_block[1] + 1)
+        health = long_rollout_health(generated, reference)
+        preview = generated[:, 0]
+        preview_label = f"generated video 0 ({generated.shape[0]} frames)"
+
+    records = history_records(model_info.get("history"))
+    metrics: dict[str, Any] = {
+        "settings": dataclasses.asdict(settings),
+        "psnr_cap_db": PSNR_CAP_DB,
+        "deterministic": True,
+        "dataset": {"dir": str(dataset_dir), "image_size": size, "num_frames": num_frames,
+                    "fps": dataset_info.get("fps"), "train": list(train_block), "val": list(val_block),
+                    "source": dataset_info.get("source")},
+        "model": {"dir": str(model_dir), "context_frames": k_context, "steps": model_info.get("steps"),
+                  "residual": model_info.get("residual"), "train_images_per_s": model_info.get("train_images_per_s")},
+        "generation": None if generation_info is None else {
+            "dir": str(generated_dir), "frames": generation_info.get("frames"),
+            "num_videos": generation_info.get("num_videos"), "frames_per_s": generation_info.get("frames_per_s"),
+            "device": generation_info.get("device")},
+        "one_step": one_step,
+        "rollout_starts": starts.tolist(),
+        "rollout": rollout,
+        "health": health,
+        "final_losses": _final_losses(records),
+    }
+    metrics["verdict"] = verdict(one_step, rollout, health)
+    metrics["eval_seconds"] = round(time.monotonic() - started, 3)
+    metrics["scalars"] = scalar_metrics(metrics)
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    strip = [report.StripRow(frame_index=int(p), input=np.asarray(frames[p]), predicted=pred,
+                             real=np.asarray(frames[p + 1])) for p, pred in sorted(strip_predictions.items())]
+    report.write_report(output_dir, metrics, dataset_info, model_info, generation_info, strip, records, preview,
+                        preview_label=preview_label, preview_fps=float(dataset_info.get("fps") or 25.0))
+    log.info("%s (%.1f s)", metrics["verdict"], metrics["eval_seconds"])
+    return metrics

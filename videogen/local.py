@@ -1,0 +1,125 @@
+"""Run the pipeline on this machine through kfp.local (no cluster, no Docker).
+
+Reads the video (local path, s3://, minio:// or http(s)://); writes, under ``work_dir``: ``kfp/`` (kfp.local's pipeline
+root: every task's artifacts), ``checkpoints/<run id>/`` (training checkpoints, outside the task outputs, as on a
+cluster) and ``published/<run id>/`` (gen.mp4 and the report), then copies the video to ``output`` and the report
+beside it. A lock file keeps two runs from sharing one work dir.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from videogen.errors import VideogenError, WorkDirBusyError
+
+log = logging.getLogger("videogen.run")
+
+_USER_ERROR = re.compile(r"videogen: error: (.*)")
+
+
+@dataclass(frozen=True)
+class LocalRunResult:
+    output: str
+    report: str | None
+    published_dir: Path
+    duration_s: float
+
+
+@contextlib.contextmanager
+def work_dir_lock(work_dir: Path):
+    """Hold an exclusive lock on ``work_dir`` for the whole run; a second run on the same dir is refused at once."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(work_dir / ".videogen.lock", "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WorkDirBusyError(
+                f"work dir {work_dir} is in use by another videogen run: wait for it or pass another --work-dir"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+class _ErrorLineTee:
+    """Passes kfp.local's streamed task logs through and remembers the last ``videogen: error:`` line."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.last_error: str | None = None
+
+    def write(self, text: str) -> int:
+        for match in _USER_ERROR.finditer(text):
+            self.last_error = match.group(1).strip()
+        return self.stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def run_local(arguments: dict, work_dir: Path, output: str) -> LocalRunResult:
+    """Run the compiled pipeline function with ``arguments`` through kfp.local and deliver the video to ``output``.
+
+    Args:
+        arguments: pipeline parameters (``video`` required); ``output_root``/``checkpoint_root`` default to the work dir.
+        work_dir: where everything of this run lives (locked for the run).
+        output: local path or s3:// / minio:// URI for the final mp4; the report goes beside a local output.
+
+    Raises:
+        VideogenError: a task failed because of the input (its one-line message), or the work dir is busy.
+    """
+    from kfp import local
+
+    from pipeline.pipeline import build_pipeline
+    from videogen import storage
+    from videogen.config import ClusterConfig
+
+    work_dir = Path(work_dir).resolve()
+    started = time.monotonic()
+    with work_dir_lock(work_dir):
+        arguments = dict(arguments)
+        arguments.setdefault("output_root", str(work_dir / "published"))
+        arguments.setdefault("checkpoint_root", str(work_dir / "checkpoints"))
+        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(work_dir / "kfp"),
+                   workspace_root=str(work_dir / "workspace"))
+        pipeline_func = build_pipeline(ClusterConfig().for_local())
+        tee = _ErrorLineTee(sys.stdout)
+        try:
+            with contextlib.redirect_stdout(tee):
+                task = pipeline_func(**arguments)
+        except RuntimeError as error:
+            if tee.last_error:
+                raise VideogenError(tee.last_error) from None
+            raise VideogenError(f"the local pipeline run failed ({_plain(error)}): the task's log above says why")
+        published = str(task.output)
+        published_dir = Path(published).parent
+        storage.put(Path(published), output)
+        report = None
+        if not storage.is_remote(output):
+            out_dir = Path(output).resolve().parent
+            for name in ("report.html", "summary.md", "metrics.json"):
+                if (published_dir / name).exists():
+                    storage.put(published_dir / name, str(out_dir / name))
+            report = str(out_dir / "report.html") if (out_dir / "report.html").exists() else None
+        else:
+            report = str(published_dir / "report.html") if (published_dir / "report.html").exists() else None
+    return LocalRunResult(output=output, report=report, published_dir=published_dir,
+                          duration_s=time.monotonic() - started)
+
+
+def _plain(error: Exception) -> str:
+    """kfp.local colours its messages; strip the escape codes for a one-line error."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", str(error))

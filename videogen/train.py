@@ -1,0 +1,659 @@
+"""Stage "train": fit pix2pix (U-Net generator + PatchGAN discriminator) to predict the next frame of a video.
+
+Reads a dataset dir made by the prepare stage (``frames.npy`` uint8 ``(N, S, S, 3)``, memory-mapped, and
+``dataset.json``). Writes a model dir: ``generator.keras`` (input ``(B, S, S, 3K)`` float32 in [-1, 1], output
+``(B, S, S, 3)``), ``model.json`` (sizes, steps, settings, loss history, measured images/s), TensorBoard event files
+under ``logs/`` and, unless another checkpoint dir is given, ``checkpoints/``.
+
+Training runs in phases defined by step ranges, so ``max_steps`` is the total of all of them and a resumed run knows
+where it is from the step counter alone:
+
+1. ``[0, main_end)``: real pairs (frames i-K+1..i -> frame i+1) with the paper's random jitter.
+2. ``refine_rounds`` rounds that share ``refine_fraction`` of the budget: at the start of each round the current
+   generator (dropout off) is rolled out ``rollout_length`` steps from random training frames, and training goes on
+   with (predicted frames -> real next frame) pairs mixed with real pairs (issue 5; the anti-divergence idea of
+   Magenta's next_frame_prediction_pix2pix, but the rollouts are fed back from the model itself, several steps deep,
+   and refreshed each round).
+
+Checkpoints (step, both models, both optimizers) are saved every ``checkpoint_every`` steps and at the end; a new run
+with the same dirs restores the latest and continues to the same total (issue 6). Importing this module does not
+import TensorFlow: the CLI reads ``TrainSettings`` from it cheaply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from videogen.errors import InputError
+
+logger = logging.getLogger("videogen.train")
+
+_JITTER_SCALE = 1.12  # the paper's 256 -> 286 resize before the random 256 crop
+_HISTORY_FILE = "history.json"  # loss history kept beside the checkpoints so that a resumed run keeps its curves
+_WARMUP_STEPS = 2  # steps per phase left out of the images/s figure (tracing, first data fetch)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Settings of the train stage. Field names are the CLI flags and the component parameters."""
+
+    max_epoch: int = field(default=20, metadata={
+        "help": "passes over the training pairs (used only when --max-steps is 0)"})
+    max_steps: int = field(default=0, metadata={
+        "help": "total training steps, refinement included; 0 = derive from --max-epoch. If both are set, "
+                "--max-steps wins"})
+    batch_size: int = field(default=16, metadata={
+        "help": "images per step (the seed's 16); clamped with a warning to the number of training pairs"})
+    l1_weight: float = field(default=100.0, metadata={
+        "help": "weight of the L1 term in the generator loss (the paper's 100; the seed used 1)"})
+    gan_weight: float = field(default=1.0, metadata={"help": "weight of the GAN term in the generator loss"})
+    ngf: int = field(default=64, metadata={"help": "generator filters in the first layer"})
+    ndf: int = field(default=64, metadata={"help": "discriminator filters in the first layer"})
+    learning_rate: float = field(default=2e-4, metadata={"help": "Adam learning rate (both networks)"})
+    beta1: float = field(default=0.5, metadata={"help": "Adam beta_1 (both networks)"})
+    checkpoint_every: int = field(default=500, metadata={
+        "help": "save a checkpoint every N steps (and at the end); a restart loses at most this many steps"})
+    log_every: int = field(default=50, metadata={
+        "help": "log a progress line, TensorBoard scalars and a loss-history point every N steps"})
+    seed: int = field(default=0, metadata={"help": "seed for weights, shuffling, jitter and rollout starts"})
+    context_frames: int = field(default=1, metadata={
+        "help": "K: how many past frames the generator sees, stacked on channels (1 = the seed's behaviour)"})
+    residual: bool = field(default=True, metadata={
+        "help": "predict the change from the last frame (an untrained model copies the last frame); "
+                "false = the paper's plain tanh output"})
+    refine_rounds: int = field(default=1, metadata={
+        "help": "anti-divergence rounds after the main phase: roll the model out and train on its own predictions "
+                "(0 = off; the default 1 is provisional until measured on real clips)"})
+    refine_fraction: float = field(default=0.2, metadata={
+        "help": "share of the total steps spent in the refine rounds, split evenly between them"})
+    rollout_length: int = field(default=3, metadata={
+        "help": "predicted steps per rollout when building refinement pairs"})
+    rollout_starts: int = field(default=64, metadata={
+        "help": "random training frames rolled out per refine round"})
+    refine_mix: float = field(default=0.5, metadata={
+        "help": "share of each refinement batch drawn from rollout pairs (the rest are real pairs)"})
+    input_noise: float = field(default=0.0, metadata={
+        "help": "std of Gaussian noise added to the generator's input frames (in [-1, 1] units; 0 = off)"})
+    jit_compile: str = field(default="auto", metadata={
+        "help": "XLA-compile the train step: auto (on for GPU, off for CPU, where it measured slower), true, false"})
+
+    @property
+    def refine_steps_fraction(self) -> float:
+        return self.refine_fraction if self.refine_rounds > 0 else 0.0
+
+
+def validate_settings(settings: TrainSettings) -> None:
+    """Raise InputError (one line) for a settings value that cannot work."""
+    s = settings
+    checks = [
+        (s.batch_size >= 1, f"batch_size must be >= 1, got {s.batch_size}"),
+        (s.max_steps >= 0, f"max_steps must be >= 0, got {s.max_steps}"),
+        (s.max_epoch >= 0, f"max_epoch must be >= 0, got {s.max_epoch}"),
+        (s.max_steps > 0 or s.max_epoch > 0, "set max_steps or max_epoch to a positive number"),
+        (s.ngf >= 1 and s.ndf >= 1, f"ngf and ndf must be >= 1, got {s.ngf} and {s.ndf}"),
+        (s.learning_rate > 0, f"learning_rate must be > 0, got {s.learning_rate}"),
+        (0 <= s.beta1 < 1, f"beta1 must be in [0, 1), got {s.beta1}"),
+        (s.l1_weight >= 0 and s.gan_weight >= 0, "l1_weight and gan_weight must be >= 0"),
+        (s.l1_weight > 0 or s.gan_weight > 0, "l1_weight and gan_weight cannot both be 0"),
+        (s.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {s.checkpoint_every}"),
+        (s.log_every >= 1, f"log_every must be >= 1, got {s.log_every}"),
+        (s.context_frames >= 1, f"context_frames must be >= 1, got {s.context_frames}"),
+        (s.refine_rounds >= 0, f"refine_rounds must be >= 0, got {s.refine_rounds}"),
+        (0 <= s.refine_fraction < 1, f"refine_fraction must be in [0, 1), got {s.refine_fraction}"),
+        (s.rollout_length >= 1, f"rollout_length must be >= 1, got {s.rollout_length}"),
+        (s.rollout_starts >= 1, f"rollout_starts must be >= 1, got {s.rollout_starts}"),
+        (0 <= s.refine_mix <= 1, f"refine_mix must be in [0, 1], got {s.refine_mix}"),
+        (s.input_noise >= 0, f"input_noise must be >= 0, got {s.input_noise}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise InputError(f"invalid train setting: {message}")
+    _resolve_jit(s.jit_compile, gpu=False)  # validates the spelling
+
+
+def _resolve_jit(value: Any, gpu: bool) -> bool:
+    text = str(value).strip().lower()
+    if text == "auto":
+        # Measured on the 2-core CPU (128 px, ngf 64, batch 1): XLA made the train step slower, see _make_train_step.
+        return gpu
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise InputError(f"invalid train setting: jit_compile must be auto, true or false, got {value!r}")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Dataset
+# ----------------------------------------------------------------------------------------------------------------------
+
+def _read_dataset(dataset_dir: Path) -> tuple[np.ndarray, dict]:
+    """Memory-map ``frames.npy`` and read ``dataset.json``, checking them against each other (contract in design.md)."""
+    from videogen.model import SUPPORTED_IMAGE_SIZES
+
+    dataset_dir = Path(dataset_dir)
+    if not dataset_dir.is_dir():
+        raise InputError(f"dataset dir {dataset_dir} does not exist: run `videogen prepare` first")
+    frames_path, info_path = dataset_dir / "frames.npy", dataset_dir / "dataset.json"
+    for path in (frames_path, info_path):
+        if not path.is_file():
+            raise InputError(f"{path} is missing: {dataset_dir} is not a dataset dir made by `videogen prepare`")
+    try:
+        info = json.loads(info_path.read_text())
+        frames = np.load(frames_path, mmap_mode="r")
+    except (ValueError, OSError) as error:
+        raise InputError(f"cannot read dataset in {dataset_dir}: {error}") from error
+    if not isinstance(info, dict):
+        raise InputError(f"{info_path} is not a JSON object")
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3 or frames.shape[1] != frames.shape[2]:
+        raise InputError(f"{frames_path} must hold uint8 frames (N, S, S, 3), got {frames.dtype} {frames.shape}")
+    size = frames.shape[1]
+    if info.get("image_size") != size:
+        raise InputError(f"image size mismatch in {dataset_dir}: dataset.json says {info.get('image_size')}, "
+                         f"frames.npy holds {size} px frames")
+    if size not in SUPPORTED_IMAGE_SIZES:
+        raise InputError(f"image size {size} is not supported: use one of {SUPPORTED_IMAGE_SIZES}")
+    try:
+        first, end = (int(v) for v in info["train"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise InputError(f"{info_path} has no valid train range [first_pair, end_pair)") from error
+    if not 0 <= first < end <= len(frames) - 1:
+        raise InputError(f"train pairs [{first}, {end}) do not fit {len(frames)} frames in {dataset_dir}")
+    if not float(info.get("fps") or 0) > 0:
+        raise InputError(f"{info_path} has no valid fps")
+    return frames, info
+
+
+def _context_indices(pair: int, first_pair: int, context_frames: int) -> list[int]:
+    """Frame indices of the generator input for pair ``pair``, oldest first, clamped at the start of the block."""
+    return [max(first_pair, pair - context_frames + 1 + k) for k in range(context_frames)]
+
+
+def _stack_frames(frames: np.ndarray) -> np.ndarray:
+    """(K, S, S, 3) -> (S, S, 3K), oldest first on channels (model.py's convention)."""
+    k, s, _, c = frames.shape
+    return np.ascontiguousarray(np.transpose(frames, (1, 2, 0, 3)).reshape(s, s, k * c))
+
+
+def jitter(inputs, target, image_size: int, seed):
+    """The paper's random jitter, drawn once and applied identically to the input frames and the target.
+
+    Input and target are stacked on channels before the resize (to ``round(1.12 * S)``), the random ``S`` crop and the
+    random mirror, so frame t and frame t+1 always move together; a mismatch would teach the generator a spurious shift.
+
+    Args:
+        inputs: uint8 ``(S, S, 3K)``, the context frames.
+        target: uint8 ``(S, S, 3)``, the next frame.
+        image_size: S.
+        seed: int tensor of shape ``[2]`` for the stateless random ops (same seed, same crop and flip).
+
+    Returns:
+        ``(inputs, target)``, uint8, same shapes.
+    """
+    import tensorflow as tf
+
+    channels = inputs.shape[-1]
+    stacked = tf.concat([inputs, target], axis=-1)
+    big = int(round(_JITTER_SCALE * image_size))
+    stacked = tf.image.resize(stacked, [big, big], method="bilinear")
+    stacked = tf.cast(tf.clip_by_value(tf.round(stacked), 0.0, 255.0), tf.uint8)  # uint8 until the model needs float
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=2)
+    stacked = tf.image.stateless_random_crop(stacked, [image_size, image_size, channels + 3], seed=seeds[0])
+    stacked = tf.image.stateless_random_flip_left_right(stacked, seed=seeds[1])
+    return stacked[..., :channels], stacked[..., channels:]
+
+
+def _real_examples(frames: np.ndarray, first_pair: int, end_pair: int, context_frames: int, seed: int):
+    """Endless shuffled tf.data stream of unjittered (inputs (S,S,3K) uint8, target (S,S,3) uint8) training pairs."""
+    import tensorflow as tf
+
+    size = frames.shape[1]
+
+    def gather(pair):
+        pair = int(pair)
+        indices = _context_indices(pair, first_pair, context_frames) + [pair + 1]
+        block = frames[indices]  # one read from the memory map
+        return _stack_frames(block[:-1]), np.ascontiguousarray(block[-1])
+
+    def load(pair):
+        inputs, target = tf.numpy_function(gather, [pair], [tf.uint8, tf.uint8], stateful=False)
+        inputs.set_shape([size, size, 3 * context_frames])
+        target.set_shape([size, size, 3])
+        return inputs, target
+
+    pairs = tf.data.Dataset.range(first_pair, end_pair)
+    pairs = pairs.shuffle(end_pair - first_pair, seed=seed, reshuffle_each_iteration=True).repeat()
+    return pairs.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+
+
+def _batches(examples, image_size: int, batch_size: int, seed: int):
+    """Jitter each example with its own stateless seed, batch with fixed shapes, prefetch."""
+    import tensorflow as tf
+
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+    ds = tf.data.Dataset.zip(examples, seeds)
+    ds = ds.map(lambda example, s: jitter(example[0], example[1], image_size, s),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def _rollout_examples(generator, frames: np.ndarray, first_pair: int, end_pair: int, settings: TrainSettings,
+                      seed: int, batch_size: int):
+    """Roll the current generator out (dropout off) from random training frames; return refinement pairs.
+
+    From start frame i the model predicts i+1, then i+2 from its own prediction, and so on ``rollout_length`` steps.
+    Pair j is (context window holding the model's own j latest predictions -> real frame i+j+1): exactly the
+    inputs a long generation feeds back, labelled with what really came next.
+
+    Returns:
+        ``(inputs uint8 (P, S, S, 3K), targets uint8 (P, S, S, 3))``.
+    """
+    import tensorflow as tf
+
+    k = settings.context_frames
+    length = min(settings.rollout_length, end_pair - first_pair)  # start i needs frames up to i + length
+    candidates = np.arange(first_pair, end_pair - length + 1)
+    rng = np.random.default_rng(seed)
+    starts = np.sort(rng.choice(candidates, size=min(settings.rollout_starts, len(candidates)), replace=False))
+
+    predict = tf.function(lambda x: generator(x, training=False))
+    inputs_out, targets_out = [], []
+    for chunk_first in range(0, len(starts), batch_size):
+        chunk = starts[chunk_first:chunk_first + batch_size]
+        # window: (B, K, S, S, 3) uint8, oldest first
+        window = np.stack([frames[_context_indices(int(i), first_pair, k)] for i in chunk])
+        for j in range(1, length + 1):
+            model_input = np.stack([_stack_frames(w) for w in window]).astype(np.float32) / 127.5 - 1.0
+            predicted = predict(tf.constant(model_input)).numpy()
+            predicted = np.clip(np.round((predicted + 1.0) * 127.5), 0, 255).astype(np.uint8)
+            window = np.concatenate([window[:, 1:], predicted[:, None]], axis=1)
+            inputs_out.extend(_stack_frames(w) for w in window)
+            targets_out.extend(np.asarray(frames[int(i) + j + 1]) for i in chunk)
+    return np.stack(inputs_out), np.stack(targets_out)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Train step
+# ----------------------------------------------------------------------------------------------------------------------
+
+def _to_float(images):
+    import tensorflow as tf
+
+    return tf.cast(images, tf.float32) * (1.0 / 127.5) - 1.0
+
+
+def make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, step, *,
+                    gan_weight: float, l1_weight: float, input_noise: float, batch_size: int, image_size: int,
+                    context_frames: int, jit_compile: bool = False, joint_discriminator: bool = False):
+    """Build the pix2pix train step as a fixed-shape ``tf.function`` over the given models and optimizers.
+
+    The step takes uint8 batches ``(B, S, S, 3K)`` and ``(B, S, S, 3)``, updates both networks from one forward pass
+    (one persistent tape, both gradient sets) and adds 1 to ``step``. Returns ``(gen_total, gen_gan, gen_l1, disc)``.
+
+    ``joint_discriminator`` runs D once on real and fake stacked on the batch axis instead of two calls (the
+    discriminator's batch norm then sees real and fake together, which changes its statistics; off by default).
+    """
+    import tensorflow as tf
+
+    from videogen.model import discriminator_loss, generator_loss
+
+    def train_step(inputs, target):
+        condition = _to_float(inputs)
+        real = _to_float(target)
+        gen_input = condition
+        if input_noise > 0:
+            gen_input = condition + tf.random.normal(tf.shape(condition), stddev=input_noise)
+        with tf.GradientTape(persistent=True) as tape:
+            fake = generator(gen_input, training=True)
+            if joint_discriminator:
+                logits = discriminator([tf.concat([condition, condition], 0), tf.concat([real, fake], 0)],
+                                       training=True)
+                real_logits, fake_logits = tf.split(logits, 2, axis=0)
+            else:
+                real_logits = discriminator([condition, real], training=True)
+                fake_logits = discriminator([condition, fake], training=True)
+            gen_total, gen_gan, gen_l1 = generator_loss(fake_logits, fake, real, gan_weight, l1_weight)
+            disc = discriminator_loss(real_logits, fake_logits)
+        gen_grads = tape.gradient(gen_total, generator.trainable_variables)
+        disc_grads = tape.gradient(disc, discriminator.trainable_variables)
+        del tape
+        generator_optimizer.apply_gradients(zip(gen_grads, generator.trainable_variables))
+        discriminator_optimizer.apply_gradients(zip(disc_grads, discriminator.trainable_variables))
+        step.assign_add(1)
+        return gen_total, gen_gan, gen_l1, disc
+
+    signature = [tf.TensorSpec([batch_size, image_size, image_size, 3 * context_frames], tf.uint8),
+                 tf.TensorSpec([batch_size, image_size, image_size, 3], tf.uint8)]
+    return tf.function(train_step, input_signature=signature, jit_compile=jit_compile, reduce_retracing=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Phases, checkpoints, history
+# ----------------------------------------------------------------------------------------------------------------------
+
+def total_steps(settings: TrainSettings, num_pairs: int) -> int:
+    """The step budget: ``max_steps`` if set, else ``max_epoch`` passes over the pairs (refinement included)."""
+    if settings.max_steps > 0:
+        return settings.max_steps
+    batch = min(settings.batch_size, num_pairs)
+    return settings.max_epoch * math.ceil(num_pairs / batch)
+
+
+def plan_phases(settings: TrainSettings, total: int) -> list[dict]:
+    """Split ``[0, total)`` into the main phase and the refine rounds (rounds of zero steps are dropped)."""
+    refine_total = int(total * settings.refine_steps_fraction)
+    rounds = settings.refine_rounds if refine_total > 0 else 0
+    per_round = refine_total // rounds if rounds else 0
+    main_end = total - per_round * rounds
+    phases = [{"name": "main", "first_step": 0, "end_step": main_end}]
+    for r in range(rounds if per_round else 0):
+        first = main_end + r * per_round
+        phases.append({"name": f"refine{r + 1}", "first_step": first, "end_step": first + per_round})
+    return [p for p in phases if p["end_step"] > p["first_step"]]
+
+
+class _Mirror:
+    """Mirrors the local checkpoint dir to an object-storage URI through videogen.storage (imported lazily)."""
+
+    def __init__(self, uri: str | None, local_dir: Path):
+        self.uri, self.local_dir = uri, local_dir
+
+    def pull(self) -> None:
+        if self.uri:
+            from videogen import storage
+
+            fetched = storage.download_dir(self.uri, self.local_dir)
+            logger.info("fetched %d checkpoint files from %s", fetched, self.uri)
+
+    def push(self, latest_prefix: str) -> None:
+        if not self.uri:
+            return
+        from videogen import storage
+
+        prefix = Path(latest_prefix).name
+        names = sorted(p.name for p in self.local_dir.iterdir() if p.name.startswith(prefix + "."))
+        if (self.local_dir / _HISTORY_FILE).exists():
+            names.append(_HISTORY_FILE)
+        # The `checkpoint` state file names the latest checkpoint: upload it last so that a reader never sees it
+        # point at shards that are not there yet.
+        storage.upload_dir(self.local_dir, self.uri, files=names + ["checkpoint"])
+
+
+def _summary_scalar(name: str, value: float, step: int) -> None:
+    """A TensorBoard scalar through the core op: tensorflow-cpu does not pull in the tensorboard package, whose
+    ``tf.summary.scalar`` implementation would otherwise be needed. Same event format and plugin metadata."""
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
+                                           data_class=summary_pb2.DATA_CLASS_SCALAR)
+    tf.summary.write(name, tf.constant(value, tf.float32), step=step, metadata=metadata)
+
+
+def _summary_image(name: str, image_uint8, step: int) -> None:
+    """A TensorBoard image (the images plugin's ``[width, height, png]`` string tensor) through the core op."""
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+
+    metadata = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="images"),
+                                           data_class=summary_pb2.DATA_CLASS_BLOB_SEQUENCE)
+    height, width = int(image_uint8.shape[0]), int(image_uint8.shape[1])
+    tensor = tf.stack([tf.as_string(width), tf.as_string(height), tf.io.encode_png(image_uint8)])
+    tf.summary.write(name, tensor, step=step, metadata=metadata)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _format_duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+_LOSS_NAMES = ("gen_total", "gen_gan", "gen_l1", "disc")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Main
+# ----------------------------------------------------------------------------------------------------------------------
+
+def train(dataset_dir: Path, output_dir: Path, settings: TrainSettings, checkpoint_dir: str | None = None) -> dict:
+    """Train the next-frame pix2pix model on a prepared dataset and export it.
+
+    Args:
+        dataset_dir: dataset dir from the prepare stage.
+        output_dir: model dir to write (created).
+        settings: the stage's settings.
+        checkpoint_dir: where checkpoints live: None = ``output_dir/checkpoints``; a local path is used directly; an
+            ``s3://`` or ``minio://`` URI is mirrored (pulled before start, pushed after each save) through a local copy
+            in ``output_dir/checkpoints``, so a retried task in a fresh pod resumes.
+
+    Returns:
+        The content of ``model.json``.
+
+    Raises:
+        InputError: the dataset dir or a setting is not usable, or the checkpoint dir holds another model.
+    """
+    started = time.perf_counter()
+    validate_settings(settings)
+    frames, info = _read_dataset(Path(dataset_dir))
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+
+    remote_uri = None
+    if checkpoint_dir is None:
+        local_ckpt = output_dir / "checkpoints"
+    else:
+        from videogen import storage
+
+        if storage.is_remote(str(checkpoint_dir)):
+            remote_uri, local_ckpt = str(checkpoint_dir), output_dir / "checkpoints"
+        else:
+            local_ckpt = Path(checkpoint_dir)
+    local_ckpt.mkdir(parents=True, exist_ok=True)
+    mirror = _Mirror(remote_uri, local_ckpt)
+    mirror.pull()
+
+    import keras
+    import tensorflow as tf
+
+    from videogen.model import build_discriminator, build_generator
+
+    size = frames.shape[1]
+    k = settings.context_frames
+    first_pair, end_pair = (int(v) for v in info["train"])
+    num_pairs = end_pair - first_pair
+    batch = settings.batch_size
+    if num_pairs < batch:
+        logger.warning("only %d training pairs: batch size clamped from %d to %d", num_pairs, batch, num_pairs)
+        batch = num_pairs
+    total = total_steps(settings, num_pairs)
+    phases = plan_phases(settings, total)
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    jit = _resolve_jit(settings.jit_compile, gpu)
+
+    keras.utils.set_random_seed(settings.seed)
+    generator = build_generator(size, settings.ngf, k, settings.residual)
+    discriminator = build_discriminator(size, settings.ndf, k)
+    generator_optimizer = keras.optimizers.Adam(settings.learning_rate, beta_1=settings.beta1)
+    discriminator_optimizer = keras.optimizers.Adam(settings.learning_rate, beta_1=settings.beta1)
+    # Create the optimizer slots now so that a restore fills them in place instead of deferring.
+    generator_optimizer.build(generator.trainable_variables)
+    discriminator_optimizer.build(discriminator.trainable_variables)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    checkpoint = tf.train.Checkpoint(step=step, generator=generator, discriminator=discriminator,
+                                     generator_optimizer=generator_optimizer,
+                                     discriminator_optimizer=discriminator_optimizer)
+    manager = tf.train.CheckpointManager(checkpoint, str(local_ckpt), max_to_keep=3)
+
+    history: dict[str, Any] = {"points": [], "phase_sums": {}}
+    if manager.latest_checkpoint:
+        try:
+            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        except (AssertionError, ValueError, tf.errors.OpError) as error:
+            raise InputError(f"checkpoint {manager.latest_checkpoint} does not match these settings (image size, "
+                             f"ngf, ndf, context_frames, residual): use another checkpoint dir") from error
+        restored = int(step.numpy())
+        if restored > total:
+            raise InputError(f"checkpoint dir {local_ckpt} already holds {restored} steps, more than the "
+                             f"{total} requested: use another checkpoint dir or ask for at least {restored}")
+        history_path = local_ckpt / _HISTORY_FILE
+        if history_path.exists():
+            saved = json.loads(history_path.read_text())
+            if int(saved.get("step", -1)) == restored:
+                history = saved
+                history["points"] = [p for p in history["points"] if p["step"] <= restored]
+        logger.info("resumed from step %d of %d (checkpoint %s)", restored, total, manager.latest_checkpoint)
+    start_step = int(step.numpy())
+
+    logs_dir = output_dir / "logs"
+    writer = tf.summary.create_file_writer(str(logs_dir))
+    train_step = make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, step,
+                                 gan_weight=settings.gan_weight, l1_weight=settings.l1_weight,
+                                 input_noise=settings.input_noise, batch_size=batch, image_size=size,
+                                 context_frames=k, jit_compile=jit)
+
+    # A fixed sample for TensorBoard: the first validation pair if there is one, else the first training pair.
+    val = info.get("val") or [first_pair, first_pair]
+    sample_block_first = int(val[0]) if int(val[1]) > int(val[0]) else first_pair
+    sample_block = frames[_context_indices(sample_block_first, sample_block_first, k) + [sample_block_first + 1]]
+    sample_input = _stack_frames(np.asarray(sample_block[:-1]))[None]
+    sample_target = np.asarray(sample_block[-1])[None]
+
+    def write_sample(at_step: int) -> None:
+        prediction = generator(_to_float(sample_input), training=False)
+        strip = tf.concat([_to_float(sample_input[..., -3:]), prediction, _to_float(sample_target)], axis=2)[0]
+        strip = tf.cast(tf.clip_by_value(tf.round((strip + 1.0) * 127.5), 0, 255), tf.uint8)
+        with writer.as_default():
+            _summary_image("input_prediction_target", strip, at_step)
+
+    def save(at_step: int) -> None:
+        history["step"] = at_step
+        _atomic_write_text(local_ckpt / _HISTORY_FILE, json.dumps(history))
+        path = manager.save(checkpoint_number=at_step)
+        mirror.push(path)
+        write_sample(at_step)
+        writer.flush()
+
+    timed_images, timed_seconds = 0, 0.0
+    rollout_seconds = 0.0
+    logger.info("training %d steps at batch %d on %d pairs (%d px, K=%d, jit %s, %s): phases %s", total, batch,
+                num_pairs, size, k, jit, "GPU" if gpu else "CPU",
+                ", ".join(f"{p['name']} [{p['first_step']}, {p['end_step']})" for p in phases))
+    for phase_index, phase in enumerate(phases):
+        if start_step >= phase["end_step"]:
+            continue
+        phase_seed = settings.seed + 1000 * phase_index + start_step  # a resumed run does not replay the same order
+        examples = _real_examples(frames, first_pair, end_pair, k, phase_seed)
+        if phase["name"] != "main":
+            t0 = time.perf_counter()
+            pool_inputs, pool_targets = _rollout_examples(generator, frames, first_pair, end_pair, settings,
+                                                          seed=settings.seed + phase_index, batch_size=batch)
+            rollout_seconds += time.perf_counter() - t0
+            logger.info("%s: %d rollout pairs from the current model (%.1f s), mixed %.0f%% with real pairs",
+                        phase["name"], len(pool_inputs), time.perf_counter() - t0, 100 * settings.refine_mix)
+            rollouts = tf.data.Dataset.from_tensor_slices((pool_inputs, pool_targets))
+            rollouts = rollouts.shuffle(len(pool_inputs), seed=phase_seed).repeat()
+            examples = tf.data.Dataset.sample_from_datasets(
+                [examples, rollouts], weights=[1.0 - settings.refine_mix, settings.refine_mix], seed=phase_seed)
+        batches = iter(_batches(examples, size, batch, seed=phase_seed + 1))
+
+        sums = history["phase_sums"].setdefault(phase["name"], {"steps": 0, **{n: 0.0 for n in _LOSS_NAMES}})
+        phase_steps_run = 0
+        rate_t0, rate_step = time.perf_counter(), int(step.numpy())
+        current = int(step.numpy())
+        while current < phase["end_step"]:
+            t0 = time.perf_counter()
+            inputs, target = next(batches)
+            losses = [float(v) for v in train_step(inputs, target)]  # float() waits for the step to finish
+            elapsed = time.perf_counter() - t0
+            current += 1
+            phase_steps_run += 1
+            if phase_steps_run > _WARMUP_STEPS:
+                timed_images += batch
+                timed_seconds += elapsed
+            if not all(math.isfinite(v) for v in losses):
+                raise FloatingPointError(f"non-finite loss at step {current}: {dict(zip(_LOSS_NAMES, losses))}")
+            sums["steps"] += 1
+            for name, value in zip(_LOSS_NAMES, losses):
+                sums[name] += value
+            sums["final"] = dict(zip(_LOSS_NAMES, losses))
+            if current % settings.log_every == 0 or current == total:
+                now = time.perf_counter()
+                rate = (current - rate_step) * batch / max(now - rate_t0, 1e-9)
+                rate_t0, rate_step = now, current
+                eta = (total - current) * batch / rate if rate > 0 else float("nan")
+                values = dict(zip(_LOSS_NAMES, losses))
+                logger.info("step %d/%d [%s] gen %.4f (gan %.4f, l1 %.4f) disc %.4f | %.2f img/s | ETA %s",
+                            current, total, phase["name"], *losses, rate, _format_duration(eta))
+                history["points"].append({"step": current, "phase": phase["name"],
+                                          **{n: round(v, 6) for n, v in values.items()}})
+                with writer.as_default():
+                    for name, value in values.items():
+                        _summary_scalar(f"loss/{name}", value, current)
+                    _summary_scalar("images_per_s", rate, current)
+            if current % settings.checkpoint_every == 0 and current != total:
+                save(current)
+    if manager.latest_checkpoint is None or int(Path(manager.latest_checkpoint).name.split("-")[-1]) != total:
+        save(total)
+    writer.close()
+
+    train_images_per_s = timed_images / timed_seconds if timed_seconds > 0 else None
+    generator_path = output_dir / "generator.keras"
+    tmp_path = output_dir / ".generator.tmp.keras"
+    generator.save(tmp_path)
+    os.replace(tmp_path, generator_path)
+
+    phase_summary = []
+    for phase in phases:
+        sums = history["phase_sums"].get(phase["name"], {"steps": 0})
+        n = sums.get("steps", 0)
+        phase_summary.append({
+            **phase,
+            "final": sums.get("final"),
+            "mean": {name: sums[name] / n for name in _LOSS_NAMES} if n else None,
+        })
+    model_info = {
+        "image_size": size,
+        "fps": float(info["fps"]),
+        "steps": int(step.numpy()),
+        "context_frames": k,
+        "residual": settings.residual,
+        "ngf": settings.ngf,
+        "ndf": settings.ndf,
+        "batch_size": batch,
+        "settings": dataclasses.asdict(settings),
+        "history": {"phases": phase_summary, "points": history["points"]},
+        "train_images_per_s": train_images_per_s,
+        "train_images_per_s_note": f"steady state of this process's steps (first {_WARMUP_STEPS} steps of each phase, "
+                                   "checkpoint saves and rollouts left out); data loading included",
+        "timed_images": timed_images,
+        "rollout_s": round(rollout_seconds, 3),
+        "resumed_from_step": start_step if start_step else None,
+        "jit_compile": jit,
+        "device": "GPU" if gpu else "CPU",
+        "duration_s": round(time.perf_counter() - started, 3),
+        "dataset": {"dir": str(dataset_dir), "source": info.get("source"), "train": [first_pair, end_pair],
+                    "num_frames": int(len(frames))},
+        "checkpoint_dir": remote_uri or str(local_ckpt),
+    }
+    _atomic_write_text(output_dir / "model.json", json.dumps(model_info, indent=2))
+    logger.info("trained %d steps in %s (%s img/s steady state); wrote %s", model_info["steps"],
+                _format_duration(model_info["duration_s"]),
+                f"{train_images_per_s:.2f}" if train_images_per_s else "n/a", generator_path)
+    return model_info
