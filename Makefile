@@ -7,14 +7,18 @@ REGISTRY ?= localhost:5000
 TAG ?= 0.1.0
 IMAGE ?= $(REGISTRY)/videogen:$(TAG)
 GPU_IMAGE ?= $(REGISTRY)/videogen-gpu:$(TAG)
-GENERATE_IMAGE ?= $(GPU_IMAGE)
+# The K80 pool needs a CUDA 11 image (CUDA 12 dropped compute capability 3.7): see docs/cluster.md.
+GENERATE_IMAGE ?= $(REGISTRY)/videogen-gpu-k80:$(TAG)
 # GPU node pools (label KEY=VALUE); clusters name them differently.
 TRAIN_NODE_SELECTOR ?= cloud.google.com/gke-accelerator=nvidia-tesla-v100
 GENERATE_NODE_SELECTOR ?= cloud.google.com/gke-accelerator=nvidia-tesla-k80
 S3_ENDPOINT_IN_CLUSTER ?= http://minio-service.kubeflow:9000
 PIPELINE_YAML ?= pipeline/video_generation.yaml
 # Cluster
+DOCKER ?= docker
+KUBECTL ?= kubectl
 OVERLAY ?= kubeflow
+NAMESPACE ?=
 KFP_HOST ?= http://localhost:8080/pipeline
 EXPERIMENT ?= videogen
 VIDEO ?= minio://mlpipeline/videos/input.mp4
@@ -61,17 +65,30 @@ bench: setup  ## performance benchmark -> bench/results.json and bench/results.m
 compile: setup  ## recompile pipeline/video_generation.yaml (images, node selectors from the variables above)
 	$(VENV)/bin/videogen compile --output $(PIPELINE_YAML)
 
-images:  ## build and push the images (needs docker)
-	docker build -f docker/Dockerfile -t $(IMAGE) .
-	docker build -f docker/Dockerfile.gpu -t $(GPU_IMAGE) .
-	docker push $(IMAGE)
-	docker push $(GPU_IMAGE)
+images:  ## build and push the three images (needs docker): CPU, GPU (CUDA 12), GPU for K80 (CUDA 11.8)
+	$(DOCKER) build -f docker/Dockerfile -t $(IMAGE) .
+	$(DOCKER) build -f docker/Dockerfile.gpu -t $(GPU_IMAGE) .
+	$(DOCKER) build -f docker/Dockerfile.gpu-k80 -t $(GENERATE_IMAGE) .
+	$(DOCKER) push $(IMAGE)
+	$(DOCKER) push $(GPU_IMAGE)
+	$(DOCKER) push $(GENERATE_IMAGE)
 
-deploy: setup  ## kubectl apply -k manifests/overlays/$(OVERLAY), then upload the pipeline to KFP_HOST
-	@test -f manifests/base/secret.env || { echo "deploy: error: manifests/base/secret.env is missing: copy manifests/base/secret.env.example and fill in the object-store keys" >&2; exit 2; }
-	kubectl apply -k manifests/overlays/$(OVERLAY)
+deploy: setup  ## kubectl apply -k manifests/overlays/$(OVERLAY) [NAMESPACE=...], then upload the pipeline to KFP_HOST
+	@test -f manifests/base/secret.env || { echo "deploy: error: manifests/base/secret.env is missing: cp manifests/base/secret.env.example manifests/base/secret.env and put your object-store keys in it (see docs/cluster.md)" >&2; exit 2; }
+	@test -d manifests/overlays/$(OVERLAY) || { echo "deploy: error: no overlay '$(OVERLAY)': choose one of: $$(ls manifests/overlays | tr '
+' ' ')" >&2; exit 2; }
+	@if [ -n "$(NAMESPACE)" ]; then \
+	  dir=$$(mktemp -d manifests/.deploy-XXXXXX) && trap 'rm -rf "$$dir"' EXIT && \
+	  printf 'apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: %s
+resources:
+  - ../overlays/%s
+' "$(NAMESPACE)" "$(OVERLAY)" > "$$dir/kustomization.yaml" && \
+	  $(KUBECTL) apply -k "$$dir"; \
+	else $(KUBECTL) apply -k manifests/overlays/$(OVERLAY); fi
 	$(VENV)/bin/videogen compile --output work/video_generation.yaml
-	$(VPY) -c "from videogen import submit; print(submit.upload('$(KFP_HOST)', 'work/video_generation.yaml'))"
+	$(VENV)/bin/videogen upload --host $(KFP_HOST) --package work/video_generation.yaml
 
 run: setup  ## submit a run to KFP_HOST with VIDEO and RUN_ARGS
 	$(VENV)/bin/videogen submit --host $(KFP_HOST) --experiment $(EXPERIMENT) --video $(VIDEO) $(RUN_ARGS)

@@ -224,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", default=None, help="CPU image (default: $VIDEOGEN_IMAGE or REGISTRY/videogen:TAG)")
     p.add_argument("--gpu-image", "--gpu_image", dest="gpu_image", default=None, help="GPU image for training")
     p.add_argument("--generate-image", "--generate_image", dest="generate_image", default=None,
-                   help="image for generation (default: the GPU image)")
+                   help="image for generation (default: $VIDEOGEN_GENERATE_IMAGE or REGISTRY/videogen-gpu-k80:TAG)")
     p.add_argument("--s3-endpoint", "--s3_endpoint", dest="s3_endpoint", default=None,
                    help="object-store endpoint the pods use (default: http://minio-service.kubeflow:9000)")
     p.add_argument("--s3-secret", "--s3_secret", dest="s3_secret", default=None,
@@ -381,8 +381,6 @@ def cmd_compile(args) -> int:
         text = getattr(args, name)
         if text is not None:
             overrides[name] = parse_node_selector(text) if text.strip() else None
-    if args.gpu_image and not args.generate_image and not os.environ.get("VIDEOGEN_GENERATE_IMAGE"):
-        overrides["generate_image"] = args.gpu_image
     config = ClusterConfig.from_env(**overrides)
     if overrides.get("train_node_selector", 0) is None or overrides.get("generate_node_selector", 0) is None:
         import dataclasses as dc

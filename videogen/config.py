@@ -34,8 +34,8 @@ class ClusterConfig:
     """CPU image: prepare, encode, evaluate."""
     gpu_image: str = f"{DEFAULT_REGISTRY}/videogen-gpu:{DEFAULT_TAG}"
     """CUDA 12 TensorFlow image: train (V100 and newer)."""
-    generate_image: str = f"{DEFAULT_REGISTRY}/videogen-gpu:{DEFAULT_TAG}"
-    """Image of the generate step (see docs/cluster.md for the K80 choice)."""
+    generate_image: str = f"{DEFAULT_REGISTRY}/videogen-gpu-k80:{DEFAULT_TAG}"
+    """Image of the generate step: CUDA 11.8 / TF 2.14, the last line with K80 kernels (see docs/cluster.md)."""
     train_node_selector: tuple[str, str] | None = (GKE_ACCELERATOR_LABEL, "nvidia-tesla-v100")
     generate_node_selector: tuple[str, str] | None = (GKE_ACCELERATOR_LABEL, "nvidia-tesla-k80")
     gpu_resource: str = "nvidia.com/gpu"
@@ -69,7 +69,7 @@ class ClusterConfig:
         tag = env.get("VIDEOGEN_TAG") or DEFAULT_TAG
         values["image"] = env.get("VIDEOGEN_IMAGE") or f"{registry}/videogen:{tag}"
         values["gpu_image"] = env.get("VIDEOGEN_GPU_IMAGE") or f"{registry}/videogen-gpu:{tag}"
-        values["generate_image"] = env.get("VIDEOGEN_GENERATE_IMAGE") or values["gpu_image"]
+        values["generate_image"] = env.get("VIDEOGEN_GENERATE_IMAGE") or f"{registry}/videogen-gpu-k80:{tag}"
         for name in ("train_node_selector", "generate_node_selector"):
             text = env.get(f"VIDEOGEN_{name.upper()}")
             if text is not None:

@@ -2,7 +2,8 @@
 
 Reads a dataset dir (``frames.npy``, ``dataset.json``), a model dir (``generator.keras``, ``model.json``) and, when
 given, a generated dir (``frames.npy`` (T, V, S, S, 3), ``generation.json``). Writes into ``output_dir``:
-``metrics.json`` (the return value of :func:`evaluate`), ``report.html`` and ``summary.md`` (see ``videogen.report``).
+``metrics.json`` (full detail; :func:`evaluate` returns its flat ``scalars``), ``report.html`` and ``summary.md``
+(see ``videogen.report``).
 
 What is measured (all on uint8 frames, data range 255):
 - One-step quality on the validation pairs: PSNR/SSIM of the model's prediction of frame i+1 from frames
@@ -58,6 +59,7 @@ SUSTAIN_FRAMES = 5  # a flag needs its condition on this many consecutive frames
 BEATS_COPY_MARGIN_DB = 0.25
 
 _TRAIN_STATS_MAX_FRAMES = 1000
+_SERIES_MAX_VIDEOS = 8
 _CHUNK = 32
 
 
@@ -125,7 +127,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def psnr_per_image(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """PSNR (dB, capped at 100) of each image in two uint8 batches ``(N, H, W, C)``: shape ``(N,)``."""
     a, b = _check_pair(a, b)
-    return np.array([psnr(x, y) for x, y in zip(a, b)], dtype=np.float64)
+    return np.array([psnr(x, y) for x, y in zip(a, b, strict=True)], dtype=np.float64)
 
 
 def _gaussian_window() -> np.ndarray:
@@ -272,10 +274,11 @@ def long_rollout_health(generated: np.ndarray, reference: dict[str, float],
         sustain: consecutive frames a condition must hold.
 
     Returns:
-        ``thresholds``, per-frame ``series`` (mean over videos) and, per flag, ``{"flagged", "frame", "videos"}``
+        ``thresholds``, per-frame ``series`` (``{"std": [per-frame list of video 0, of video 1, ...]}``, the first
+        8 videos) and, per flag, ``{"flagged", "frame", "videos"}``
         where ``frame`` is the earliest start over the videos (0 = first generated frame) or None.
     """
-    gen = np.asarray(generated) if not isinstance(generated, np.memmap) else generated
+    gen = np.asarray(generated)  # a memmap stays a view: frames are read per chunk below
     if gen.ndim == 4:
         gen = gen[:, None]
     if gen.ndim != 5 or gen.shape[-1] != 3:
@@ -306,7 +309,7 @@ def long_rollout_health(generated: np.ndarray, reference: dict[str, float],
             "videos": [{"video": v, "frame": int(t)} for v, t in hit],
             "checked": condition is not None,
         }
-    series = {key: np.mean([s[key] for s in per_video], axis=0).round(4).tolist()
+    series = {key: [np.round(s[key], 4).tolist() for s in per_video[:_SERIES_MAX_VIDEOS]]
               for key in ("mean", "std", "saturated", "change")}
     return {"frames": int(gen.shape[0]), "videos": int(gen.shape[1]), "reference": reference,
             "thresholds": thresholds, "flags": flags, "series": series}
@@ -475,7 +478,8 @@ def verdict(one_step: dict, rollout: list[dict], health: dict | None) -> str:
         text = (f"The model does not beat copying the last frame ({one_step['psnr_model']:.2f} vs "
                 f"{one_step['psnr_copy']:.2f} dB one-step PSNR): it has learned nothing about motion.")
     if health is not None:
-        bad = [f"{name} from frame {f['frame']}" for name, f in health["flags"].items() if f["flagged"]]
+        bad = [f"{name} from frame {f['frame']} ({len(f['videos'])} of {health['videos']} videos)"
+               for name, f in health["flags"].items() if f["flagged"]]
         text += (" The generated video is " + ", ".join(bad) + "." if bad
                  else " The generated video stays healthy (not collapsed, frozen or exploded).")
     return text
@@ -534,7 +538,7 @@ def _final_losses(records: list[dict]) -> dict[str, float]:
 
 # ------------------------------------------------------------------------------------------------------------- stage
 def evaluate(dataset_dir: Path, model_dir: Path, output_dir: Path, settings: EvaluateSettings | None = None,
-             generated_dir: Path | None = None) -> dict:
+             generated_dir: Path | None = None) -> dict[str, float]:
     """Score a next-frame model against the copy-last-frame baseline and write metrics.json, report.html, summary.md.
 
     Args:
@@ -546,8 +550,10 @@ def evaluate(dataset_dir: Path, model_dir: Path, output_dir: Path, settings: Eva
             previewed in the report.
 
     Returns:
-        The content of ``metrics.json``; ``result["scalars"]`` is the flat dict of floats for KFP
-        ``Metrics.log_metric`` (names like ``one_step_psnr_model``, ``rollout10_psnr_copy``).
+        The flat ``{name: float}`` metrics for KFP ``Metrics.log_metric`` and the CLI (names like
+        ``one_step_psnr_model``, ``rollout10_psnr_copy``, ``health_frozen_frame``; see :func:`scalar_metrics`).
+        They are also ``metrics.json["scalars"]``; metrics.json holds the full detail (settings, per-k rows with
+        start counts, health thresholds and per-frame series, verdict).
 
     Raises:
         InputError: a directory is missing its files, they are malformed, or image sizes do not match.
@@ -648,4 +654,4 @@ def evaluate(dataset_dir: Path, model_dir: Path, output_dir: Path, settings: Eva
     report.write_report(output_dir, metrics, dataset_info, model_info, generation_info, strip, records, preview,
                         preview_label=preview_label, preview_fps=float(dataset_info.get("fps") or 25.0))
     log.info("%s (%.1f s)", metrics["verdict"], metrics["eval_seconds"])
-    return metrics
+    return dict(metrics["scalars"])

@@ -1,0 +1,488 @@
+"""`make bench`: generation, memory, training and prepare measured side by side in one run on this machine.
+
+Writes ``bench/results.json`` and ``bench/results.md`` (or under ``--out``); ``--update-readme`` replaces the block
+between ``<!-- bench:start -->`` and ``<!-- bench:end -->`` in README.md. Every figure is the median of ``--repeats``
+(>= 3) runs after a warm-up, with min and max. Random-weight models (speed does not depend on the weights).
+``--quick`` is a smoke run at tiny sizes (a test calls it). Full run: about 20-25 minutes on 2 CPU cores.
+
+Usage: ``python -m bench.run [--quick] [--repeats N] [--out DIR] [--update-readme] [--skip PART ...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("videogen.bench")
+
+# Seed's figures (issue 4): generation 20 s/frame on a K80 (process per frame), training 55 images/s on a V100.
+SEED_TRAIN_IMAGES_PER_S_V100 = 55.0
+
+
+def stats(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": len(values),
+            "values": [round(v, 6) for v in values]}
+
+
+def timed(fn, repeats: int, warmup: int = 1) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Machine
+
+
+def machine_info() -> dict:
+    import tensorflow as tf
+
+    cpu, flags = platform.processor() or "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    from videogen.generate import detect_device
+
+    device, _ = detect_device()
+    return {"cpu": cpu, "cores": os.cpu_count(), "cpu_bf16": bool(flags & {"avx512_bf16", "amx_bf16"}),
+            "tensorflow": tf.__version__, "numpy": np.__version__, "python": platform.python_version(),
+            "device": device, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "host": platform.node()}
+
+
+def matmul_peak(n: int, repeats: int) -> dict:
+    """fp32 matrix-multiply rate of this machine: numpy sgemm and tf.matmul on n x n."""
+    import tensorflow as tf
+
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+    flops = 2.0 * n ** 3
+    np_times = timed(lambda: a @ b, repeats)
+    ta, tb = tf.constant(a), tf.constant(b)
+    tf_times = timed(lambda: tf.matmul(ta, tb).numpy(), repeats)
+    return {"n": n, "numpy_sgemm_gflops": stats([flops / t / 1e9 for t in np_times]),
+            "tf_matmul_gflops": stats([flops / t / 1e9 for t in tf_times])}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# FLOPs (analytic: convolutions dominate; elementwise ops, BN and the loss are < 1%)
+
+
+def conv_flops(model) -> float:
+    """Forward multiply-add FLOPs (2 per MAC) of the model's Conv2D / Conv2DTranspose layers for one image."""
+    import keras
+
+    total = 0.0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            _, h, w, cin = layer.input.shape
+            kh, kw = layer.kernel_size
+            total += 2.0 * h * w * cin * kh * kw * layer.filters
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, h, w, _ = layer.output.shape
+            cin = layer.input.shape[-1]
+            kh, kw = layer.kernel_size
+            total += 2.0 * h * w * cin * kh * kw * layer.filters
+    return total
+
+
+def train_step_flops(g_flops: float, d_flops: float) -> float:
+    """Per image: G forward + backward (3x), D on real and fake forward (2x), D weight grads for both (2x) and the
+    input grad through D for the G loss (1x): 3 G + 5 D."""
+    return 3 * g_flops + 5 * d_flops
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Fixtures: a random-weight model dir and a synthetic dataset dir
+
+
+def make_model_dir(path: Path, size: int, ngf: int, context_frames: int = 1) -> Path:
+    import keras
+
+    from videogen.model import build_generator
+
+    keras.utils.set_random_seed(0)
+    model = build_generator(size, ngf, context_frames, residual=True)
+    rng = np.random.default_rng(0)
+    # Non-zero output layer and trained-like BN statistics (an untrained residual model only copies frames).
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            c = layer.get_weights()[0].shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.1, c), rng.normal(0, 0.1, c),
+                               rng.uniform(0.5, 2, c)])
+    delta = model.get_layer("delta")
+    delta.set_weights([rng.normal(0, 0.02, w.shape).astype(np.float32) for w in delta.get_weights()])
+    path.mkdir(parents=True, exist_ok=True)
+    model.save(path / "generator.keras")
+    (path / "model.json").write_text(json.dumps({"image_size": size, "fps": 25.0, "steps": 0, "ngf": ngf,
+                                                 "context_frames": context_frames, "residual": True}))
+    return path
+
+
+def make_dataset_dir(path: Path, size: int, num_frames: int = 40) -> Path:
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (num_frames, size, size, 3), dtype=np.uint8)
+    path.mkdir(parents=True, exist_ok=True)
+    np.save(path / "frames.npy", frames)
+    n_train = int(0.75 * (num_frames - 1))
+    (path / "dataset.json").write_text(json.dumps({
+        "fps": 25.0, "image_size": size, "num_frames": num_frames, "source": "random", "train": [0, n_train],
+        "val": [n_train, num_frames - 1], "start_frame": n_train + 1, "seed": 0}))
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# (1) Generation
+
+SEED_WAY_SCRIPT = r"""
+import sys, numpy as np, keras
+from PIL import Image
+model_path, image_path, out_path = sys.argv[1:4]
+model = keras.models.load_model(model_path, compile=False)
+frame = np.asarray(Image.open(image_path).convert("RGB"), dtype=np.float32) / 127.5 - 1.0
+out = model(frame[None], training=True)[0].numpy()
+Image.fromarray(np.clip((out + 1.0) * 127.5, 0, 255).round().astype(np.uint8)).save(out_path)
+"""
+
+
+def bench_generation(work: Path, size: int, ngf: int, frames: int, k_frames: int, ks: list[int], repeats: int,
+                     seed_runs: int, naive_frames: int) -> dict:
+    import keras
+    import tensorflow as tf
+    from PIL import Image
+
+    from videogen import generate as gen
+
+    model_dir = make_model_dir(work / f"model_{size}", size, ngf)
+    dataset_dir = make_dataset_dir(work / f"data_{size}", size)
+    out: dict = {"image_size": size, "ngf": ngf}
+
+    # Ours: generate() end to end (model load, BN fold, rollout, streaming frames.npy) for one rollout.
+    def run_generate(n, k, name):
+        settings = gen.GenerateSettings(frames=n, num_videos=k, seed=0)
+        info = gen.generate(model_dir, work / f"gen_{name}", settings, dataset_dir=dataset_dir)
+        return info
+
+    per_k = {}
+    for k in ks:
+        n = frames if k == 1 else k_frames
+        infos = []
+        run_generate(min(n, 5), k, "warmup")
+        for _ in range(repeats):
+            infos.append(run_generate(n, k, f"k{k}"))
+        rates = [i["total_frames_per_s"] for i in infos]
+        per_k[k] = {"frames": n, "num_videos": k, "total_frames_per_s": stats(rates),
+                    "ms_per_frame": stats([1000.0 / r for r in rates]), "device": infos[0]["device"],
+                    "precision": infos[0]["precision"], "jit_compile": infos[0]["jit_compile"]}
+    out["generate"] = per_k
+    # The same step in float32 (precision off) for comparison, K=1.
+    infos = [gen.generate(model_dir, work / "gen_fp32", gen.GenerateSettings(frames=min(frames, 50), seed=0,
+                                                                             precision="float32"),
+                          dataset_dir=dataset_dir) for _ in range(repeats)]
+    out["generate_float32_k1"] = {"frames": min(frames, 50),
+                                  "total_frames_per_s": stats([i["total_frames_per_s"] for i in infos])}
+
+    # (b) The naive loop: model(frame) per frame from Python, one process, model loaded once.
+    model = keras.models.load_model(model_dir / "generator.keras", compile=False)
+    start = np.load(dataset_dir / "frames.npy")[0]
+
+    def naive():
+        frame = start.astype(np.float32)[None] / 127.5 - 1.0
+        for _ in range(naive_frames):
+            frame = model(frame, training=False).numpy()
+        return frame
+
+    naive_times = timed(naive, repeats)
+    out["naive_loop"] = {"frames": naive_frames, "frames_per_s": stats([naive_frames / t for t in naive_times])}
+
+    # (a) The seed's way: a fresh process per frame that loads the model, predicts one frame and writes a PNG.
+    Image.fromarray(start).save(work / "start.png")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    seed_times = []
+    for i in range(seed_runs + 1):  # the first is a warm-up (file cache)
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", SEED_WAY_SCRIPT, str(model_dir / "generator.keras"),
+                        str(work / "start.png"), str(work / f"seed_{i}.png")], check=True, env=env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if i:
+            seed_times.append(time.perf_counter() - t)
+    out["seed_way"] = {"frames": seed_runs, "s_per_frame": stats(seed_times)}
+
+    ours = per_k[1]["total_frames_per_s"]["median"]
+    out["speedup_vs_seed_way"] = ours * out["seed_way"]["s_per_frame"]["median"]
+    out["speedup_vs_naive"] = ours / out["naive_loop"]["frames_per_s"]["median"]
+    if max(ks) > 1:
+        out[f"k{max(ks)}_vs_k1_total_frames_per_s"] = per_k[max(ks)]["total_frames_per_s"]["median"] / ours
+    out["generator_forward_gflop"] = conv_flops(model) / 1e9
+    del model
+    tf.keras.backend.clear_session() if hasattr(tf, "keras") else None
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# (2) Memory: peak RSS of generating n frames, each in its own process
+
+MEMORY_SCRIPT = r"""
+import json, resource, sys, logging
+from pathlib import Path
+from videogen.generate import GenerateSettings, generate
+model_dir, dataset_dir, out_dir, frames = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+generate(Path(model_dir), Path(out_dir), GenerateSettings(frames=frames, chunk_frames=50), dataset_dir=Path(dataset_dir))
+print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def bench_memory(work: Path, size: int, ngf: int, counts: list[int]) -> dict:
+    model_dir = make_model_dir(work / f"mem_model_{size}", size, ngf)
+    dataset_dir = make_dataset_dir(work / f"mem_data_{size}", size)
+    out: dict = {"image_size": size, "ngf": ngf}
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
+    for n in counts:
+        proc = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, str(model_dir), str(dataset_dir),
+                               str(work / f"mem_{n}"), str(n)], check=True, env=env, capture_output=True, text=True)
+        out[f"peak_rss_mb_{n}"] = json.loads(proc.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+        out[f"frames_npy_mb_{n}"] = (work / f"mem_{n}" / "frames.npy").stat().st_size / 2**20
+    out["ratio"] = out[f"peak_rss_mb_{counts[1]}"] / out[f"peak_rss_mb_{counts[0]}"]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# (3) Training
+
+
+def reference_train_step(size: int, ngf: int, batch: int):
+    """A plain train step in the TensorFlow pix2pix tutorial's style: two GradientTapes in one tf.function."""
+    import keras
+    import tensorflow as tf
+
+    from videogen.model import build_discriminator, build_generator, discriminator_loss, generator_loss
+
+    generator, discriminator = build_generator(size, ngf), build_discriminator(size, ngf)
+    g_opt, d_opt = keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5)
+
+    @tf.function
+    def train_step(input_image, target):
+        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
+            gen_output = generator(input_image, training=True)
+            disc_real_output = discriminator([input_image, target], training=True)
+            disc_generated_output = discriminator([input_image, gen_output], training=True)
+            gen_total_loss, _, _ = generator_loss(disc_generated_output, gen_output, target, 1.0, 100.0)
+            disc_loss = discriminator_loss(disc_real_output, disc_generated_output)
+        g_opt.apply_gradients(zip(gen_tape.gradient(gen_total_loss, generator.trainable_variables),
+                                  generator.trainable_variables))
+        d_opt.apply_gradients(zip(disc_tape.gradient(disc_loss, discriminator.trainable_variables),
+                                  discriminator.trainable_variables))
+        return gen_total_loss, disc_loss
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32))
+    y = tf.constant(rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32))
+    return lambda: [t.numpy() for t in train_step(x, y)], generator, discriminator
+
+
+def bench_training(work: Path, size: int, ngf: int, batches: list[int], repeats: int, peak_gflops: float,
+                   num_frames: int) -> dict:
+    from videogen.train import TrainSettings, train
+
+    out: dict = {"image_size": size, "ngf": ngf, "ndf": ngf}
+    for batch in batches:
+        step, generator, discriminator = reference_train_step(size, ngf, batch)
+        flops_per_image = train_step_flops(conv_flops(generator), conv_flops(discriminator))
+        ref_times = timed(step, repeats, warmup=2)
+        ref = [batch / t for t in ref_times]
+        # videogen.train.train() end to end; it records its steady-state images/s (warm-up steps left out).
+        dataset_dir = make_dataset_dir(work / f"train_data_{size}", size, num_frames=num_frames)
+        ours = []
+        for r in range(repeats):
+            settings = TrainSettings(max_steps=2 + 2, batch_size=batch, ngf=ngf, ndf=ngf, refine_rounds=0,
+                                     checkpoint_every=10_000, log_every=10_000, seed=r)
+            info = train(dataset_dir, work / f"train_out_{size}_{batch}_{r}", settings)
+            ours.append(float(info["train_images_per_s"]))
+        entry = {"batch": batch, "train_step_gflop_per_image": flops_per_image / 1e9,
+                 "videogen_train_images_per_s": stats(ours), "reference_images_per_s": stats(ref),
+                 "speedup_vs_reference": statistics.median(ours) / statistics.median(ref)}
+        entry["videogen_share_of_fp32_peak"] = statistics.median(ours) * flops_per_image / 1e9 / peak_gflops
+        entry["reference_share_of_fp32_peak"] = statistics.median(ref) * flops_per_image / 1e9 / peak_gflops
+        out[f"batch_{batch}"] = entry
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# (4) Prepare
+
+
+def bench_prepare(work: Path, size: int, repeats: int, max_frames: int) -> dict:
+    from tests.media import real_clip
+    from videogen.dataset import PrepareSettings, load_dataset, prepare, write_ab_pairs
+
+    clip = real_clip("bikes.mp4")
+    settings = PrepareSettings(image_size=size, max_frames=max_frames)
+    counter = iter(range(10_000))
+    frames_per_run = []
+
+    def run_prepare():
+        info = prepare(clip, work / f"prep_{next(counter)}", settings)
+        frames_per_run.append(info["num_frames"])
+
+    prep_times = timed(run_prepare, repeats)
+    n = frames_per_run[-1]
+    frames, _ = load_dataset(work / f"prep_{next(counter) - 1}")
+    ab_times = timed(lambda: write_ab_pairs(frames, (0, n - 1), work / f"ab_{next(counter)}"), repeats)
+    prep = [n / t for t in prep_times]
+    ab = [(n - 1) / t for t in ab_times]
+    return {"clip": clip.name, "image_size": size, "frames": n, "prepare_frames_per_s": stats(prep),
+            "ab_png_frames_per_s": stats(ab), "speedup": statistics.median(prep) / statistics.median(ab)}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Report
+
+
+def fmt(s: dict, digits: int = 2) -> str:
+    return f"{s['median']:.{digits}f} ({s['min']:.{digits}f}-{s['max']:.{digits}f})"
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    lines = [f"Measured {m['date']} on {m['device']} ({m['cores']} cores), TensorFlow {m['tensorflow']}, "
+             f"by `make bench` (`python -m bench.run{' --quick' if results.get('quick') else ''}`). "
+             f"Median (min-max) of {results['repeats']} runs after a warm-up; random-weight models.", ""]
+    peak = results.get("matmul")
+    if peak:
+        lines += [f"fp32 matmul {peak['n']}: numpy {fmt(peak['numpy_sgemm_gflops'], 0)} GFLOP/s, tf.matmul "
+                  f"{fmt(peak['tf_matmul_gflops'], 0)} GFLOP/s.", ""]
+    lines += ["| what | figure | target |", "| --- | --- | --- |"]
+    for g in results.get("generation", []):
+        s = g["image_size"]
+        k1 = g["generate"]["1"] if "1" in g["generate"] else g["generate"][1]
+        lines.append(f"| generate {s} px ngf {g['ngf']}, 1 video ({k1['precision']}) | "
+                     f"{fmt(k1['total_frames_per_s'])} frames/s = {k1['ms_per_frame']['median']:.0f} ms/frame | "
+                     f"{'<= 190 ms' if s == 256 else ''} |")
+        lines.append(f"| generate {s} px, float32 step, 1 video | "
+                     f"{fmt(g['generate_float32_k1']['total_frames_per_s'])} frames/s | |")
+        for k, e in g["generate"].items():
+            if int(k) > 1:
+                lines.append(f"| generate {s} px, K={k} videos at once | {fmt(e['total_frames_per_s'])} total frames/s"
+                             f" = {e['ms_per_frame']['median']:.0f} ms/frame | {'<= 140 ms (K=8)' if s == 256 and int(k) == 8 else ''} |")
+        kmax = [key for key in g if key.endswith("_vs_k1_total_frames_per_s")]
+        for key in kmax:
+            lines.append(f"| {key.split('_')[0].upper()} vs K=1 total frames/s ({s} px) | {g[key]:.2f}x | >= 2x |")
+        lines.append(f"| naive loop `model(frame)` {s} px | {fmt(g['naive_loop']['frames_per_s'])} frames/s; "
+                     f"ours {g['speedup_vs_naive']:.2f}x | >= 1.5x |")
+        lines.append(f"| seed's way (process per frame) {s} px | {fmt(g['seed_way']['s_per_frame'])} s/frame; "
+                     f"ours {g['speedup_vs_seed_way']:.1f}x | >= 30x |")
+    mem = results.get("memory")
+    if mem:
+        keys = sorted((int(k.rsplit("_", 1)[1]) for k in mem if k.startswith("peak_rss_mb_")))
+        lines.append(f"| peak RSS, generate {keys[0]} vs {keys[1]} frames ({mem['image_size']} px) | "
+                     f"{mem[f'peak_rss_mb_{keys[0]}']:.0f} vs {mem[f'peak_rss_mb_{keys[1]}']:.0f} MB "
+                     f"({mem['ratio']:.2f}x) | <= 1.2x |")
+    tr = results.get("training")
+    if tr:
+        for key, e in tr.items():
+            if key.startswith("batch_"):
+                lines.append(f"| train {tr['image_size']} px batch {e['batch']}: videogen.train | "
+                             f"{fmt(e['videogen_train_images_per_s'])} img/s "
+                             f"({100 * e['videogen_share_of_fp32_peak']:.0f}% of fp32 peak) | >= 1.3x ref |")
+                lines.append(f"| train {tr['image_size']} px batch {e['batch']}: tutorial-style reference | "
+                             f"{fmt(e['reference_images_per_s'])} img/s "
+                             f"({100 * e['reference_share_of_fp32_peak']:.0f}% of peak); ours "
+                             f"{e['speedup_vs_reference']:.2f}x; {e['train_step_gflop_per_image']:.1f} GFLOP/img | |")
+    pr = results.get("prepare")
+    if pr:
+        lines.append(f"| prepare {pr['clip']} {pr['image_size']} px ({pr['frames']} frames) | "
+                     f"{fmt(pr['prepare_frames_per_s'])} frames/s vs A|B PNGs {fmt(pr['ab_png_frames_per_s'])}: "
+                     f"{pr['speedup']:.1f}x | >= 5x |")
+    for part, err in results.get("errors", {}).items():
+        lines.append(f"| {part} | not measured: {err} | |")
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(md: str, readme: Path) -> None:
+    text = readme.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
+        text = f"{head}{start}\n{md}{end}{tail}"
+    else:
+        text = text.rstrip() + f"\n\n## Performance\n\n{start}\n{md}{end}\n"
+    readme.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in about a minute")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per figure (after a warm-up)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench", help="where results.json/results.md go")
+    parser.add_argument("--update-readme", action="store_true", help="replace the bench block in README.md")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["generation", "memory", "training", "prepare"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("videogen.generate").setLevel(logging.WARNING)
+    logging.getLogger("videogen.train").setLevel(logging.WARNING)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.path.insert(0, str(ROOT))
+    q = args.quick
+    repeats = max(1, args.repeats) if q else max(3, args.repeats)
+    results: dict = {"machine": machine_info(), "quick": q, "repeats": repeats, "errors": {}}
+    results["matmul"] = matmul_peak(512 if q else 4096, repeats)
+    peak = results["matmul"]["numpy_sgemm_gflops"]["median"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="videogen-bench-") as tmp:
+        work = Path(tmp)
+        parts = {
+            "generation": lambda: [bench_generation(work, s, n, f, kf, ks, repeats, seed, naive)
+                                   for s, n, f, kf, ks, seed, naive in (
+                                       [(64, 8, 6, 3, [1, 2], 1, 3)] if q else
+                                       [(256, 64, 200, 40, [1, 4, 8], 5, 20), (128, 64, 200, 60, [1, 4, 8], 5, 40)])],
+            "memory": lambda: bench_memory(work, 64 if q else 128, 8 if q else 64, [20, 200] if q else [200, 2000]),
+            "training": lambda: bench_training(work, 64 if q else 256, 8 if q else 64, [1, 2] if q else [1, 16],
+                                               repeats, peak, 12 if q else 40),
+            "prepare": lambda: bench_prepare(work, 64 if q else 256, repeats, 10 if q else 0),
+        }
+        for name, fn in parts.items():
+            if name in args.skip:
+                continue
+            log.info("bench: %s", name)
+            t = time.perf_counter()
+            try:
+                results[name] = fn()
+            except Exception as err:  # one part failing must not lose the others' figures
+                log.exception("bench part %s failed", name)
+                results["errors"][name] = f"{type(err).__name__}: {err}"
+            log.info("bench: %s took %.0f s", name, time.perf_counter() - t)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    md = markdown(json.loads(json.dumps(results)))
+    (args.out / "results.md").write_text(md)
+    print(md)
+    if args.update_readme:
+        update_readme(md, ROOT / "README.md")
+    return 1 if results["errors"] and q else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""Generate stage: exact frame counts from one model load, dropout/determinism, K videos, resume, start image."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from videogen import generate as gen
+from videogen.errors import InputError
+
+SIZE = 64
+
+
+def _save_model(model_dir: Path, context_frames: int = 1, residual: bool = False, seed: int = 0) -> Path:
+    import keras
+
+    from videogen.model import build_generator
+
+    keras.utils.set_random_seed(seed)
+    model = build_generator(SIZE, 8, context_frames, residual)
+    # Trained-like BN statistics, so the BN fold is exercised with non-trivial numbers.
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            c = layer.get_weights()[0].shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.1, c), rng.normal(0, 0.1, c),
+                               rng.uniform(0.5, 2.0, c)])
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model.save(model_dir / "generator.keras")
+    (model_dir / "model.json").write_text(json.dumps({"image_size": SIZE, "fps": 12.0, "steps": 0,
+                                                      "context_frames": context_frames, "residual": residual}))
+    return model_dir
+
+
+def _save_dataset(dataset_dir: Path, num_frames: int = 20) -> Path:
+    from tests.media import moving_square_frames
+
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+    np.save(dataset_dir / "frames.npy", moving_square_frames(num_frames, SIZE))
+    (dataset_dir / "dataset.json").write_text(json.dumps({
+        "fps": 25.0, "image_size": SIZE, "num_frames": num_frames, "source": "synthetic", "train": [0, 15],
+        "val": [15, num_frames - 1], "start_frame": 16, "seed": 0}))
+    return dataset_dir
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return _save_model(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    return _save_dataset(tmp_path_factory.mktemp("dataset"))
+
+
+def _settings(**kw) -> gen.GenerateSettings:
+    kw.setdefault("frames", 7)
+    kw.setdefault("precision", "float32")
+    kw.setdefault("chunk_frames", 3)
+    return gen.GenerateSettings(**kw)
+
+
+def test_generate_writes_exactly_n_frames_from_one_model_load(model_dir, dataset_dir, tmp_path, monkeypatch):
+    import keras
+
+    calls = []
+    real_load = keras.models.load_model
+    monkeypatch.setattr(keras.models, "load_model", lambda *a, **k: calls.append(a) or real_load(*a, **k))
+    info = gen.generate(model_dir, tmp_path / "out", _settings(frames=7, num_videos=2), dataset_dir=dataset_dir)
+    frames = np.load(tmp_path / "out" / "frames.npy", mmap_mode="r")
+    assert frames.shape == (7, 2, SIZE, SIZE, 3) and frames.dtype == np.uint8
+    assert len(calls) == 1
+    saved = json.loads((tmp_path / "out" / "generation.json").read_text())
+    assert saved == json.loads(json.dumps(info))
+    assert saved["frames"] == 7 and saved["num_videos"] == 2 and saved["image_size"] == SIZE
+    assert saved["fps"] == 12.0 and saved["start_frames"][0] == 16 and len(saved["start_frames"]) == 2
+    assert saved["device"].startswith(("CPU", "GPU")) and saved["frames_per_s"] > 0
+
+
+def test_deterministic_mode_repeats_and_dropout_mode_varies(model_dir, dataset_dir, tmp_path):
+    def run(name, **kw):
+        gen.generate(model_dir, tmp_path / name, _settings(**kw), dataset_dir=dataset_dir)
+        return np.load(tmp_path / name / "frames.npy")
+
+    det_a, det_b = run("det_a", deterministic=True), run("det_b", deterministic=True)
+    np.testing.assert_array_equal(det_a, det_b)
+    drop_0, drop_0_again, drop_1 = run("drop_0", seed=0), run("drop_0_again", seed=0), run("drop_1", seed=1)
+    np.testing.assert_array_equal(drop_0, drop_0_again)  # same seed, same noise
+    assert not np.array_equal(drop_0, det_a)
+    assert not np.array_equal(drop_0, drop_1)
+
+
+def test_k_videos_start_from_k_distinct_validation_frames(model_dir, dataset_dir, tmp_path):
+    info = gen.generate(model_dir, tmp_path / "out", _settings(frames=2, num_videos=3, deterministic=True),
+                        dataset_dir=dataset_dir)
+    starts = info["start_frames"]
+    assert starts[0] == 16 and len(set(starts)) == 3 and all(15 <= s < 20 for s in starts)
+    frames = np.load(tmp_path / "out" / "frames.npy")
+    # Each video is the rollout of its own start frame: the same as generating that video alone.
+    model, _ = gen.load_generator(model_dir)
+    data = np.load(dataset_dir / "frames.npy")
+    alone = list(gen.rollout(gen.inference_copy(model), data[starts[2]][None], 2, 1, deterministic=True))
+    np.testing.assert_array_equal(frames[:, 2], np.stack(alone)[:, 0])
+
+
+def test_bn_fold_matches_frozen_batchnorm_model(model_dir):
+    model, _ = gen.load_generator(model_dir)
+    folded = gen.inference_copy(model)
+    assert not any("BatchNormalization" == type(layer).__name__ for layer in folded.layers)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, SIZE, SIZE, 3)).astype(np.float32)
+    np.testing.assert_allclose(folded(x, training=False), model(x, training=False), atol=1e-5)
+
+
+def test_context_frames_model_and_residual_copy_baseline(tmp_path, dataset_dir):
+    model_dir = _save_model(tmp_path / "model", context_frames=2, residual=True)
+    info = gen.generate(model_dir, tmp_path / "out", _settings(frames=3, deterministic=True), dataset_dir=dataset_dir)
+    frames = np.load(tmp_path / "out" / "frames.npy")
+    # An untrained residual model copies the last frame, in float32 and in bfloat16 (the residual path stays float32).
+    start = np.load(dataset_dir / "frames.npy")[info["start_frames"][0]]
+    assert np.array_equal(frames[:, 0], np.stack([start] * 3))
+    gen.generate(model_dir, tmp_path / "bf16", _settings(frames=2, deterministic=True, precision="bfloat16"),
+                 dataset_dir=dataset_dir)
+    assert np.array_equal(np.load(tmp_path / "bf16" / "frames.npy")[:, 0], np.stack([start] * 2))
+
+
+def test_resume_continues_partial_run_with_same_frames(model_dir, dataset_dir, tmp_path, caplog, monkeypatch):
+    settings = _settings(frames=9, chunk_frames=3, num_videos=2)  # dropout on: the noise must continue too
+    full = gen.generate(model_dir, tmp_path / "full", settings, dataset_dir=dataset_dir)
+    assert full["resumed_at_frame"] == 0
+    expected = np.load(tmp_path / "full" / "frames.npy")
+
+    # Interrupt a run after its second flushed chunk (6 frames), as a preemption would.
+    resume_dir = tmp_path / "resume"
+    real_frames = gen._Generation.frames
+
+    def interrupted(self, steps_done=0, context=None):
+        for i, frame in enumerate(real_frames(self, steps_done, context)):
+            if i == 7:
+                raise KeyboardInterrupt
+            yield frame
+
+    monkeypatch.setattr(gen._Generation, "frames", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        gen.generate(model_dir, tmp_path / "out", settings, dataset_dir=dataset_dir, resume_dir=resume_dir)
+    monkeypatch.setattr(gen._Generation, "frames", real_frames)
+    progress = json.loads((resume_dir / "progress.json").read_text())
+    assert progress["frames_done"] >= 6
+
+    with caplog.at_level("INFO", logger="videogen.generate"):
+        info = gen.generate(model_dir, tmp_path / "out", settings, dataset_dir=dataset_dir, resume_dir=resume_dir)
+    assert info["resumed_at_frame"] == progress["frames_done"]
+    assert f"resumed at frame {progress['frames_done']}" in caplog.text
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "frames.npy"), expected)
+    assert not (resume_dir / "progress.json").exists()
+
+
+def test_resume_with_other_settings_starts_over(model_dir, dataset_dir, tmp_path):
+    resume_dir = tmp_path / "resume"
+    resume_dir.mkdir()
+    (resume_dir / "progress.json").write_text(json.dumps({"key": {"frames": 1}, "frames_done": 3}))
+    (resume_dir / "frames.npy").write_bytes(b"junk")
+    info = gen.generate(model_dir, tmp_path / "out", _settings(frames=4), dataset_dir=dataset_dir,
+                        resume_dir=resume_dir)
+    assert info["resumed_at_frame"] == 0
+    assert np.load(tmp_path / "out" / "frames.npy").shape == (4, 1, SIZE, SIZE, 3)
+
+
+def test_start_image_is_center_cropped_and_resized(model_dir, tmp_path):
+    from PIL import Image
+
+    img = np.zeros((100, 160, 3), np.uint8)
+    img[:, 30:130] = 200  # the center square is uniform
+    Image.fromarray(img).save(tmp_path / "start.jpg", quality=100)
+    start = gen.load_start_image(tmp_path / "start.jpg", SIZE)
+    assert start.shape == (SIZE, SIZE, 3) and abs(int(start.mean()) - 200) <= 2
+    info = gen.generate(model_dir, tmp_path / "out", _settings(frames=3, num_videos=2),
+                        start_image=tmp_path / "start.jpg")
+    assert np.load(tmp_path / "out" / "frames.npy").shape == (3, 2, SIZE, SIZE, 3)
+    assert info["start_frames"] == [str(tmp_path / "start.jpg")] * 2
+
+
+def test_npy_stream_header_matches_numpy(tmp_path):
+    array = np.arange(2 * 3 * 4 * 4 * 3, dtype=np.uint8).reshape(2, 3, 4, 4, 3)
+    np.save(tmp_path / "ref.npy", array)
+    assert (tmp_path / "ref.npy").read_bytes() == gen.npy_header(array.shape) + array.tobytes()
+
+
+@pytest.mark.parametrize("layout", ["missing", "no_model", "bad_json", "bad_model"])
+def test_bad_model_dir_is_an_input_error(tmp_path, layout):
+    model_dir = tmp_path / "model"
+    if layout != "missing":
+        model_dir.mkdir()
+        (model_dir / "model.json").write_text("{not json" if layout == "bad_json" else '{"image_size": 64}')
+        if layout in ("bad_json", "bad_model"):
+            (model_dir / "generator.keras").write_bytes(b"not a keras file")
+    with pytest.raises(InputError):
+        gen.load_generator(model_dir)
+
+
+def test_missing_start_is_an_input_error(model_dir, tmp_path):
+    with pytest.raises(InputError, match="start"):
+        gen.generate(model_dir, tmp_path / "out", _settings())
+
+
+def test_generate_to_video_streams_into_an_mp4(model_dir, dataset_dir, tmp_path):
+    pytest.importorskip("videogen.video").VideoWriter  # noqa: B018
+    out = tmp_path / "g.mp4"
+    info = gen.generate_to_video(model_dir, out, _settings(frames=5), dataset_dir=dataset_dir)
+    probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                            "stream=nb_read_frames,width", "-of", "json", str(out)], capture_output=True, text=True,
+                           check=True)
+    stream = json.loads(probe.stdout)["streams"][0]
+    assert int(stream["nb_read_frames"]) == 5 and stream["width"] == SIZE and info["frames"] == 5
+
+
+def test_bench_quick_smoke(tmp_path):
+    """`python -m bench.run --quick` measures every part at tiny sizes and writes results.json + results.md."""
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--out", str(tmp_path)], cwd=root,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {"machine", "generation", "memory", "training", "prepare"} <= set(results)
+    assert "|" in (tmp_path / "results.md").read_text()

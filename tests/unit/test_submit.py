@@ -1,0 +1,270 @@
+"""videogen.submit through the real ``kfp.Client`` against a local HTTP server that answers the few KFP v2beta1 REST
+endpoints our flow calls (healthz, pipelines list/upload, pipeline versions upload/list, experiments list/create, runs
+create/get).
+
+The fake server checks *our requests* (what kfp.Client sends on our behalf: names, ids, parameters, auth header) and
+*our handling of the answers*; it is not KFP, and passing here says nothing about how a real KFP backend behaves beyond
+the API shapes it mimics (taken from kfp_server_api 2.17). fetch_result is tested against the moto S3 server.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import urllib.parse
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.s3server import LOOPBACK, s3_bucket, s3_server  # noqa: F401 - fixtures
+from videogen import storage, submit
+from videogen.errors import StorageError, VideogenError
+
+PIPELINE_YAML = """\
+# PIPELINE DEFINITION
+# Name: video-generation
+components:
+  comp-encode:
+    executorLabel: exec-encode
+deploymentSpec:
+  executors:
+    exec-encode:
+      container:
+        image: registry/videogen:{tag}
+pipelineInfo:
+  name: video-generation
+root:
+  dag:
+    tasks: {{}}
+schemaVersion: 2.1.0
+sdkVersion: kfp-2.17.3
+"""
+
+
+class FakeKFP:
+    """In-memory state of the fake API plus a log of the requests it got."""
+
+    def __init__(self) -> None:
+        self.pipelines: dict[str, dict] = {}
+        self.versions: dict[str, list[dict]] = {}
+        self.experiments: dict[str, dict] = {}
+        self.runs: dict[str, dict] = {}
+        self.requests: list[dict] = []
+        self.run_state = "SUCCEEDED"
+        self.lock = threading.Lock()
+
+
+def _multipart_file(body: bytes, content_type: str) -> tuple[str, bytes]:
+    boundary = content_type.split("boundary=")[1].strip('"').encode()
+    for part in body.split(b"--" + boundary):
+        head, sep, data = part.partition(b"\r\n\r\n")
+        if sep and b'name="uploadfile"' in head:
+            return head.decode(errors="replace"), data.rsplit(b"\r\n", 1)[0]
+    raise AssertionError("no uploadfile part in the upload request")
+
+
+def _matches(filter_json: str | None, item: dict) -> bool:
+    if not filter_json:
+        return True
+    for predicate in json.loads(filter_json).get("predicates", []):
+        assert predicate["operation"] in ("EQUALS", 1), predicate
+        if item.get(predicate["key"]) != predicate.get("stringValue", predicate.get("string_value")):
+            return False
+    return True
+
+
+def _handler(state: FakeKFP):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _reply(self, payload: dict, status: int = 200) -> None:
+            body = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def _record(self, body: bytes = b"") -> tuple[str, dict]:
+            split = urllib.parse.urlsplit(self.path)
+            query = {k: v[0] for k, v in urllib.parse.parse_qs(split.query, keep_blank_values=True).items()}
+            with state.lock:
+                state.requests.append({"method": self.command, "path": split.path, "query": query,
+                                       "auth": self.headers.get("Authorization"), "cookie": self.headers.get("Cookie"),
+                                       "body": body})
+            return split.path, query
+
+        def do_GET(self):  # noqa: N802
+            path, query = self._record()
+            if path == "/apis/v2beta1/healthz":
+                return self._reply({"multi_user": False})
+            if path == "/apis/v2beta1/pipelines":
+                found = [p for p in state.pipelines.values() if _matches(query.get("filter"), p)]
+                return self._reply({"pipelines": found, "total_size": len(found)} if found else {})
+            if path.startswith("/apis/v2beta1/pipelines/") and path.endswith("/versions"):
+                pipeline_id = path.split("/")[4]
+                found = [v for v in state.versions.get(pipeline_id, []) if _matches(query.get("filter"), v)]
+                return self._reply({"pipeline_versions": found, "total_size": len(found)} if found else {})
+            if path == "/apis/v2beta1/experiments":
+                found = [e for e in state.experiments.values() if _matches(query.get("filter"), e)]
+                return self._reply({"experiments": found, "total_size": len(found)} if found else {})
+            if path.startswith("/apis/v2beta1/runs/"):
+                run = dict(state.runs[path.rsplit("/", 1)[1]])
+                run["state"] = state.run_state
+                return self._reply(run)
+            self._reply({"error": "not found", "code": 5}, 404)
+
+        def do_POST(self):  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            path, query = self._record(body)
+            if path in ("/apis/v2beta1/pipelines/upload", "/apis/v2beta1/pipelines/upload_version"):
+                _, package = _multipart_file(body, self.headers["Content-Type"])
+                assert package.startswith(b"# PIPELINE DEFINITION")
+                if path.endswith("/upload"):
+                    pipeline = {"pipeline_id": str(uuid.uuid4()), "display_name": query["name"],
+                                "namespace": query.get("namespace", "")}
+                    state.pipelines[pipeline["pipeline_id"]] = pipeline
+                    # Like KFP: the first version comes with the pipeline.
+                    state.versions[pipeline["pipeline_id"]] = [{
+                        "pipeline_id": pipeline["pipeline_id"], "pipeline_version_id": str(uuid.uuid4()),
+                        "display_name": query["name"], "package": package.decode()}]
+                    return self._reply(pipeline)
+                version = {"pipeline_id": query["pipelineid"], "pipeline_version_id": str(uuid.uuid4()),
+                           "display_name": query["name"], "package": package.decode()}
+                state.versions[query["pipelineid"]].append(version)
+                return self._reply(version)
+            if path == "/apis/v2beta1/experiments":
+                experiment = json.loads(body)
+                experiment["experiment_id"] = str(uuid.uuid4())
+                state.experiments[experiment["experiment_id"]] = experiment
+                return self._reply(experiment)
+            if path == "/apis/v2beta1/runs":
+                run = json.loads(body)
+                run.update({"run_id": str(uuid.uuid4()), "state": "PENDING"})
+                state.runs[run["run_id"]] = run
+                return self._reply(run)
+            self._reply({"error": "not found", "code": 5}, 404)
+
+    return Handler
+
+
+@pytest.fixture
+def kfp_api():
+    state = FakeKFP()
+    server = http.server.ThreadingHTTPServer((LOOPBACK, 0), _handler(state))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.host = f"http://{LOOPBACK}:{server.server_address[1]}/pipeline"
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def no_kfp_context(tmp_path, monkeypatch):
+    """kfp.Client reads ~/.config/kfp/context.json: point HOME at an empty dir so a developer's file cannot leak in."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    import kfp.client.client as kfp_client
+
+    monkeypatch.setattr(kfp_client.Client, "_LOCAL_KFP_CONTEXT", str(tmp_path / "home" / "context.json"))
+
+
+def _package(tmp_path: Path, tag: str) -> Path:
+    path = tmp_path / f"pipeline-{tag}.yaml"
+    path.write_text(PIPELINE_YAML.format(tag=tag))
+    return path
+
+
+def _requests(state: FakeKFP, method: str, path: str) -> list[dict]:
+    return [r for r in state.requests if r["method"] == method and r["path"] == path]
+
+
+def test_first_submit_creates_pipeline_version_experiment_and_run(kfp_api, no_kfp_context, tmp_path):
+    package = _package(tmp_path, "v1")
+    arguments = {"video": "s3://videos/in.mp4", "max_epoch": 3, "deterministic": True}
+    result = submit.submit(kfp_api.host, package, arguments, experiment_name="videogen-test", run_name="first",
+                           existing_token="tok-abc")
+
+    assert len(kfp_api.pipelines) == 1
+    pipeline = next(iter(kfp_api.pipelines.values()))
+    assert pipeline["display_name"] == "video-generation"  # from the YAML's pipelineInfo.name
+    assert result.pipeline_id == pipeline["pipeline_id"]
+    assert result.version_name == submit.package_version_name(package) and result.new_version
+    version_names = [v["display_name"] for v in kfp_api.versions[result.pipeline_id]]
+    assert version_names == ["video-generation", result.version_name]
+
+    (create_run,) = _requests(kfp_api, "POST", "/apis/v2beta1/runs")
+    run = json.loads(create_run["body"])
+    assert run["display_name"] == "first"
+    assert run["runtime_config"]["parameters"] == arguments
+    assert run["pipeline_version_reference"] == {"pipeline_id": result.pipeline_id,
+                                                 "pipeline_version_id": result.version_id}
+    assert run["experiment_id"] == next(iter(kfp_api.experiments.values()))["experiment_id"]
+    assert next(iter(kfp_api.experiments.values()))["display_name"] == "videogen-test"
+    assert result.run_id == next(iter(kfp_api.runs))
+    assert result.url == f"{kfp_api.host}/#/runs/details/{result.run_id}"
+    assert {r["auth"] for r in kfp_api.requests} == {"Bearer tok-abc"}
+
+
+def test_same_yaml_reuses_the_version_and_changed_yaml_adds_one(kfp_api, no_kfp_context, tmp_path):
+    first = submit.submit(kfp_api.host, _package(tmp_path, "v1"), {"video": "a"}, experiment_name="e")
+    again = submit.submit(kfp_api.host, _package(tmp_path, "v1"), {"video": "b"}, experiment_name="e")
+    assert (again.pipeline_id, again.version_id, again.new_version) == (first.pipeline_id, first.version_id, False)
+    assert len(_requests(kfp_api, "POST", "/apis/v2beta1/pipelines/upload_version")) == 1
+    assert len(_requests(kfp_api, "POST", "/apis/v2beta1/pipelines/upload")) == 1
+    assert len(kfp_api.experiments) == 1, "the experiment is made once and then found by name"
+
+    changed = submit.submit(kfp_api.host, _package(tmp_path, "v2"), {"video": "c"}, experiment_name="e")
+    assert changed.pipeline_id == first.pipeline_id and changed.new_version
+    assert changed.version_id != first.version_id
+    assert len(kfp_api.versions[first.pipeline_id]) == 3
+    assert again.run_id != first.run_id != changed.run_id
+    runs = [json.loads(r["body"]) for r in _requests(kfp_api, "POST", "/apis/v2beta1/runs")]
+    assert [r["pipeline_version_reference"]["pipeline_version_id"] for r in runs] == [
+        first.version_id, first.version_id, changed.version_id]
+
+
+def test_wait_returns_the_final_state_and_a_failed_run_raises(kfp_api, no_kfp_context, tmp_path):
+    package = _package(tmp_path, "v1")
+    done = submit.submit(kfp_api.host, package, {}, wait=True, timeout_s=30, poll_interval_s=0.1)
+    assert done.state == "SUCCEEDED"
+    kfp_api.run_state = "FAILED"
+    with pytest.raises(VideogenError, match=r"run .* ended FAILED: see its logs at http://.*/#/runs/details/"):
+        submit.submit(kfp_api.host, package, {}, wait=True, timeout_s=30, poll_interval_s=0.1)
+
+
+def test_unreachable_or_refusing_host_is_one_line(no_kfp_context, tmp_path, kfp_api):
+    package = _package(tmp_path, "v1")
+    with pytest.raises(VideogenError, match="cannot reach Kubeflow Pipelines at http://127.0.0.1:9/x"):
+        submit.submit("http://127.0.0.1:9/x", package, {})
+    with pytest.raises(VideogenError, match="does not exist: run `videogen compile` first"):
+        submit.submit(kfp_api.host, tmp_path / "missing.yaml", {})
+
+
+def test_published_uri_is_derived_from_the_run_id():
+    assert submit.published_uri("minio://mlpipeline/videogen/", "1234-abcd") == \
+        "minio://mlpipeline/videogen/1234-abcd/gen.mp4"
+    assert submit.published_uri("/tmp/out", "r1") == str(Path("/tmp/out/r1/gen.mp4"))
+
+
+def test_fetch_result_downloads_the_published_video(s3_server, s3_bucket, tmp_path):
+    client = storage.make_client(s3_server.storage_config())
+    run_id = str(uuid.uuid4())
+    video = tmp_path / "gen.mp4"
+    video.write_bytes(b"mp4" * 1000)
+    report = tmp_path / "report.html"
+    report.write_text("<html></html>")
+    output_root = f"minio://{s3_bucket}/videogen"
+    storage.put(video, submit.published_uri(output_root, run_id), client=client)
+    storage.put(report, storage.join_uri(output_root, run_id, "report.html"), client=client)
+
+    out = submit.fetch_result(run_id, tmp_path / "out" / "mine.mp4", output_root, report=True, client=client)
+    assert out.read_bytes() == video.read_bytes()
+    assert (out.parent / "report.html").read_text() == "<html></html>"
+
+    with pytest.raises(StorageError, match="run nope has published no video at minio://.*/videogen/nope/gen.mp4"):
+        submit.fetch_result("nope", tmp_path / "x.mp4", output_root, client=client)
+    assert not (tmp_path / "x.mp4").exists()

@@ -1,0 +1,210 @@
+"""Train stage: real TensorFlow training at tiny sizes (64 px, ngf/ndf 8): steps, checkpoints, resume, refinement,
+context frames, export, and one-line user errors."""
+
+import json
+import logging
+import shutil
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from tests.media import moving_square_frames
+from videogen.errors import InputError
+from videogen.train import TrainSettings, _context_indices, _real_examples, plan_phases, train
+
+TINY = dict(batch_size=2, ngf=8, ndf=8, log_every=1, refine_rounds=0)
+
+
+def write_dataset(path, num_frames=24, size=64, train=(0, 18), frames=None):
+    """A dataset dir per the contract in docs/design.md, written directly (not through videogen.dataset)."""
+    path.mkdir(parents=True, exist_ok=True)
+    frames = moving_square_frames(num_frames, size) if frames is None else frames
+    np.save(path / "frames.npy", frames)
+    info = {"fps": 25.0, "image_size": frames.shape[1], "num_frames": len(frames), "source": "synthetic",
+            "train": list(train), "val": [train[1] + 1, len(frames) - 1], "start_frame": train[1] + 2}
+    (path / "dataset.json").write_text(json.dumps(info))
+    return path
+
+
+@pytest.fixture
+def dataset_dir(tmp_path):
+    return write_dataset(tmp_path / "dataset")
+
+
+def load_generator(path):
+    import keras
+
+    return keras.models.load_model(path, compile=False)
+
+
+@pytest.mark.parametrize("size", [64, 128, 256])
+def test_generator_and_discriminator_output_shapes_per_image_size(size):
+    """The U-Net maps (B,S,S,3K) to (B,S,S,3) at every supported size and the PatchGAN gives (B,S/8-2,S/8-2,1)."""
+    import tensorflow as tf
+
+    from videogen.model import build_discriminator, build_generator
+
+    generator = build_generator(size, ngf=4, context_frames=2)
+    discriminator = build_discriminator(size, ndf=4, context_frames=2)
+    frames = tf.zeros((2, size, size, 6))
+    out = generator(frames, training=False)
+    assert out.shape == (2, size, size, 3)
+    logits = discriminator([frames, out], training=False)
+    assert logits.shape == (2, size // 8 - 2, size // 8 - 2, 1)
+
+
+def test_context_indices_stack_oldest_first_and_clamp_at_block_start():
+    """Pair i uses frames i-K+1..i, oldest first, repeating the block's first frame where history is missing."""
+    assert _context_indices(10, 10, 3) == [10, 10, 10]
+    assert _context_indices(11, 10, 3) == [10, 10, 11]
+    assert _context_indices(15, 10, 3) == [13, 14, 15]
+    assert _context_indices(5, 0, 1) == [5]
+
+
+def test_real_examples_pair_context_frames_with_the_next_frame():
+    """The tf.data stream reads frames i-K+1..i stacked on channels and frame i+1 as target from the memory map."""
+    frames = np.repeat(np.arange(20, dtype=np.uint8)[:, None, None, None], 64 * 64 * 3).reshape(20, 64, 64, 3)
+    seen = set()
+    for inputs, target in _real_examples(frames, 4, 12, context_frames=2, seed=0).take(16):
+        inputs, target = inputs.numpy(), target.numpy()
+        assert inputs.shape == (64, 64, 6) and target.shape == (64, 64, 3) and inputs.dtype == np.uint8
+        older, newer, nxt = int(inputs[0, 0, 0]), int(inputs[0, 0, 3]), int(target[0, 0, 0])
+        assert nxt == newer + 1 and older == max(4, newer - 1)
+        seen.add(newer)
+    assert seen <= set(range(4, 12)) and len(seen) > 4
+
+
+def test_two_training_steps_give_finite_losses_and_write_a_checkpoint(dataset_dir, tmp_path):
+    """Two real steps: finite losses, a checkpoint at step 2, TensorBoard events, a loadable generator, model.json."""
+    out = tmp_path / "model"
+    info = train(dataset_dir, out, TrainSettings(max_steps=2, checkpoint_every=1, **TINY))
+    assert info["steps"] == 2
+    points = info["history"]["points"]
+    assert [p["step"] for p in points] == [1, 2]
+    assert all(np.isfinite(p[k]) for p in points for k in ("gen_total", "gen_gan", "gen_l1", "disc"))
+    assert (out / "checkpoints" / "checkpoint").exists()
+    assert list((out / "checkpoints").glob("ckpt-2.index"))
+    assert list((out / "logs").glob("events.out.tfevents.*"))
+    saved = json.loads((out / "model.json").read_text())
+    assert saved["image_size"] == 64 and saved["fps"] == 25.0 and saved["context_frames"] == 1
+    assert saved["settings"]["max_steps"] == 2 and saved["residual"] is True
+    generator = load_generator(out / "generator.keras")
+    assert generator(np.zeros((1, 64, 64, 3), np.float32)).shape == (1, 64, 64, 3)
+
+
+def test_training_resumes_from_checkpoint_at_the_right_step(dataset_dir, tmp_path, caplog):
+    """4 steps (checkpoint every 2), then the same dirs asked for 6: the run restores step 4, logs it, ends at 6, and
+    the loss history runs 1..6 without a gap or a repeat."""
+    out = tmp_path / "model"
+    train(dataset_dir, out, TrainSettings(max_steps=4, checkpoint_every=2, **TINY))
+    with caplog.at_level(logging.INFO, logger="videogen.train"):
+        info = train(dataset_dir, out, TrainSettings(max_steps=6, checkpoint_every=2, **TINY))
+    assert "resumed from step 4" in caplog.text
+    assert info["steps"] == 6 and info["resumed_from_step"] == 4
+    assert [p["step"] for p in info["history"]["points"]] == [1, 2, 3, 4, 5, 6]
+
+
+def test_checkpoints_mirror_to_object_storage_and_resume_in_a_fresh_dir(dataset_dir, tmp_path, monkeypatch, caplog):
+    """With an s3:// checkpoint dir the run uploads each checkpoint (the `checkpoint` state file last) and a run in a
+    fresh output dir (a retried pod) downloads it and resumes. storage.py is replaced by an in-memory fake of its
+    contract (is_remote, download_dir, upload_dir)."""
+    bucket = tmp_path / "bucket"
+    uploads = []
+
+    def upload_dir(local_dir, uri, files=None):
+        uploads.append(list(files))
+        for name in files:
+            (bucket / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(local_dir / name, bucket / name)
+
+    def download_dir(uri, local_dir):
+        names = [p.name for p in bucket.iterdir()] if bucket.exists() else []
+        for name in names:
+            shutil.copy(bucket / name, local_dir / name)
+        return len(names)
+
+    fake = types.ModuleType("videogen.storage")
+    fake.is_remote = lambda uri: uri.startswith(("s3://", "minio://"))
+    fake.upload_dir, fake.download_dir = upload_dir, download_dir
+    monkeypatch.setitem(sys.modules, "videogen.storage", fake)
+    import videogen
+
+    monkeypatch.setattr(videogen, "storage", fake, raising=False)
+
+    train(dataset_dir, tmp_path / "first", TrainSettings(max_steps=2, checkpoint_every=2, **TINY), "s3://b/run")
+    assert uploads and all(batch[-1] == "checkpoint" for batch in uploads)
+    assert {"ckpt-2.index", "history.json", "checkpoint"} <= {p.name for p in bucket.iterdir()}
+    with caplog.at_level(logging.INFO, logger="videogen.train"):
+        info = train(dataset_dir, tmp_path / "retry", TrainSettings(max_steps=3, checkpoint_every=2, **TINY),
+                     "s3://b/run")
+    assert "resumed from step 2" in caplog.text and info["steps"] == 3
+
+
+def test_refinement_rounds_run_end_to_end_at_64px(dataset_dir, tmp_path, caplog):
+    """Main phase then two refine rounds inside the same step budget: each round rolls the model out, trains on
+    rollout pairs mixed with real ones, and model.json reports per-phase losses; input noise is on as well."""
+    settings = TrainSettings(max_steps=8, checkpoint_every=100, batch_size=2, ngf=8, ndf=8, log_every=2,
+                             refine_rounds=2, refine_fraction=0.5, rollout_length=3, rollout_starts=4,
+                             input_noise=0.02)
+    assert [(p["first_step"], p["end_step"]) for p in plan_phases(settings, 8)] == [(0, 4), (4, 6), (6, 8)]
+    with caplog.at_level(logging.INFO, logger="videogen.train"):
+        info = train(dataset_dir, tmp_path / "model", settings)
+    assert info["steps"] == 8
+    phases = info["history"]["phases"]
+    assert [p["name"] for p in phases] == ["main", "refine1", "refine2"]
+    assert all(p["mean"] and np.isfinite(p["mean"]["gen_l1"]) for p in phases)
+    assert caplog.text.count("12 rollout pairs") == 2  # 4 starts x 3 predicted steps, per round
+
+
+def test_context_frame_model_trains_exports_and_loads(dataset_dir, tmp_path):
+    """K=2: the generator takes 6 channels, model.json records K, and the exported model loads and runs on CPU;
+    untrained-style residual output stays in [-1, 1]."""
+    out = tmp_path / "model"
+    info = train(dataset_dir, out, TrainSettings(max_steps=2, context_frames=2, checkpoint_every=10, **TINY))
+    assert info["context_frames"] == 2
+    generator = load_generator(out / "generator.keras")
+    frames = np.random.default_rng(0).uniform(-1, 1, (1, 64, 64, 6)).astype(np.float32)
+    prediction = np.asarray(generator(frames))
+    assert prediction.shape == (1, 64, 64, 3) and prediction.min() >= -1 and prediction.max() <= 1
+
+
+def test_batch_is_clamped_to_a_small_dataset_with_a_warning(tmp_path, caplog):
+    """Three training pairs and batch 16: training runs at batch 3 and says so; max_epoch sets the steps."""
+    data = write_dataset(tmp_path / "small", num_frames=8, train=(0, 3))
+    with caplog.at_level(logging.WARNING, logger="videogen.train"):
+        info = train(data, tmp_path / "model", TrainSettings(max_epoch=1, batch_size=16, ngf=8, ndf=8,
+                                                             refine_rounds=0))
+    assert "clamped from 16 to 3" in caplog.text
+    assert info["batch_size"] == 3 and info["steps"] == 1
+
+
+@pytest.mark.parametrize("settings, message", [
+    (TrainSettings(batch_size=0), "batch_size"),
+    (TrainSettings(max_steps=-1), "max_steps"),
+    (TrainSettings(max_steps=0, max_epoch=0), "max_steps or max_epoch"),
+    (TrainSettings(jit_compile="sometimes"), "jit_compile"),
+    (TrainSettings(refine_fraction=1.0), "refine_fraction"),
+])
+def test_bad_settings_raise_one_line_input_error(dataset_dir, tmp_path, settings, message):
+    """Impossible settings fail before any work with a one-line InputError naming the setting."""
+    with pytest.raises(InputError, match=message) as error:
+        train(dataset_dir, tmp_path / "model", settings)
+    assert "\n" not in str(error.value)
+
+
+def test_bad_dataset_dirs_raise_one_line_input_error(tmp_path):
+    """A missing dir, a dir without frames.npy, and an image-size mismatch are user errors, not tracebacks."""
+    settings = TrainSettings(max_steps=1, **TINY)
+    with pytest.raises(InputError, match="does not exist"):
+        train(tmp_path / "nowhere", tmp_path / "model", settings)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="frames.npy is missing"):
+        train(empty, tmp_path / "model", settings)
+    mismatch = write_dataset(tmp_path / "mismatch", num_frames=8, train=(0, 5))
+    (mismatch / "dataset.json").write_text(json.dumps({**json.loads((mismatch / "dataset.json").read_text()),
+                                                       "image_size": 128}))
+    with pytest.raises(InputError, match="image size mismatch"):
+        train(mismatch, tmp_path / "model", settings)

@@ -1,0 +1,98 @@
+"""Stage "encode": generated frames to a browser-playable H.264 mp4.
+
+Reads a generated directory (docs/design.md): ``frames.npy`` uint8 ``(T, V, S, S, 3)``, time-major, and
+``generation.json`` (its ``fps`` is the default frame rate). Writes one mp4 (H.264, yuv420p, ``+faststart``) for video
+``video_index``: the frames are streamed into ffmpeg (:class:`videogen.video.VideoWriter`), never as image files, and
+the mp4 appears under its name only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from videogen.errors import InputError
+from videogen.video import VideoWriter
+
+log = logging.getLogger("videogen.encode")
+
+FRAMES_FILE = "frames.npy"
+INFO_FILE = "generation.json"
+# Frames handed to the writer per call: large enough to keep Python overhead negligible, small enough to stream.
+_BLOCK_FRAMES = 32
+
+
+def load_generated(generated_dir: Path) -> tuple[np.ndarray, dict]:
+    """Open a generated directory: memory-mapped ``(T, V, S, S, 3)`` uint8 frames and the ``generation.json`` content.
+
+    Raises:
+        InputError: the directory is missing, incomplete or inconsistent.
+    """
+    generated_dir = Path(generated_dir)
+    if not generated_dir.is_dir():
+        raise InputError(f"generated directory {generated_dir} does not exist; run `videogen generate` first")
+    frames_path, info_path = generated_dir / FRAMES_FILE, generated_dir / INFO_FILE
+    if not frames_path.is_file() or not info_path.is_file():
+        raise InputError(f"{generated_dir} is not a generated directory (needs {FRAMES_FILE} and {INFO_FILE}); pass "
+                         f"the output of the generate stage")
+    try:
+        info = json.loads(info_path.read_text())
+        frames = np.load(frames_path, mmap_mode="r")
+    except (ValueError, OSError) as error:
+        raise InputError(f"generated directory {generated_dir} is damaged ({type(error).__name__}: {error}); run the "
+                         f"generate stage again") from None
+    if not isinstance(info, dict):
+        raise InputError(f"{info_path} is not a JSON object; run the generate stage again")
+    if frames.dtype != np.uint8 or frames.ndim != 5 or frames.shape[-1] != 3 or frames.shape[2] != frames.shape[3]:
+        raise InputError(f"{frames_path} is {frames.dtype} {frames.shape}, expected uint8 (T, V, S, S, 3); run the "
+                         f"generate stage again")
+    return frames, info
+
+
+def encode(generated_dir: Path, output: Path, fps: float | None = None, video_index: int = 0) -> dict:
+    """Encode video ``video_index`` of a generated directory to an H.264 mp4.
+
+    Args:
+        generated_dir: Output of the generate stage.
+        output: mp4 file to write (its directory is created; it is replaced only on success).
+        fps: Frame rate; default: ``generation.json``'s ``fps`` (the source video's).
+        video_index: Which rollout to encode, ``0 <= video_index < V``.
+
+    Returns:
+        ``{"frames", "fps", "width", "height", "path", "bytes"}``.
+
+    Raises:
+        InputError: not a generated directory, no frames, a bad ``video_index`` or frame rate.
+        VideogenError: ffmpeg failed writing the file.
+    """
+    frames, info = load_generated(generated_dir)
+    num_frames, num_videos, size = frames.shape[0], frames.shape[1], frames.shape[2]
+    if num_frames == 0:
+        raise InputError(f"{generated_dir} holds no frames; generate at least one frame first")
+    if not 0 <= video_index < num_videos:
+        raise InputError(f"--video-index {video_index} is out of range: {generated_dir} holds {num_videos} video(s) "
+                         f"(0..{num_videos - 1})")
+    rate = fps if fps is not None else info.get("fps")
+    try:
+        rate = float(rate)
+    except (TypeError, ValueError):
+        rate = float("nan")
+    if not math.isfinite(rate) or rate <= 0:
+        raise InputError(f"no usable frame rate ({fps if fps is not None else info.get('fps')!r}); pass --fps with a "
+                         f"positive number")
+
+    output = Path(output)
+    started = time.monotonic()
+    with VideoWriter(output, size, size, rate) as writer:
+        for first in range(0, num_frames, _BLOCK_FRAMES):
+            writer.write(frames[first:first + _BLOCK_FRAMES, video_index])
+    result = {"frames": writer.result["frames"], "fps": rate, "width": size, "height": size,
+              "path": str(output), "bytes": writer.result["bytes"]}
+    log.info("encoded %d frames of %dx%d at %g fps to %s (%d bytes, %.1f s)", num_frames, size, size, rate, output,
+             result["bytes"], time.monotonic() - started)
+    return result

@@ -1,0 +1,246 @@
+"""Cluster side of the CLI: upload the compiled pipeline to Kubeflow Pipelines, start a run, wait, fetch the video.
+
+Reads a compiled pipeline YAML and run arguments; talks to the KFP v2beta1 API through ``kfp.Client``; writes nothing
+on the cluster except a pipeline (created once), a pipeline version per distinct package, an experiment (created once)
+and the run.
+
+Versioning: a package's version is named ``sha256-<first 16 hex digits of the YAML's SHA-256>``. A submit with an
+unchanged package reuses that version; a changed package uploads a new one. When the pipeline is created, KFP makes a
+first version named after the pipeline; we then add the hash-named version too (same content) so that the lookup by
+name works on every later submit, whatever name the backend gave the first version.
+
+Results: the pipeline's last stage publishes the video to ``{output_root}/{run id}/gen.mp4`` (the run id comes from
+KFP's ``dsl.PIPELINE_JOB_ID_PLACEHOLDER``, ``{{$.pipeline_job_uuid}}``, which the backend replaces with the run's UUID,
+the same id ``kfp.Client`` returns), because ``kfp.Client`` has no API that returns a run's artifact URIs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from videogen import storage
+from videogen.errors import StorageError, VideogenError
+
+logger = logging.getLogger("videogen.submit")
+
+VERSION_PREFIX = "sha256-"
+SUCCEEDED = "SUCCEEDED"
+_FINISHED = {"SUCCEEDED", "FAILED", "SKIPPED", "ERROR", "CANCELED", "CANCELLED"}
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """What a submit created or reused, and where to watch it."""
+
+    run_id: str
+    pipeline_id: str
+    version_id: str
+    url: str
+    """The run's page in the Kubeflow UI: ``{host}/#/runs/details/{run_id}``."""
+    version_name: str = ""
+    new_version: bool = False
+    state: str | None = None
+    """The run's final state when ``wait=True`` (``SUCCEEDED``...), else None."""
+
+
+def published_uri(output_root: str, run_id: str) -> str:
+    """Where the pipeline's last stage publishes a run's video: ``{output_root}/{run_id}/gen.mp4``."""
+    return storage.join_uri(output_root, run_id, "gen.mp4")
+
+
+def run_url(host: str, run_id: str) -> str:
+    return f"{host.rstrip('/')}/#/runs/details/{run_id}"
+
+
+def package_version_name(package_path: str | Path) -> str:
+    """The version name of a compiled package: ``sha256-`` and 16 hex digits of its SHA-256."""
+    return VERSION_PREFIX + hashlib.sha256(Path(package_path).read_bytes()).hexdigest()[:16]
+
+
+def pipeline_name_of(package_path: str | Path) -> str:
+    """``pipelineInfo.name`` of a compiled pipeline YAML."""
+    import yaml
+
+    with open(package_path) as f:
+        first = next(yaml.safe_load_all(f), None) or {}
+    name = (first.get("pipelineInfo") or {}).get("name")
+    if not name:
+        raise VideogenError(f"{package_path} is not a compiled KFP pipeline (no pipelineInfo.name): compile it with "
+                            f"`videogen compile`")
+    return name
+
+
+def make_kfp_client(host: str, *, existing_token: str | None = None, cookies: str | None = None,
+                    namespace: str | None = None, ssl_ca_cert: str | None = None) -> Any:
+    """``kfp.Client`` for ``host`` with the multi-user options it supports (bearer token, cookie header, namespace)."""
+    import kfp
+
+    kwargs: dict[str, Any] = {"host": host.rstrip("/"), "existing_token": existing_token, "cookies": cookies,
+                              "ssl_ca_cert": ssl_ca_cert}
+    if namespace:  # kfp.Client treats any value other than its default 'kubeflow' as an override, None included
+        kwargs["namespace"] = namespace
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # "only works with KFP v2.0.0-beta.2 and later": we need v2
+        return _kfp_call(host, "connect to", lambda: kfp.Client(**kwargs))
+
+
+def _kfp_call(host: str, what: str, call):
+    """Run a kfp.Client call; turn API and connection failures into one VideogenError line (no token, no body)."""
+    import kfp_server_api
+    import urllib3
+
+    output = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(output):  # kfp prints links; we log our own
+            return call()
+    except kfp_server_api.ApiException as error:
+        status = getattr(error, "status", None)
+        hint = {401: "pass --token (or $KFP_TOKEN) or --cookies", 403: "check --namespace and your access to it",
+                404: "check --host (it usually ends in /pipeline)"}.get(status, "check --host and the KFP logs")
+        raise VideogenError(f"Kubeflow Pipelines at {host} refused to {what} (HTTP {status} {error.reason}): "
+                            f"{hint}") from None
+    except (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError) as error:
+        raise VideogenError(f"cannot reach Kubeflow Pipelines at {host} to {what} ({type(error).__name__}): check "
+                            f"--host and that the API is reachable (e.g. kubectl port-forward)") from None
+    finally:
+        for line in output.getvalue().splitlines():
+            logger.debug("kfp: %s", line)
+
+
+def _find_version(client: Any, host: str, pipeline_id: str, version_name: str) -> str | None:
+    version_filter = json.dumps({"predicates": [
+        {"operation": "EQUALS", "key": "display_name", "stringValue": version_name}]})
+    token = ""
+    for _ in range(100):  # pages; the filter normally makes this one page
+        page = _kfp_call(host, "list pipeline versions", lambda: client.list_pipeline_versions(
+            pipeline_id=pipeline_id, page_token=token, page_size=100, filter=version_filter))
+        for version in page.pipeline_versions or []:
+            if version.display_name == version_name:
+                return version.pipeline_version_id
+        token = page.next_page_token or ""
+        if not token:
+            return None
+    return None
+
+
+def ensure_pipeline_version(client: Any, host: str, package_path: str | Path, pipeline_name: str,
+                            namespace: str | None = None) -> tuple[str, str, str, bool]:
+    """Create the pipeline if missing and the package's version if missing.
+
+    Returns:
+        ``(pipeline_id, version_id, version_name, created_a_version)``.
+    """
+    package = str(package_path)
+    version_name = package_version_name(package_path)
+    pipeline_id = _kfp_call(host, "look up the pipeline", lambda: client.get_pipeline_id(pipeline_name))
+    if pipeline_id is None:
+        pipeline = _kfp_call(host, "upload the pipeline", lambda: client.upload_pipeline(
+            package, pipeline_name=pipeline_name, description="videogen: learn how a video moves, generate more",
+            namespace=namespace))
+        pipeline_id = pipeline.pipeline_id
+        logger.info("created pipeline %s (%s)", pipeline_name, pipeline_id)
+    else:
+        version_id = _find_version(client, host, pipeline_id, version_name)
+        if version_id:
+            logger.info("pipeline %s version %s is unchanged: reusing it", pipeline_name, version_name)
+            return pipeline_id, version_id, version_name, False
+    version = _kfp_call(host, "upload the pipeline version", lambda: client.upload_pipeline_version(
+        package, pipeline_version_name=version_name, pipeline_id=pipeline_id))
+    logger.info("uploaded pipeline %s version %s", pipeline_name, version_name)
+    return pipeline_id, version.pipeline_version_id, version_name, True
+
+
+def submit(host: str, package_path: str | Path, arguments: dict, *, pipeline_name: str | None = None,
+           experiment_name: str = "videogen", run_name: str | None = None, existing_token: str | None = None,
+           cookies: str | None = None, namespace: str | None = None, ssl_ca_cert: str | None = None,
+           wait: bool = False, timeout_s: float = 24 * 3600, poll_interval_s: float = 15.0,
+           client: Any = None) -> SubmitResult:
+    """Upload the compiled pipeline (new version only when it changed), start a run in the experiment, maybe wait.
+
+    Args:
+        host: KFP API URL, e.g. ``http://localhost:8080/pipeline`` (a port-forward) or the Kubeflow gateway URL.
+        package_path: compiled pipeline YAML.
+        arguments: pipeline parameters of the run.
+        pipeline_name: pipeline name in KFP (default: the YAML's ``pipelineInfo.name``).
+        experiment_name: experiment of the run (created if missing).
+        run_name: display name of the run (default: pipeline name and a timestamp).
+        existing_token, cookies, namespace, ssl_ca_cert: ``kfp.Client`` options for multi-user installs.
+        wait: wait for the run to finish; a run that does not succeed raises.
+        timeout_s: with ``wait``: how long to wait.
+        client: an existing ``kfp.Client`` (default: one made from the options above).
+
+    Raises:
+        VideogenError: KFP unreachable or refusing, or (with ``wait``) the run failed or did not finish in time.
+    """
+    package_path = Path(package_path)
+    if not package_path.is_file():
+        raise VideogenError(f"compiled pipeline {package_path} does not exist: run `videogen compile` first")
+    pipeline_name = pipeline_name or pipeline_name_of(package_path)
+    client = client or make_kfp_client(host, existing_token=existing_token, cookies=cookies, namespace=namespace,
+                                       ssl_ca_cert=ssl_ca_cert)
+    pipeline_id, version_id, version_name, new_version = ensure_pipeline_version(
+        client, host, package_path, pipeline_name, namespace)
+    experiment = _kfp_call(host, "create the experiment", lambda: client.create_experiment(
+        name=experiment_name, namespace=namespace))
+    run_name = run_name or f"{pipeline_name} {time.strftime('%Y-%m-%d %H:%M:%S')}"
+    run = _kfp_call(host, "create the run", lambda: client.run_pipeline(
+        experiment_id=experiment.experiment_id, job_name=run_name, params=dict(arguments), pipeline_id=pipeline_id,
+        version_id=version_id))
+    result = SubmitResult(run_id=run.run_id, pipeline_id=pipeline_id, version_id=version_id,
+                          url=run_url(host, run.run_id), version_name=version_name, new_version=new_version)
+    logger.info("started run %s (%s): %s", run.run_id, run_name, result.url)
+    if not wait:
+        return result
+    state = wait_for_run(client, host, result.run_id, timeout_s=timeout_s, poll_interval_s=poll_interval_s)
+    return SubmitResult(**{**result.__dict__, "state": state})
+
+
+def wait_for_run(client: Any, host: str, run_id: str, *, timeout_s: float, poll_interval_s: float = 15.0) -> str:
+    """Wait until the run finishes; return ``SUCCEEDED`` or raise a VideogenError naming the state and the run page."""
+    url = run_url(host, run_id)
+    try:
+        run = _kfp_call(host, "get the run", lambda: client.wait_for_run_completion(
+            run_id, timeout=timeout_s, sleep_duration=poll_interval_s))
+    except TimeoutError:
+        raise VideogenError(f"run {run_id} did not finish within {timeout_s:.0f} s: it goes on; watch it at {url} "
+                            f"and fetch the video later with `videogen fetch --run-id {run_id}`") from None
+    state = str(getattr(run.state, "value", run.state) or "").upper()
+    if state != SUCCEEDED:
+        raise VideogenError(f"run {run_id} ended {state or 'in an unknown state'}: see its logs at {url}")
+    logger.info("run %s succeeded", run_id)
+    return state
+
+
+def fetch_result(run_id: str, output: str | Path, output_root: str, *, report: bool = False,
+                 client: storage.StorageClient | None = None, config: storage.StorageConfig | None = None) -> Path:
+    """Download a run's published video (and with ``report``, ``report.html``/``summary.md`` beside it).
+
+    Raises:
+        StorageError: nothing published for that run id (still running, failed, or another output root), or the
+            object store failed.
+    """
+    output = Path(output)
+    uri = published_uri(output_root, run_id)
+    if storage.is_remote(uri):
+        client = client or storage.make_client(config)
+    try:
+        path = storage.fetch(uri, output, client=client)
+    except storage.ObjectNotFoundError:
+        raise StorageError(f"run {run_id} has published no video at {uri}: it may still be running, have failed, "
+                           f"or have used another --output-root") from None
+    if report:
+        for name in ("report.html", "summary.md"):
+            try:
+                storage.fetch(storage.join_uri(output_root, run_id, name), path.parent / name, client=client)
+            except storage.ObjectNotFoundError:
+                logger.warning("run %s published no %s", run_id, name)
+    return path
