@@ -49,9 +49,22 @@ def wait_for_port(port: int, timeout_s: float) -> bool:
     return False
 
 
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): get SIGKILL when the test process dies, so no server outlives a killed run."""
+    with contextlib.suppress(Exception):
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 @dataclass
 class S3Server:
-    """moto's S3 server in a subprocess on 127.0.0.1 (in-memory: a restarted server starts empty)."""
+    """moto's S3 server in a subprocess on 127.0.0.1 (in-memory: a restarted server starts empty).
+
+    Start it from a thread that lives as long as the server should (normally the main thread): the child is killed
+    when the thread that started it ends, so a killed test run leaves no server behind.
+    """
 
     port: int = 0
     auth: bool = True
@@ -76,9 +89,17 @@ class S3Server:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(self.port)],
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
         if log is not subprocess.DEVNULL:
             log.close()
+        try:
+            self._wait_ready(timeout_s)
+        except BaseException:
+            self.stop(kill=True)  # never leave an orphan server behind
+            raise
+        return self
+
+    def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -89,13 +110,11 @@ class S3Server:
             except OSError:
                 time.sleep(0.1)
         else:
-            self.stop(kill=True)
             raise RuntimeError(f"moto server did not answer on {self.endpoint} within {timeout_s} s")
         if self.auth:
             self._enable_auth()
         else:
             self.access_key, self.secret_key = self.access_key or "test-access", self.secret_key or "test-secret"
-        return self
 
     def _enable_auth(self) -> None:
         """Create an IAM user with an allow-all policy and an access key, then turn on moto's request checking."""
@@ -141,6 +160,11 @@ class S3Server:
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def env(self, endpoint: str | None = None) -> dict[str, str]:
+        """The standard AWS_* variables for this server, for ``monkeypatch.setenv`` or a subprocess's env."""
+        return {"AWS_ENDPOINT_URL": endpoint or self.endpoint, "AWS_ACCESS_KEY_ID": self.access_key,
+                "AWS_SECRET_ACCESS_KEY": self.secret_key, "AWS_REGION": self.region}
 
     def storage_config(self, endpoint: str | None = None, **overrides):
         """A :class:`videogen.storage.StorageConfig` for this server with short test timeouts and retries."""

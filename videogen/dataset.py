@@ -129,15 +129,21 @@ def _temporary_sibling(path: Path) -> Path:
     return path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.partial"
 
 
-def _move_into_place(temp_dir: Path, output_dir: Path, marker: str) -> None:
-    """Rename a finished ``temp_dir`` to ``output_dir``. An existing empty dir, or a previous output of the same kind
-    (it holds ``marker``), is replaced; anything else is refused rather than overwritten."""
+def _check_replaceable(output_dir: Path, marker: str) -> None:
+    """Refuse an output path that holds something other than an empty dir or a previous output with ``marker``."""
     if output_dir.exists():
         if not output_dir.is_dir():
             raise InputError(f"output {output_dir} exists and is not a directory; choose another output path")
         if any(output_dir.iterdir()) and not (output_dir / marker).exists():
             raise InputError(f"output directory {output_dir} is not empty and holds no previous {marker}; "
                              f"choose a new or empty directory")
+
+
+def _move_into_place(temp_dir: Path, output_dir: Path, marker: str) -> None:
+    """Rename a finished ``temp_dir`` to ``output_dir``. An existing empty dir, or a previous output of the same kind
+    (it holds ``marker``), is replaced; anything else is refused rather than overwritten."""
+    _check_replaceable(output_dir, marker)
+    if output_dir.exists():
         old = _temporary_sibling(output_dir)
         output_dir.rename(old)
         try:
@@ -198,11 +204,16 @@ def prepare(video: Path, output_dir: Path, settings: PrepareSettings = PrepareSe
     video_path, output_dir = Path(video), Path(output_dir)
     size = settings.image_size
     info = _video.probe_video(video_path, timeout_s=settings.timeout_s, max_pixels=settings.max_pixels)
+    _check_replaceable(output_dir, INFO_FILE)
+    if export_ab is not None:
+        _check_replaceable(Path(export_ab), "train")
     expected = info.num_frames
     if settings.max_frames:
         expected = min(expected, settings.max_frames) if expected else settings.max_frames
     if expected:
         check_free_space(output_dir.parent, expected * size * size * 3, f"{expected} frames of {size}x{size}")
+        if export_ab is not None:  # PNG pairs: at most the raw size of two frames each
+            check_free_space(Path(export_ab).parent, expected * size * size * 6, "the A|B PNG pairs")
     else:
         log.warning("%s: the container gives no frame count; the free-space check is skipped", video_path)
     log.info("%s: %dx%d (rotation %d), %s, %.3f fps, about %s frames -> %d px dataset in %s", video_path, info.width,

@@ -121,7 +121,7 @@ def _find_version(client: Any, host: str, pipeline_id: str, version_name: str) -
         {"operation": "EQUALS", "key": "display_name", "stringValue": version_name}]})
     token = ""
     for _ in range(100):  # pages; the filter normally makes this one page
-        page = _kfp_call(host, "list pipeline versions", lambda: client.list_pipeline_versions(
+        page = _kfp_call(host, "list pipeline versions", lambda token=token: client.list_pipeline_versions(
             pipeline_id=pipeline_id, page_token=token, page_size=100, filter=version_filter))
         for version in page.pipeline_versions or []:
             if version.display_name == version_name:

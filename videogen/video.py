@@ -365,10 +365,12 @@ def _kill(proc: subprocess.Popen) -> None:
         log.error("ffmpeg (pid %d) did not exit after SIGKILL", proc.pid)
 
 
-def _read_full(stream, view: memoryview) -> int:
-    """Read until ``view`` is full or EOF; returns the number of bytes read."""
+def _read_full(stream, view: memoryview, watchdog: _Watchdog) -> int:
+    """Read until ``view`` is full or EOF, re-arming ``watchdog`` on every read that brought bytes (a stall is time
+    without progress, not a slow but steady decode); returns the number of bytes read."""
     filled = 0
     while filled < len(view):
+        watchdog.arm()
         n = stream.readinto(view[filled:])
         if not n:
             break
@@ -386,7 +388,7 @@ class FrameDecoder:
     Partial-file policy: a file cut in its data (or otherwise damaged) decodes with errors but ffmpeg still exits 0. We
     keep what decoded and never hide it: when ffmpeg logged decode errors, or fewer frames came out than the container's
     header promised, ``partial`` is True, ``warnings`` says what happened, and a WARNING is logged. A non-zero exit status,
-    a frame cut short, or a stall longer than ``timeout_s`` raise :class:`InputError` with ffmpeg's last stderr line.
+    a frame cut short, or a stall longer than ``timeout_s`` raise :class:`InputError` quoting ffmpeg's stderr.
     Callers decide what "too few frames" means (``prepare`` needs at least 3).
     """
 
@@ -437,8 +439,7 @@ class FrameDecoder:
         watchdog.start()
         try:
             while True:
-                watchdog.arm()
-                filled = _read_full(proc.stdout, view)
+                filled = _read_full(proc.stdout, view, watchdog)
                 watchdog.disarm()
                 whole = filled // frame_bytes
                 if whole:
@@ -458,9 +459,12 @@ class FrameDecoder:
                 raise InputError(f"decoding video {self.path} made no progress for {self.timeout_s:g} s and was "
                                  f"stopped; the file may be damaged or hostile, try another file")
             if returncode != 0:
-                too_big = _PIXEL_LIMIT_RE.search("\n".join(stderr.tail))
+                text = "\n".join(stderr.tail)
+                too_big = _PIXEL_LIMIT_RE.search(text)
                 if too_big:
                     raise InputError(_pixel_limit_message(self.path, *map(int, too_big.groups())))
+                if self.frames_decoded == 0 and ("not on whitelist" in text or "moov atom" in text):
+                    raise InputError(_ffmpeg_failure(self.path, text, "ffmpeg"))  # could not open it at all
                 first, last = (stderr.errors[0] if stderr.errors else ""), stderr.last_line()
                 reason = f"{first} (last: {last})" if first and first != last else last
                 raise InputError(f"ffmpeg failed decoding video {self.path} after {self.frames_decoded} frame(s): "
@@ -502,7 +506,8 @@ def iter_frames(path: Path, image_size: int, *, info: VideoInfo | None = None, m
     partial.
 
     Raises:
-        InputError: ffmpeg failed (message ends with its last stderr line), stalled, or the input is not a file.
+        InputError: ffmpeg failed (the message quotes its first error and last stderr line), stalled, or the input
+            is not a file.
     """
     yield from FrameDecoder(path, image_size, info=info, max_frames=max_frames, max_pixels=max_pixels,
                             timeout_s=timeout_s)
@@ -571,6 +576,7 @@ class VideoWriter:
         self._stderr: _StderrCollector | None = None
         self._error: BaseException | None = None
         self._closed = False
+        self._blocks_fed = 0  # advanced by the writer thread; a stall is no advance for timeout_s
 
     def command(self) -> list[str]:
         return ["ffmpeg", *self._stream.get_args()]
@@ -604,6 +610,7 @@ class VideoWriter:
                 if item is None:
                     break
                 stdin.write(memoryview(item).cast("B"))
+                self._blocks_fed += 1
         except BaseException as error:  # noqa: BLE001 - handed to the producer thread
             self._error = error
         finally:
@@ -618,18 +625,32 @@ class VideoWriter:
                 except queue.Empty:
                     break
 
+    def _stalled(self) -> VideogenError:
+        self.abort()
+        return VideogenError(f"ffmpeg made no progress encoding {self.output} for {self.timeout_s:g} s and was "
+                             f"stopped; check free disk space and CPU load")
+
     def _put(self, item) -> None:
-        deadline = time.monotonic() + self.timeout_s
+        fed, since = self._blocks_fed, time.monotonic()
         while True:
             self._raise_if_failed()
             try:
                 self._queue.put(item, timeout=0.25)
                 return
             except queue.Full:
-                if time.monotonic() > deadline:
-                    self.abort()
-                    raise VideogenError(f"ffmpeg made no progress encoding {self.output} for {self.timeout_s:g} s "
-                                        f"and was stopped; check free disk space and CPU load") from None
+                if self._blocks_fed != fed:
+                    fed, since = self._blocks_fed, time.monotonic()
+                elif time.monotonic() - since > self.timeout_s:
+                    raise self._stalled() from None
+
+    def _wait_for_writer(self) -> None:
+        fed, since = self._blocks_fed, time.monotonic()
+        while self._thread.is_alive():
+            self._thread.join(timeout=0.25)
+            if self._blocks_fed != fed:
+                fed, since = self._blocks_fed, time.monotonic()
+            elif time.monotonic() - since > self.timeout_s:
+                raise self._stalled()
 
     def _raise_if_failed(self) -> None:
         if self._error is not None or (self._thread is not None and not self._thread.is_alive()
@@ -669,11 +690,7 @@ class VideoWriter:
             self.open()
         self._put(None)
         self._closed = True
-        self._thread.join(timeout=self.timeout_s)
-        if self._thread.is_alive():
-            self.abort()
-            raise VideogenError(f"ffmpeg made no progress encoding {self.output} for {self.timeout_s:g} s and was "
-                                f"stopped; check free disk space and CPU load")
+        self._wait_for_writer()
         try:
             returncode = self._proc.wait(timeout=self.timeout_s)
         except subprocess.TimeoutExpired:

@@ -115,7 +115,7 @@ def test_mp4_cut_right_after_its_header_is_refused(tmp_path):
     data = faststart_video(tmp_path, moving_square_frames(40, 64)).read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[:mdat_offset(data) + 64])
-    assert_refused(cut, tmp_path, "after 0 frame.*damaged or cut|decoded to only [0-2] frame")
+    assert_refused(cut, tmp_path, "after 0 frame.*damaged or cut")
 
 
 def test_audio_only_file_is_refused(tmp_path):
@@ -211,7 +211,7 @@ def test_hls_playlist_named_mp4_is_refused_not_followed(tmp_path, target, synthe
     message = assert_refused(playlist, tmp_path, "'hls' file")
     assert "HLS playlist" in message
     # The decoder is whitelisted too, not only the probe: a direct decode is refused the same way.
-    with pytest.raises(InputError, match="Format not on whitelist|hls|could not|failed"):
+    with pytest.raises(InputError, match="'hls' file"):
         list(video.iter_frames(playlist, 64))
 
 

@@ -14,9 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.s3server import LOOPBACK, s3_bucket, s3_server  # noqa: F401 - fixtures
+from tests import s3server
+from tests.s3server import LOOPBACK
 from videogen import storage
 from videogen.errors import StorageError
+
+# The shared S3 server fixtures (tests.s3server), used by name below.
+s3_server = s3server.s3_server
+s3_bucket = s3server.s3_bucket
 
 MB = 1000 * 1000
 
@@ -100,6 +105,16 @@ def test_round_trip_over_multipart_threshold_with_s3_and_minio_schemes(s3_server
     storage.put(big_file, f"minio://{s3_bucket}/in/again.bin", client=client)
     assert storage.fetch(f"s3://{s3_bucket}/in/again.bin", out_dir, client=client).read_bytes() == \
         big_file.read_bytes()
+
+
+def test_without_a_client_the_standard_environment_variables_are_used(s3_server, s3_bucket, tmp_path, monkeypatch):
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    source = tmp_path / "in.mp4"
+    source.write_bytes(b"video" * 100)
+    storage.put(source, f"s3://{s3_bucket}/in.mp4")
+    assert storage.fetch(f"s3://{s3_bucket}/in.mp4", tmp_path / "back.mp4").read_bytes() == source.read_bytes()
 
 
 def test_small_file_single_part_md5_checked(s3_server, s3_bucket, client, tmp_path):

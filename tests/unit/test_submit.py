@@ -18,9 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.s3server import LOOPBACK, s3_bucket, s3_server  # noqa: F401 - fixtures
+from tests import s3server
+from tests.s3server import LOOPBACK
 from videogen import storage, submit
 from videogen.errors import StorageError, VideogenError
+
+# The shared S3 server fixtures (tests.s3server), used by name below.
+s3_server = s3server.s3_server
+s3_bucket = s3server.s3_bucket
 
 PIPELINE_YAML = """\
 # PIPELINE DEFINITION
@@ -91,11 +96,12 @@ def _handler(state: FakeKFP):
         def _record(self, body: bytes = b"") -> tuple[str, dict]:
             split = urllib.parse.urlsplit(self.path)
             query = {k: v[0] for k, v in urllib.parse.parse_qs(split.query, keep_blank_values=True).items()}
+            path = split.path.removeprefix("/pipeline")  # the host URL's path, as behind Kubeflow's gateway
             with state.lock:
-                state.requests.append({"method": self.command, "path": split.path, "query": query,
+                state.requests.append({"method": self.command, "path": path, "query": query,
                                        "auth": self.headers.get("Authorization"), "cookie": self.headers.get("Cookie"),
                                        "body": body})
-            return split.path, query
+            return path, query
 
         def do_GET(self):  # noqa: N802
             path, query = self._record()

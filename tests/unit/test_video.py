@@ -143,3 +143,18 @@ def test_encoded_file_plays_as_h264_yuv420p_with_faststart(tmp_path):
     data = out.read_bytes()
     assert data.index(b"moov") < data.index(b"mdat")
     assert video.count_frames(out) == 6
+
+
+def test_watchdog_kills_a_process_that_makes_no_progress():
+    """The stall watchdog used by every decode/encode pipe kills a real process that stays blocked past its
+    timeout (here `sleep 30` with a 0.3 s limit) and records that it fired."""
+    proc = subprocess.Popen(["sleep", "30"])
+    watchdog = video._Watchdog(proc, 0.3)
+    watchdog.start()
+    watchdog.arm()
+    try:
+        assert proc.wait(timeout=5) != 0
+        assert watchdog.fired
+    finally:
+        watchdog.stop()
+        video._kill(proc)
