@@ -4,6 +4,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+pytest_plugins = ["tests.s3server"]
+
 from tests.media import moving_square_frames, real_clip, write_video  # noqa: E402
 
 

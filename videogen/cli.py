@@ -213,6 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage_flag(p)
     p.set_defaults(func=cmd_fetch)
 
+    p = sub.add_parser("upload", help="upload a compiled pipeline to a cluster (a new version only when it changed)")
+    p.add_argument("--package", default="pipeline/video_generation.yaml", help="compiled YAML (default: %(default)s)")
+    _add_kfp_client_flags(p)
+    p.set_defaults(func=cmd_upload)
+
     p = sub.add_parser("compile", help="compile the pipeline to YAML")
     p.add_argument("--output", default="pipeline/video_generation.yaml", help="YAML to write (default: %(default)s)")
     p.add_argument("--train-node-selector", "--train_node_selector", dest="train_node_selector", default=None,
@@ -259,7 +264,8 @@ def _fetch_video_url(args) -> None:
 
 def _preflight_local(video: str) -> None:
     """Refuse a bad local input before any task starts, with the stage's own one-line message."""
-    from videogen import storage, video as video_io
+    from videogen import storage
+    from videogen import video as video_io
 
     if storage.is_remote(video):
         return
@@ -306,6 +312,19 @@ def cmd_submit(args) -> int:
         output_root = arguments.get("output_root") or _pipeline_defaults()["output_root"]
         submit.fetch_result(result.run_id, Path(args.output), output_root)
         print(f"video: {args.output}")
+    return 0
+
+
+def cmd_upload(args) -> int:
+    from videogen import submit
+
+    if not args.host:
+        raise InputError("upload needs --host: the Kubeflow Pipelines API URL (e.g. http://localhost:8080/pipeline)")
+    client = submit.make_kfp_client(args.host, existing_token=args.token or os.environ.get("KFP_TOKEN"),
+                                    cookies=args.cookies, namespace=args.namespace, ssl_ca_cert=args.ssl_ca_cert)
+    pipeline_id, version_id, version_name, created = submit.ensure_pipeline_version(
+        client, args.host, args.package, submit.pipeline_name_of(args.package), namespace=args.namespace)
+    print(f"pipeline {pipeline_id} version {version_name} ({'uploaded' if created else 'unchanged, reused'})")
     return 0
 
 

@@ -103,7 +103,7 @@ def run_local(arguments: dict, work_dir: Path, output: str) -> LocalRunResult:
         except RuntimeError as error:
             if tee.last_error:
                 raise VideogenError(tee.last_error) from None
-            raise VideogenError(f"the local pipeline run failed ({_plain(error)}): the task's log above says why")
+            raise VideogenError(f"the local pipeline run failed ({_plain(error)}): the task's log above says why") from None
         published = str(task.output)
         published_dir = Path(published).parent
         storage.put(Path(published), output)

@@ -13,13 +13,13 @@ def run_cli(*args, cwd=None, timeout=120):
                           timeout=timeout)
 
 
-@pytest.mark.parametrize("command", ["run", "submit", "prepare", "train", "generate", "evaluate", "fetch", "compile"])
+@pytest.mark.parametrize("command", ["run", "submit", "upload", "prepare", "train", "generate", "evaluate", "fetch", "compile"])
 def test_every_command_explains_its_flags_with_defaults(command):
     """`videogen COMMAND -h` works and shows defaults."""
     parser = build_parser()
     sub = parser._subparsers._group_actions[0].choices[command]
     text = sub.format_help()
-    assert "--output" in text
+    assert "--output" in text or "--package" in text
     if command in ("run", "train"):
         assert "default: 20" in text  # max_epoch
 

@@ -23,14 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from tests import s3server
 from tests.s3server import FaultProxy, S3Server, free_port
 from videogen import storage
 from videogen.errors import StorageError
 
 # The shared S3 server fixtures (tests.s3server), used by name below.
-s3_server = s3server.s3_server
-s3_bucket = s3server.s3_bucket
 
 MB = 1000 * 1000
 

@@ -18,14 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from tests import s3server
 from tests.s3server import LOOPBACK
 from videogen import storage, submit
 from videogen.errors import StorageError, VideogenError
 
 # The shared S3 server fixtures (tests.s3server), used by name below.
-s3_server = s3server.s3_server
-s3_bucket = s3server.s3_bucket
 
 PIPELINE_YAML = """\
 # PIPELINE DEFINITION
