@@ -75,16 +75,10 @@ images:  ## build and push the three images (needs docker): CPU, GPU (CUDA 12), 
 
 deploy: setup  ## kubectl apply -k manifests/overlays/$(OVERLAY) [NAMESPACE=...], then upload the pipeline to KFP_HOST
 	@test -f manifests/base/secret.env || { echo "deploy: error: manifests/base/secret.env is missing: cp manifests/base/secret.env.example manifests/base/secret.env and put your object-store keys in it (see docs/cluster.md)" >&2; exit 2; }
-	@test -d manifests/overlays/$(OVERLAY) || { echo "deploy: error: no overlay '$(OVERLAY)': choose one of: $$(ls manifests/overlays | tr '
-' ' ')" >&2; exit 2; }
+	@test -d manifests/overlays/$(OVERLAY) || { echo "deploy: error: no overlay '$(OVERLAY)': choose one of: $$(ls manifests/overlays | tr '\n' ' ')" >&2; exit 2; }
 	@if [ -n "$(NAMESPACE)" ]; then \
 	  dir=$$(mktemp -d manifests/.deploy-XXXXXX) && trap 'rm -rf "$$dir"' EXIT && \
-	  printf 'apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-namespace: %s
-resources:
-  - ../overlays/%s
-' "$(NAMESPACE)" "$(OVERLAY)" > "$$dir/kustomization.yaml" && \
+	  printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: %s\nresources:\n  - ../overlays/%s\n' "$(NAMESPACE)" "$(OVERLAY)" > "$$dir/kustomization.yaml" && \
 	  $(KUBECTL) apply -k "$$dir"; \
 	else $(KUBECTL) apply -k manifests/overlays/$(OVERLAY); fi
 	$(VENV)/bin/videogen compile --output work/video_generation.yaml
