@@ -171,7 +171,6 @@ Image.fromarray(np.clip((out + 1.0) * 127.5, 0, 255).round().astype(np.uint8)).s
 def bench_generation(work: Path, size: int, ngf: int, frames: int, k_frames: int, ks: list[int], repeats: int,
                      seed_runs: int, naive_frames: int) -> dict:
     import keras
-    import tensorflow as tf
     from PIL import Image
 
     from videogen import generate as gen
@@ -237,8 +236,6 @@ def bench_generation(work: Path, size: int, ngf: int, frames: int, k_frames: int
     if max(ks) > 1:
         out[f"k{max(ks)}_vs_k1_total_frames_per_s"] = per_k[max(ks)]["total_frames_per_s"]["median"] / ours
     out["generator_forward_gflop"] = conv_flops(model) / 1e9
-    del model
-    tf.keras.backend.clear_session() if hasattr(tf, "keras") else None
     return out
 
 
@@ -396,7 +393,7 @@ def markdown(results: dict) -> str:
                      f"ours {g['speedup_vs_seed_way']:.1f}x | >= 30x |")
     mem = results.get("memory")
     if mem:
-        keys = sorted((int(k.rsplit("_", 1)[1]) for k in mem if k.startswith("peak_rss_mb_")))
+        keys = sorted(int(k.rsplit("_", 1)[1]) for k in mem if k.startswith("peak_rss_mb_"))
         lines.append(f"| peak RSS, generate {keys[0]} vs {keys[1]} frames ({mem['image_size']} px) | "
                      f"{mem[f'peak_rss_mb_{keys[0]}']:.0f} vs {mem[f'peak_rss_mb_{keys[1]}']:.0f} MB "
                      f"({mem['ratio']:.2f}x) | <= 1.2x |")
@@ -475,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
                 log.exception("bench part %s failed", name)
                 results["errors"][name] = f"{type(err).__name__}: {err}"
             log.info("bench: %s took %.0f s", name, time.perf_counter() - t)
+            # Partial results after each part, so a long run that is stopped keeps what it measured.
+            (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     (args.out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     md = markdown(json.loads(json.dumps(results)))
     (args.out / "results.md").write_text(md)

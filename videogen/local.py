@@ -88,9 +88,14 @@ def run_local(arguments: dict, work_dir: Path, output: str) -> LocalRunResult:
     from videogen.config import ClusterConfig
 
     work_dir = Path(work_dir).resolve()
+    if "python3" in str(work_dir):
+        raise VideogenError(f"work dir {work_dir} contains 'python3', which kfp.local rewrites in task arguments: "
+                            "pass another --work-dir")
     started = time.monotonic()
     with work_dir_lock(work_dir):
         arguments = dict(arguments)
+        if not storage.is_remote(arguments["video"]):
+            arguments["video"] = str(_stage_input(Path(arguments["video"]), work_dir / "inputs"))
         arguments.setdefault("output_root", str(work_dir / "published"))
         arguments.setdefault("checkpoint_root", str(work_dir / "checkpoints"))
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(work_dir / "kfp"),
@@ -118,6 +123,25 @@ def run_local(arguments: dict, work_dir: Path, output: str) -> LocalRunResult:
             report = str(published_dir / "report.html") if (published_dir / "report.html").exists() else None
     return LocalRunResult(output=output, report=report, published_dir=published_dir,
                           duration_s=time.monotonic() - started)
+
+
+def _stage_input(video: Path, inputs_dir: Path) -> Path:
+    """Link (or copy) a local input video into the work dir under a plain name.
+
+    kfp.local's SubprocessRunner replaces the text ``python3`` in every element of a task's command line with the
+    interpreter's path (kfp/local/subprocess_task_handler.py), which corrupts any path argument containing it, e.g.
+    ``.../lib/python3.11/...``. A staged copy under the work dir has a name we control.
+    """
+    inputs_dir.mkdir(parents=True, exist_ok=True)
+    staged = inputs_dir / ("input" + "".join(c for c in video.suffix.lower() if c.isalnum() or c == "."))
+    staged.unlink(missing_ok=True)
+    try:
+        os.link(video.resolve(), staged)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(video, staged)
+    return staged
 
 
 def _plain(error: Exception) -> str:

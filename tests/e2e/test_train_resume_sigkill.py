@@ -22,14 +22,14 @@ TOTAL_STEPS = 120
 CHECKPOINT_EVERY = 10
 
 # The CLI is written elsewhere; this small script is the same call a component or `videogen train` makes.
-SCRIPT = """
+SCRIPT = f"""
 import logging, sys
 from pathlib import Path
 from videogen.train import TrainSettings, train
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(name)s: %(message)s")
-train(Path(sys.argv[1]), Path(sys.argv[2]), TrainSettings(max_steps={total}, checkpoint_every={every}, batch_size=4,
+train(Path(sys.argv[1]), Path(sys.argv[2]), TrainSettings(max_steps={TOTAL_STEPS}, checkpoint_every={CHECKPOINT_EVERY}, batch_size=4,
       ngf=8, ndf=8, log_every=10, refine_rounds=1, refine_fraction=0.2, rollout_starts=4))
-""".format(total=TOTAL_STEPS, every=CHECKPOINT_EVERY)
+"""
 
 
 def _start(dataset_dir, model_dir, log_path):
