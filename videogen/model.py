@@ -20,6 +20,11 @@ SUPPORTED_IMAGE_SIZES = (64, 128, 256, 512)
 _DROPOUT_RATE = 0.5
 _DROPOUT_BLOCKS = 3
 
+NORMS = ("batch", "group")
+_BN_MOMENTUM = 0.99  # Keras' default; bench/quality/experiments.py overrides it to measure 0.9
+_GROUP_MIN_CHANNELS = 4  # channels per group of GroupNormalization (fewer at most where a layer has fewer channels)
+_GROUP_MAX = 32  # groups at most (Wu & He's default)
+
 
 def _keras():
     import keras  # imported lazily: importing videogen.model must not start TensorFlow
@@ -34,30 +39,49 @@ def unet_depth(image_size: int) -> int:
     return int(math.log2(image_size))
 
 
-def _downsample(x, filters: int, name: str, batchnorm: bool = True):
+def group_count(channels: int) -> int:
+    """Groups for GroupNormalization of ``channels``: the most groups (at most 32) that divide ``channels`` and keep
+    at least 4 channels per group, so a group still has statistics at the U-Net's 1x1 bottleneck; 1 if none."""
+    for groups in range(min(_GROUP_MAX, channels // _GROUP_MIN_CHANNELS), 0, -1):
+        if channels % groups == 0:
+            return groups
+    return 1
+
+
+def _norm(x, filters: int, name: str, norm: str):
+    layers = _keras().layers
+    if norm == "group":
+        # Per-image statistics: the same computation in training and inference, no moving averages, and images of a
+        # batch (e.g. K videos generated together) never influence each other.
+        return layers.GroupNormalization(group_count(filters), epsilon=1e-5, name=f"{name}_gn")(x)
+    return layers.BatchNormalization(momentum=_BN_MOMENTUM, name=f"{name}_bn")(x)
+
+
+def _downsample(x, filters: int, name: str, batchnorm: bool = True, norm: str = "batch"):
     keras = _keras()
     layers = keras.layers
     init = keras.initializers.RandomNormal(0.0, 0.02)
     x = layers.Conv2D(filters, 4, strides=2, padding="same", kernel_initializer=init, use_bias=not batchnorm,
                       name=f"{name}_conv")(x)
     if batchnorm:
-        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = _norm(x, filters, name, norm)
     return layers.LeakyReLU(0.2, name=f"{name}_lrelu")(x)
 
 
-def _upsample(x, filters: int, name: str, dropout: bool):
+def _upsample(x, filters: int, name: str, dropout: float, norm: str = "batch"):
     keras = _keras()
     layers = keras.layers
     init = keras.initializers.RandomNormal(0.0, 0.02)
     x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", kernel_initializer=init, use_bias=False,
                                name=f"{name}_deconv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
-    if dropout:
-        x = layers.Dropout(_DROPOUT_RATE, name=f"{name}_dropout")(x)
+    x = _norm(x, filters, name, norm)
+    if dropout > 0:
+        x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
-def build_generator(image_size: int = 256, ngf: int = 64, context_frames: int = 1, residual: bool = True):
+def build_generator(image_size: int = 256, ngf: int = 64, context_frames: int = 1, residual: bool = True,
+                    norm: str = "batch", dropout: float = _DROPOUT_RATE, delta_scale: float = 2.0):
     """U-Net generator: encoder down to 1x1, decoder back up with skip connections.
 
     Args:
@@ -67,6 +91,10 @@ def build_generator(image_size: int = 256, ngf: int = 64, context_frames: int = 
         residual: if True the network predicts the change from the last input frame (``out = clip(last + delta)``)
             and the last layer starts at zero, so an untrained model copies the last frame (the copy baseline)
             instead of starting from noise. If False, the paper's plain ``tanh`` output.
+        norm: "batch" (the paper's BatchNormalization: batch statistics in training, moving averages in inference)
+            or "group" (GroupNormalization, per-image statistics: identical in training and inference).
+        dropout: rate of the Dropout layers in the three innermost decoder blocks (the paper's 0.5); 0 = none.
+        delta_scale: residual only: the change is ``delta_scale * tanh(...)``, so at most this much per step.
 
     Returns:
         A ``keras.Model`` mapping ``(B, S, S, 3K)`` float32 in [-1, 1] to ``(B, S, S, 3)`` in [-1, 1].
@@ -74,20 +102,25 @@ def build_generator(image_size: int = 256, ngf: int = 64, context_frames: int = 
     keras = _keras()
     layers = keras.layers
     depth = unet_depth(image_size)
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    if not 0 <= dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
     inputs = keras.Input((image_size, image_size, 3 * context_frames), name="frames")
 
     # Encoder, 256 px, ngf 64: (128,128,64) (64,64,128) (32,32,256) (16,16,512) (8,8,512) (4,4,512) (2,2,512) (1,1,512)
     skips = []
     x = inputs
     for i in range(depth):
-        x = _downsample(x, min(ngf * 2**i, ngf * 8), name=f"enc{i + 1}", batchnorm=i > 0)
+        x = _downsample(x, min(ngf * 2**i, ngf * 8), name=f"enc{i + 1}", batchnorm=i > 0, norm=norm)
         skips.append(x)
 
     # Decoder, 256 px: (2,2,1024) (4,4,1024) (8,8,1024) (16,16,1024) (32,32,512) (64,64,256) (128,128,128)
     # (the channel count doubles where the skip is concatenated); dropout in the three innermost blocks.
     for j, skip in enumerate(reversed(skips[:-1])):
         level = depth - 2 - j  # index of the encoder block whose output we are about to join
-        x = _upsample(x, min(ngf * 2**level, ngf * 8), name=f"dec{j + 1}", dropout=j < _DROPOUT_BLOCKS)
+        x = _upsample(x, min(ngf * 2**level, ngf * 8), name=f"dec{j + 1}",
+                      dropout=dropout if j < _DROPOUT_BLOCKS else 0.0, norm=norm)
         x = layers.Concatenate(name=f"dec{j + 1}_skip")([x, skip])
 
     # Output, 256 px: (256,256,3)
@@ -99,7 +132,7 @@ def build_generator(image_size: int = 256, ngf: int = 64, context_frames: int = 
 
     delta = layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh", kernel_initializer="zeros",
                                    name="delta")(x)
-    delta = layers.Rescaling(2.0, name="delta_scale")(delta)  # a change can span the whole [-1, 1] range
+    delta = layers.Rescaling(delta_scale, name="delta_scale")(delta)  # 2.0: a change can span the whole [-1, 1]
     last = inputs
     if context_frames > 1:
         # Select the newest frame's channels with a fixed 1x1 convolution (a built-in layer, unlike a Lambda slice).

@@ -71,6 +71,12 @@ class TrainSettings:
     residual: bool = field(default=True, metadata={
         "help": "predict the change from the last frame (an untrained model copies the last frame); "
                 "false = the paper's plain tanh output"})
+    norm: str = field(default="batch", metadata={
+        "help": "generator normalization: batch (the paper's BatchNorm) or group (GroupNorm: per-image statistics, "
+                "the same in training and inference)"})
+    dropout: float = field(default=0.5, metadata={
+        "help": "dropout rate in the generator's three innermost decoder blocks (the paper's 0.5; the noise of a "
+                "non-deterministic generation); 0 = none"})
     refine_rounds: int = field(default=1, metadata={
         "help": "anti-divergence rounds after the main phase: roll the model out and train on its own predictions "
                 "(0 = off; the default 1 is provisional until measured on real clips)"})
@@ -114,6 +120,8 @@ def validate_settings(settings: TrainSettings) -> None:
         (s.rollout_starts >= 1, f"rollout_starts must be >= 1, got {s.rollout_starts}"),
         (0 <= s.refine_mix <= 1, f"refine_mix must be in [0, 1], got {s.refine_mix}"),
         (s.input_noise >= 0, f"input_noise must be >= 0, got {s.input_noise}"),
+        (s.norm in ("batch", "group"), f"norm must be batch or group, got {s.norm!r}"),
+        (0 <= s.dropout < 1, f"dropout must be in [0, 1), got {s.dropout}"),
     ]
     for ok, message in checks:
         if not ok:
@@ -498,7 +506,8 @@ def train(dataset_dir: Path, output_dir: Path, settings: TrainSettings, checkpoi
     jit = _resolve_jit(settings.jit_compile, gpu)
 
     keras.utils.set_random_seed(settings.seed)
-    generator = build_generator(size, settings.ngf, k, settings.residual)
+    generator = build_generator(size, settings.ngf, k, settings.residual, norm=settings.norm,
+                                dropout=settings.dropout)
     discriminator = build_discriminator(size, settings.ndf, k)
     generator_optimizer = keras.optimizers.Adam(settings.learning_rate, beta_1=settings.beta1)
     discriminator_optimizer = keras.optimizers.Adam(settings.learning_rate, beta_1=settings.beta1)
@@ -517,7 +526,7 @@ def train(dataset_dir: Path, output_dir: Path, settings: TrainSettings, checkpoi
             checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         except (AssertionError, ValueError, tf.errors.OpError) as error:
             raise InputError(f"checkpoint {manager.latest_checkpoint} does not match these settings (image size, "
-                             f"ngf, ndf, context_frames, residual): use another checkpoint dir") from error
+                             f"ngf, ndf, context_frames, residual, norm, dropout): use another checkpoint dir") from error
         restored = int(step.numpy())
         if restored > total:
             raise InputError(f"checkpoint dir {local_ckpt} already holds {restored} steps, more than the "
@@ -644,6 +653,8 @@ def train(dataset_dir: Path, output_dir: Path, settings: TrainSettings, checkpoi
         "steps": int(step.numpy()),
         "context_frames": k,
         "residual": settings.residual,
+        "norm": settings.norm,
+        "dropout": settings.dropout,
         "ngf": settings.ngf,
         "ndf": settings.ndf,
         "batch_size": batch,
