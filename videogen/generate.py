@@ -73,6 +73,33 @@ class GenerateSettings:
 # Model loading and the inference copy
 
 
+def _keras_major() -> int:
+    import keras
+
+    return int(str(keras.__version__).split(".")[0])
+
+
+class SavedModelGenerator:
+    """The generator served from ``generator_savedmodel/`` (see videogen/export.py).
+
+    Used where the installed Keras is older than 3 and cannot read ``generator.keras``: the K80 image (TensorFlow
+    2.14, the last CUDA 11 line with Kepler kernels). Called like the Keras model; ``training`` picks the endpoint
+    (dropout on or off), and BatchNorm always runs on its moving statistics, as in the Keras path.
+    """
+
+    layers: list = []  # nothing to fold or reseed: dropout noise comes from the SavedModel's own RNG
+
+    def __init__(self, model_dir: Path, image_size: int, context_frames: int):
+        from videogen.export import load_savedmodel
+
+        self.input_shape = (None, image_size, image_size, 3 * context_frames)
+        self._serve = load_savedmodel(model_dir, dropout=False)
+        self._serve_dropout = load_savedmodel(model_dir, dropout=True)
+
+    def __call__(self, frames, training: bool = False):
+        return (self._serve_dropout if training else self._serve)(frames)
+
+
 def load_generator(model_dir: Path | str):
     """Load ``generator.keras`` (once) and ``model.json`` from a model dir.
 
@@ -96,6 +123,15 @@ def load_generator(model_dir: Path | str):
         raise InputError(f"{info_path} is not valid JSON ({err}): re-run `videogen train`") from err
     if not isinstance(model_info, dict):
         raise InputError(f"{info_path} does not hold a JSON object: re-run `videogen train`")
+    if _keras_major() < 3:
+        from videogen.export import SAVEDMODEL_DIR
+
+        if not (model_dir / SAVEDMODEL_DIR / "saved_model.pb").is_file():
+            raise InputError(f"Keras {_keras_major()} cannot read {model_path} and {model_dir / SAVEDMODEL_DIR} is "
+                             "missing: re-run `videogen train` with this version of videogen")
+        log.info("Keras < 3: serving %s instead of %s", SAVEDMODEL_DIR, GENERATOR_FILE)
+        return SavedModelGenerator(model_dir, int(model_info["image_size"]),
+                                   int(model_info.get("context_frames", 1))), model_info
     import keras
 
     try:
@@ -596,7 +632,7 @@ class _Generation:
         model, self.model_info = load_generator(self.model_dir)
         self.image_size = int(model.input_shape[1])
         self.context_frames = int(model.input_shape[3]) // 3
-        self.model = inference_copy(model, self.precision)
+        self.model = model if isinstance(model, SavedModelGenerator) else inference_copy(model, self.precision)
         self.context, self.start_frames = _start_context(
             Path(dataset_dir) if dataset_dir else None, Path(start_image) if start_image else None,
             self.image_size, self.context_frames, settings.num_videos, settings.seed)
