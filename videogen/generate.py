@@ -632,7 +632,11 @@ class _Generation:
         model, self.model_info = load_generator(self.model_dir)
         self.image_size = int(model.input_shape[1])
         self.context_frames = int(model.input_shape[3]) // 3
-        self.model = model if isinstance(model, SavedModelGenerator) else inference_copy(model, self.precision)
+        if isinstance(model, SavedModelGenerator):
+            # The K80 image: a float32 graph as exported; Kepler has no bf16 and XLA is not worth the risk there.
+            self.jit, self.precision, self.model = False, "float32", model
+        else:
+            self.model = inference_copy(model, self.precision)
         self.context, self.start_frames = _start_context(
             Path(dataset_dir) if dataset_dir else None, Path(start_image) if start_image else None,
             self.image_size, self.context_frames, settings.num_videos, settings.seed)
