@@ -316,28 +316,6 @@ def long_rollout_health(generated: np.ndarray, reference: dict[str, float],
 
 
 # ------------------------------------------------------------------------------------------------------------ inputs
-def _read_json(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise InputError(f"{path} not found: is {path.parent} a {what} directory?")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise InputError(f"{path} is not readable JSON ({err}); re-run the stage that wrote it") from None
-
-
-def _load_frames(path: Path, ndim: int, what: str) -> np.ndarray:
-    if not path.is_file():
-        raise InputError(f"{path} not found: is {path.parent} a {what} directory?")
-    try:
-        frames = np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as err:
-        raise InputError(f"{path} is not a readable .npy array ({err}); re-run the stage that wrote it") from None
-    if frames.dtype != np.uint8 or frames.ndim != ndim or frames.shape[-1] != 3 or frames.shape[-2] != frames.shape[-3]:
-        want = "(N, S, S, 3)" if ndim == 4 else "(T, V, S, S, 3)"
-        raise InputError(f"{path} must be uint8 {want}, got {frames.dtype} {tuple(frames.shape)}")
-    return frames
-
-
 def _block(info: dict, key: str, num_frames: int) -> tuple[int, int]:
     try:
         first, end = (int(v) for v in info[key])
@@ -346,18 +324,6 @@ def _block(info: dict, key: str, num_frames: int) -> tuple[int, int]:
     if not 0 <= first < end <= num_frames - 1:
         raise InputError(f"dataset.json '{key}' pairs [{first}, {end}) do not fit {num_frames} frames")
     return first, end
-
-
-def _load_generator(model_dir: Path):
-    path = model_dir / "generator.keras"
-    if not path.is_file():
-        raise InputError(f"{path} not found: is {model_dir} a model directory written by the train stage?")
-    import keras
-
-    try:
-        return keras.models.load_model(path, compile=False)
-    except Exception as err:  # keras raises many types for a broken archive
-        raise InputError(f"{path} could not be loaded as a Keras model ({type(err).__name__}: {err})") from None
 
 
 # ------------------------------------------------------------------------------------------------------- prediction
@@ -564,18 +530,17 @@ def evaluate(dataset_dir: Path, model_dir: Path, output_dir: Path, settings: Eva
     started = time.monotonic()
     dataset_dir, model_dir, output_dir = Path(dataset_dir), Path(model_dir), Path(output_dir)
 
-    dataset_info = _read_json(dataset_dir / "dataset.json", "dataset")
-    frames = _load_frames(dataset_dir / "frames.npy", 4, "dataset")
+    from videogen.dataset import load_dataset
+    from videogen.encode import load_generated
+    from videogen.generate import load_generator
+
+    frames, dataset_info = load_dataset(dataset_dir)
     num_frames, size = int(frames.shape[0]), int(frames.shape[1])
-    if int(dataset_info.get("image_size", size)) != size:
-        raise InputError(f"dataset.json says image_size {dataset_info.get('image_size')} but frames.npy holds "
-                         f"{size} px frames; re-run prepare")
     train_block = _block(dataset_info, "train", num_frames)
     val_block = _block(dataset_info, "val", num_frames)
 
-    model_info = _read_json(model_dir / "model.json", "model")
-    model = _load_generator(model_dir)
-    in_shape = tuple(model.inputs[0].shape)
+    model, model_info = load_generator(model_dir)
+    in_shape = tuple(model.input_shape)
     if len(in_shape) != 4 or in_shape[3] is None or in_shape[3] % 3:
         raise InputError(f"generator.keras takes {in_shape}; expected (B, S, S, 3K)")
     k_context = int(model_info.get("context_frames", in_shape[3] // 3))
@@ -612,8 +577,7 @@ def evaluate(dataset_dir: Path, model_dir: Path, output_dir: Path, settings: Eva
     preview_label = f"{len(preview)}-frame evaluation rollout from validation frame {int(starts[0])}"
     if generated_dir is not None:
         generated_dir = Path(generated_dir)
-        generation_info = _read_json(generated_dir / "generation.json", "generated")
-        generated = _load_frames(generated_dir / "frames.npy", 5, "generated")
+        generated, generation_info = load_generated(generated_dir)
         if generated.shape[2] != size:
             raise InputError(f"the generated video has {generated.shape[2]} px frames but the dataset has {size} px")
         if generated.shape[0] == 0 or generated.shape[1] == 0:

@@ -506,16 +506,9 @@ def _start_context(dataset_dir: Path | None, start_image: Path | None, image_siz
         return np.repeat(context[None], num_videos, axis=0), [str(start_image)] * num_videos
     if dataset_dir is None:
         raise InputError("generation needs a start: pass a dataset dir (--dataset) or a start image (--start-image)")
-    dataset_dir = Path(dataset_dir)
-    frames_path, info_path = dataset_dir / "frames.npy", dataset_dir / "dataset.json"
-    for path in (frames_path, info_path):
-        if not path.is_file():
-            raise InputError(f"{path} is missing: {dataset_dir} is not a dataset dir (run `videogen prepare`)")
-    try:
-        info = json.loads(info_path.read_text())
-        frames = np.load(frames_path, mmap_mode="r")
-    except (OSError, ValueError) as err:
-        raise InputError(f"dataset {dataset_dir} could not be read ({err}): re-run `videogen prepare`") from err
+    from videogen.dataset import load_dataset
+
+    frames, info = load_dataset(Path(dataset_dir))
     if frames.ndim != 4 or frames.shape[1:] != (image_size, image_size, 3) or frames.dtype != np.uint8:
         raise InputError(f"dataset frames are {frames.dtype} {frames.shape} but the model takes {image_size} px: "
                          f"prepare the dataset with --image-size {image_size}")

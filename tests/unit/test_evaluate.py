@@ -166,7 +166,7 @@ def test_evaluate_rejects_a_dataset_whose_image_size_differs_from_the_model(tmp_
 def test_evaluate_rejects_a_directory_without_dataset_files(tmp_path):
     """A wrong directory names the missing file."""
     (tmp_path / "empty").mkdir()
-    with pytest.raises(InputError, match="dataset.json not found"):
+    with pytest.raises(InputError, match="not a dataset directory .needs dataset.json"):
         ev.evaluate(tmp_path / "empty", tmp_path / "model", tmp_path / "out", ev.EvaluateSettings())
 
 
