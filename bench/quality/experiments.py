@@ -148,13 +148,13 @@ def table(args) -> None:
         one = r["one_step"]
         by_k = {row["k"]: row for row in r["rollout"]}
 
-        def cell(k):
+        def cell(k, by_k=by_k):
             row = by_k.get(k)
             if not row or row["psnr_model"] is None:
                 return "-"
             return f"{row['psnr_model']:.2f} / {row['psnr_copy']:.2f}"
 
-        def health(mode):
+        def health(mode, r=r):
             h = r["health"][mode]
             bad = [f"{n} @{v}" for n, v in h["flags"].items() if v is not None]
             return ", ".join(bad) if bad else f"alive (std {h['last_std']}, change {h['mean_change_last10']})"
