@@ -9,8 +9,8 @@ from components._base import DEFAULT_IMAGE
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
 def train_model(dataset: Input[Dataset], model: Output[Model], run_id: str, checkpoint_root: str,
                 max_epoch: int = 20, max_steps: int = 0, batch_size: int = 16, l1_weight: float = 100.0,
-                gan_weight: float = 1.0, ngf: int = 64, ndf: int = 64, context_frames: int = 1,
-                refine_rounds: int = 1, checkpoint_every: int = 500, seed: int = 0):
+                gan_weight: float = 0.1, ngf: int = 64, ndf: int = 64, context_frames: int = 2,
+                refine_rounds: int = 0, checkpoint_every: int = 500, seed: int = 0):
     """Train pix2pix to predict frame t+1 from frame t.
 
     Checkpoints live at ``{checkpoint_root}/{run_id}/train``, outside the task's outputs, so a retried task (a fresh
