@@ -271,13 +271,18 @@ def bench_memory(work: Path, size: int, ngf: int, counts: list[int]) -> dict:
 
 
 def reference_train_step(size: int, ngf: int, batch: int):
-    """A plain train step in the TensorFlow pix2pix tutorial's style: two GradientTapes in one tf.function."""
+    """A plain train step in the TensorFlow pix2pix tutorial's style: two GradientTapes in one tf.function, float32,
+    on the same networks that ``videogen train`` builds with its default settings (context frames, norm, dropout)."""
     import keras
     import tensorflow as tf
 
     from videogen.model import build_discriminator, build_generator, discriminator_loss, generator_loss
+    from videogen.train import TrainSettings
 
-    generator, discriminator = build_generator(size, ngf), build_discriminator(size, ngf)
+    d = TrainSettings()
+    k = d.context_frames
+    generator = build_generator(size, ngf, k, d.residual, norm=d.norm, dropout=d.dropout)
+    discriminator = build_discriminator(size, ngf, k)
     g_opt, d_opt = keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5)
 
     @tf.function
@@ -295,7 +300,7 @@ def reference_train_step(size: int, ngf: int, batch: int):
         return gen_total_loss, disc_loss
 
     rng = np.random.default_rng(0)
-    x = tf.constant(rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32))
+    x = tf.constant(rng.uniform(-1, 1, (batch, size, size, 3 * k)).astype(np.float32))
     y = tf.constant(rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32))
     return lambda: [t.numpy() for t in train_step(x, y)], generator, discriminator
 
@@ -312,15 +317,19 @@ def bench_training(work: Path, size: int, ngf: int, batches: list[int], repeats:
         ref = [batch / t for t in ref_times]
         # videogen.train.train() end to end; it records its steady-state images/s (warm-up steps left out).
         dataset_dir = make_dataset_dir(work / f"train_data_{size}", size, num_frames=num_frames)
-        ours = []
+        runs: dict[str, list[float]] = {"float32": [], "bfloat16": []}
         for r in range(repeats):
-            settings = TrainSettings(max_steps=2 + 2, batch_size=batch, ngf=ngf, ndf=ngf, refine_rounds=0,
-                                     checkpoint_every=10_000, log_every=10_000, seed=r)
-            info = train(dataset_dir, work / f"train_out_{size}_{batch}_{r}", settings)
-            ours.append(float(info["train_images_per_s"]))
+            for precision, values in runs.items():  # interleaved, so both see the same machine load
+                settings = TrainSettings(max_steps=2 + 3, batch_size=batch, ngf=ngf, ndf=ngf, refine_rounds=0,
+                                         checkpoint_every=10_000, log_every=10_000, seed=r, precision=precision)
+                info = train(dataset_dir, work / f"train_out_{size}_{batch}_{precision}_{r}", settings)
+                values.append(float(info["train_images_per_s"]))
+        ours, ours_bf16 = runs["float32"], runs["bfloat16"]
         entry = {"batch": batch, "train_step_gflop_per_image": flops_per_image / 1e9,
                  "videogen_train_images_per_s": stats(ours), "reference_images_per_s": stats(ref),
-                 "speedup_vs_reference": statistics.median(ours) / statistics.median(ref)}
+                 "speedup_vs_reference": statistics.median(ours) / statistics.median(ref),
+                 "videogen_train_bf16_images_per_s": stats(ours_bf16),
+                 "bf16_speedup_vs_reference": statistics.median(ours_bf16) / statistics.median(ref)}
         entry["videogen_share_of_fp32_peak"] = statistics.median(ours) * flops_per_image / 1e9 / peak_gflops
         entry["reference_share_of_fp32_peak"] = statistics.median(ref) * flops_per_image / 1e9 / peak_gflops
         out[f"batch_{batch}"] = entry
@@ -401,9 +410,14 @@ def markdown(results: dict) -> str:
     if tr:
         for key, e in tr.items():
             if key.startswith("batch_"):
-                lines.append(f"| train {tr['image_size']} px batch {e['batch']}: videogen.train | "
-                             f"{fmt(e['videogen_train_images_per_s'])} img/s "
-                             f"({100 * e['videogen_share_of_fp32_peak']:.0f}% of fp32 peak) | >= 1.3x ref |")
+                lines.append(f"| train {tr['image_size']} px batch {e['batch']}: videogen.train (float32, the CPU "
+                             f"default) | {fmt(e['videogen_train_images_per_s'])} img/s "
+                             f"({100 * e['videogen_share_of_fp32_peak']:.0f}% of fp32 peak); "
+                             f"{e['speedup_vs_reference']:.2f}x ref | >= 1.3x ref |")
+                if "videogen_train_bf16_images_per_s" in e:
+                    lines.append(f"| train {tr['image_size']} px batch {e['batch']}: videogen.train --precision "
+                                 f"bfloat16 | {fmt(e['videogen_train_bf16_images_per_s'])} img/s; "
+                                 f"{e['bf16_speedup_vs_reference']:.2f}x ref | >= 1.3x ref |")
                 lines.append(f"| train {tr['image_size']} px batch {e['batch']}: tutorial-style reference | "
                              f"{fmt(e['reference_images_per_s'])} img/s "
                              f"({100 * e['reference_share_of_fp32_peak']:.0f}% of peak); ours "

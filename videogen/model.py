@@ -19,6 +19,10 @@ SUPPORTED_IMAGE_SIZES = (64, 128, 256, 512)
 # The paper's dropout (p=0.5) sits in the first three decoder blocks; it is the generator's only noise.
 _DROPOUT_RATE = 0.5
 _DROPOUT_BLOCKS = 3
+# The residual path (last frame + change, clip) stays float32 under a mixed-precision policy: the frame itself must not
+# be rounded to bfloat16's 8-bit mantissa (measured on bikes.mp4, 64 px, 1200 steps: one-step PSNR 32.37 dB with the
+# path in bf16 vs 33.68 dB in float32).
+_F32 = "float32"
 
 NORMS = ("batch", "group")
 # Keras' default 0.99 left the moving statistics behind the weights after ~600 steps; 0.9 measured better rollouts
@@ -134,16 +138,16 @@ def build_generator(image_size: int = 256, ngf: int = 64, context_frames: int = 
 
     delta = layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh", kernel_initializer="zeros",
                                    name="delta")(x)
-    delta = layers.Rescaling(delta_scale, name="delta_scale")(delta)  # 2.0: a change can span the whole [-1, 1]
+    delta = layers.Rescaling(delta_scale, name="delta_scale", dtype=_F32)(delta)  # 2.0: a change can span the whole [-1, 1]
     last = inputs
     if context_frames > 1:
         # Select the newest frame's channels with a fixed 1x1 convolution (a built-in layer, unlike a Lambda slice).
-        last = layers.Conv2D(3, 1, use_bias=False, trainable=False, name="last_frame")(inputs)
-    x = layers.Add(name="residual_add")([last, delta])
+        last = layers.Conv2D(3, 1, use_bias=False, trainable=False, name="last_frame", dtype=_F32)(inputs)
+    x = layers.Add(name="residual_add", dtype=_F32)([last, delta])
     # clip(x, -1, 1) from built-in layers: relu6-style cap on (x + 1), then shift back.
-    x = layers.Rescaling(1.0, offset=1.0, name="clip_shift")(x)
-    x = layers.ReLU(max_value=2.0, name="clip")(x)
-    outputs = layers.Rescaling(1.0, offset=-1.0, name="output")(x)
+    x = layers.Rescaling(1.0, offset=1.0, name="clip_shift", dtype=_F32)(x)
+    x = layers.ReLU(max_value=2.0, name="clip", dtype=_F32)(x)
+    outputs = layers.Rescaling(1.0, offset=-1.0, name="output", dtype=_F32)(x)
     model = keras.Model(inputs, outputs, name="generator")
     if context_frames > 1:
         selector = np.zeros((1, 1, 3 * context_frames, 3), dtype=np.float32)
