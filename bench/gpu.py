@@ -61,14 +61,15 @@ def bench_generate(model_path: Path, frames: int, num_videos: int, precision: st
         x = ctx.astype(jnp.float32) * (1.0 / 127.5) - 1.0
         y, ntv = inf.stateless_call(tv, ntv, x, training=not deterministic)
         frame = jnp.clip(jnp.round((y.astype(jnp.float32) + 1.0) * 127.5), 0, 255).astype(jnp.uint8)
-        return (ntv, frame), frame
+        return (ntv, jnp.concatenate([ctx[..., 3:], frame], axis=-1)), frame  # shift the K-frame window
 
     @jax.jit
     def run_chunk(tv, ntv, ctx):
         (ntv, ctx), out = jax.lax.scan(lambda c, i: step(tv, c, i), (ntv, ctx), None, length=chunk)
         return ntv, ctx, out
 
-    start = np.random.default_rng(0).integers(0, 256, (num_videos, size, size, 3), dtype=np.uint8)
+    channels = int(model.input_shape[-1])
+    start = np.random.default_rng(0).integers(0, 256, (num_videos, size, size, channels), dtype=np.uint8)
     t = time.perf_counter()
     jax.block_until_ready(run_chunk(tv, ntv0, jnp.asarray(start)))
     compile_s = time.perf_counter() - t
@@ -99,10 +100,14 @@ def bench_train(size: int, ngf: int, batch: int, precision: str, steps: int, rep
     import keras
 
     from videogen.model import build_discriminator, build_generator
+    from videogen.train import TrainSettings
 
+    defaults = TrainSettings()  # the networks `videogen train` builds by default
+    k = defaults.context_frames
     keras.config.set_dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
     try:
-        g, d = build_generator(size, ngf), build_discriminator(size, ngf)
+        g = build_generator(size, ngf, k, defaults.residual, norm=defaults.norm, dropout=defaults.dropout)
+        d = build_discriminator(size, ngf, k)
     finally:
         keras.config.set_dtype_policy("float32")
     g_opt, d_opt = keras.optimizers.Adam(2e-4, beta_1=0.5), keras.optimizers.Adam(2e-4, beta_1=0.5)
@@ -138,7 +143,7 @@ def bench_train(size: int, ngf: int, batch: int, precision: str, steps: int, rep
         return (gtv, gntv, dtv, dntv, gov, dov), g_loss, d_loss
 
     rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32))
+    x = jnp.asarray(rng.uniform(-1, 1, (batch, size, size, 3 * k)).astype(np.float32))
     y = jnp.asarray(rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32))
     t = time.perf_counter()
     state, gl, dl = train_step(state, x, y)

@@ -119,13 +119,17 @@ def train_step_flops(g_flops: float, d_flops: float) -> float:
 # Fixtures: a random-weight model dir and a synthetic dataset dir
 
 
-def make_model_dir(path: Path, size: int, ngf: int, context_frames: int = 1) -> Path:
+def make_model_dir(path: Path, size: int, ngf: int, context_frames: int | None = None) -> Path:
+    """A random-weight generator as `videogen train` builds it by default (context frames, norm, dropout)."""
     import keras
 
     from videogen.model import build_generator
+    from videogen.train import TrainSettings
 
+    defaults = TrainSettings()
+    context_frames = context_frames or defaults.context_frames
     keras.utils.set_random_seed(0)
-    model = build_generator(size, ngf, context_frames, residual=True)
+    model = build_generator(size, ngf, context_frames, residual=True, norm=defaults.norm, dropout=defaults.dropout)
     rng = np.random.default_rng(0)
     # Non-zero output layer and trained-like BN statistics (an untrained residual model only copies frames).
     for layer in model.layers:
@@ -163,6 +167,7 @@ from PIL import Image
 model_path, image_path, out_path = sys.argv[1:4]
 model = keras.models.load_model(model_path, compile=False)
 frame = np.asarray(Image.open(image_path).convert("RGB"), dtype=np.float32) / 127.5 - 1.0
+frame = np.concatenate([frame] * (model.input_shape[-1] // 3), axis=-1)
 out = model(frame[None], training=True)[0].numpy()
 Image.fromarray(np.clip((out + 1.0) * 127.5, 0, 255).round().astype(np.uint8)).save(out_path)
 """
@@ -208,10 +213,13 @@ def bench_generation(work: Path, size: int, ngf: int, frames: int, k_frames: int
     model = keras.models.load_model(model_dir / "generator.keras", compile=False)
     start = np.load(dataset_dir / "frames.npy")[0]
 
+    k_context = int(model.input_shape[-1]) // 3
+
     def naive():
-        frame = start.astype(np.float32)[None] / 127.5 - 1.0
+        context = np.concatenate([start] * k_context, axis=-1).astype(np.float32)[None] / 127.5 - 1.0
         for _ in range(naive_frames):
-            frame = model(frame, training=False).numpy()
+            frame = model(context, training=False).numpy()
+            context = np.concatenate([context[..., 3:], frame], axis=-1)
         return frame
 
     naive_times = timed(naive, repeats)
