@@ -18,15 +18,26 @@ where it is from the step counter alone:
 Checkpoints (step, both models, both optimizers) are saved every ``checkpoint_every`` steps and at the end; a new run
 with the same dirs restores the latest and continues to the same total (issue 6). Importing this module does not
 import TensorFlow: the CLI reads ``TrainSettings`` from it cheaply.
+
+Several GPUs (issue 4): with more than one GPU visible (``devices=auto``) the step runs data-parallel under
+``tf.distribute.MirroredStrategy``: ``batch_size`` is the GLOBAL batch, split across the replicas, each loss is the mean
+over the global batch (each replica's mean weighted by its share of it), so the gradients and the step equal those of
+one device at the same batch and the learning rate needs no scaling. Batch norm layers (the discriminator's, and the
+generator's with norm=batch) use each replica's share of the batch for their statistics, as Keras does by default
+(synchronized batch norm failed here: its all-reduces ran in different orders on the replicas); GroupNorm, the
+generator's default, is per image and unaffected. One device keeps the plain step (no strategy at all).
+Checkpoints hold one copy of each variable, so a run resumes on another number of devices.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import math
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,11 +107,19 @@ class TrainSettings:
     input_noise: float = field(default=0.0, metadata={
         "help": "std of Gaussian noise added to the generator's input frames (in [-1, 1] units; 0 = off)"})
     jit_compile: str = field(default="auto", metadata={
-        "help": "XLA-compile the train step: auto (on for GPU, off for CPU, where it measured slower), true, false"})
+        "help": "XLA-compile the train step: auto (on for one GPU; off for CPU, where it measured slower, and for "
+                "several GPUs, where XLA under MirroredStrategy is untested: true turns it on there), true, false"})
     precision: str = field(default="auto", metadata={
         "help": "compute precision: auto (bfloat16 mixed precision on GPUs of compute capability 8.0 or newer, else "
                 "float32), float32, or bfloat16 (also on CPUs with AVX512_BF16: 1.4x faster at 256 px, but 0.4-1.2 "
                 "dB lower one-step PSNR measured at 64 px). Variables, losses and the exported generator stay float32"})
+    devices: str = field(default="auto", metadata={
+        "help": "devices to train on: auto (data-parallel tf.distribute.MirroredStrategy over all GPUs when more than "
+                "one is visible, else the default device with no strategy), single (the default device only), gpu "
+                "(MirroredStrategy over all GPUs), gpu:N or cpu:N (over the first N logical GPUs or CPUs; cpu:N needs "
+                "N logical CPU devices configured, for tests), or comma-separated device names (/gpu:0,/gpu:2). "
+                "--batch-size is the global batch, split across the devices; the learning rate needs no scaling "
+                "(losses are means over the global batch)"})
 
     @property
     def refine_steps_fraction(self) -> float:
@@ -137,6 +156,62 @@ def validate_settings(settings: TrainSettings) -> None:
             raise InputError(f"invalid train setting: {message}")
     _resolve_jit(s.jit_compile, gpu=False)  # validates the spelling
     _resolve_precision(s.precision, gpu=False)
+    _parse_devices(s.devices)
+
+
+def _parse_devices(value: Any) -> tuple[str, Any]:
+    """Read the ``devices`` setting without TensorFlow: ``("auto", None)``, ``("single", None)``,
+    ``("count", (kind, n or None for all))`` or ``("names", [device names])``. A list or tuple of names also works."""
+    if isinstance(value, (list, tuple)):
+        names = [str(v).strip() for v in value if str(v).strip()]
+        if names:
+            return "names", names
+    else:
+        text = str(value).strip()
+        low = text.lower()
+        if low == "auto":
+            return "auto", None
+        if low in ("single", "default", "one"):
+            return "single", None
+        if low in ("gpu", "gpus", "all"):
+            return "count", ("GPU", None)
+        match = re.fullmatch(r"(cpu|gpu):(\d+)", low)
+        if match and int(match.group(2)) >= 1:
+            return "count", (match.group(1).upper(), int(match.group(2)))
+        if text.startswith("/"):
+            return "names", [part.strip() for part in text.split(",") if part.strip()]
+    raise InputError(f"invalid train setting: devices must be auto, single, gpu, gpu:N, cpu:N (N >= 1) or "
+                     f"comma-separated device names starting with /, got {value!r}")
+
+
+def _resolve_devices(value: Any, batch_size: int) -> list[str] | None:
+    """Device names for MirroredStrategy, or None for the plain single-device step (no strategy)."""
+    import tensorflow as tf
+
+    mode, arg = _parse_devices(value)
+    if mode == "single":
+        return None
+    if mode == "auto":
+        gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+        if len(gpus) > batch_size:
+            logger.warning("batch size %d is smaller than the %d GPUs: training on %d of them", batch_size, len(gpus),
+                           batch_size)
+            gpus = gpus[:batch_size]
+        return gpus if len(gpus) > 1 else None
+    if mode == "count":
+        kind, count = arg
+        available = [d.name for d in tf.config.list_logical_devices(kind)]
+        count = count or len(available)
+        if not available or count > len(available):
+            raise InputError(f"invalid train setting: devices={value!r} asks for {count or 1} {kind} devices, but "
+                             f"{len(available)} are visible")
+        names = available[:count]
+    else:
+        names = arg
+    if batch_size < len(names):
+        raise InputError(f"invalid train setting: batch_size {batch_size} is smaller than the {len(names)} devices of "
+                         f"devices={value!r} (the batch is the global batch, split across them)")
+    return names
 
 
 def _gpu_supports_bf16() -> bool:
@@ -391,6 +466,55 @@ def make_train_step(generator, discriminator, generator_optimizer, discriminator
     return tf.function(train_step, input_signature=signature, jit_compile=jit_compile, reduce_retracing=True)
 
 
+def make_distributed_train_step(strategy, generator, discriminator, generator_optimizer, discriminator_optimizer, step,
+                                *, gan_weight: float, l1_weight: float, input_noise: float, global_batch_size: int,
+                                jit_compile: bool = False):
+    """The train step of ``make_train_step`` run data-parallel on each replica of ``strategy`` (MirroredStrategy).
+
+    Models, optimizers and ``step`` must have been created under ``strategy.scope()``. The step takes the per-replica
+    batches of a ``strategy.experimental_distribute_dataset`` over batches of ``global_batch_size``. Each replica
+    weights its loss means by its share of the global batch (``tf.nn.compute_average_loss`` semantics, exact also for
+    an uneven split); the Keras optimizers sum the replicas' gradients, so the update is the one a single device makes
+    on the whole batch (batch norm statistics aside: per replica) and the learning rate needs no scaling. Returns the four losses over the global batch (a SUM of
+    the weighted shares), like ``make_train_step``. ``jit_compile`` XLA-compiles the function each replica runs (the
+    form MirroredStrategy supports: its all-reduces then skip ``merge_call``, which it does for GPU devices only).
+    """
+    import tensorflow as tf
+
+    from videogen.model import discriminator_loss, generator_loss
+
+    def replica_step(inputs, target):
+        condition = _to_float(inputs)
+        real = _to_float(target)
+        gen_input = condition
+        if input_noise > 0:
+            gen_input = condition + tf.random.normal(tf.shape(condition), stddev=input_noise)
+        share = tf.cast(tf.shape(inputs)[0], tf.float32) / float(global_batch_size)
+        with tf.GradientTape(persistent=True) as tape:
+            fake = tf.cast(generator(gen_input, training=True), tf.float32)
+            real_logits = discriminator([condition, real], training=True)
+            fake_logits = discriminator([condition, fake], training=True)
+            real_logits, fake_logits = tf.cast(real_logits, tf.float32), tf.cast(fake_logits, tf.float32)
+            gen_total, gen_gan, gen_l1 = generator_loss(fake_logits, fake, real, gan_weight, l1_weight)
+            disc = discriminator_loss(real_logits, fake_logits)
+            losses = [value * share for value in (gen_total, gen_gan, gen_l1, disc)]
+        gen_grads = tape.gradient(losses[0], generator.trainable_variables)
+        disc_grads = tape.gradient(losses[3], discriminator.trainable_variables)
+        del tape
+        generator_optimizer.apply_gradients(zip(gen_grads, generator.trainable_variables))  # all-reduce (SUM) inside
+        discriminator_optimizer.apply_gradients(zip(disc_grads, discriminator.trainable_variables))
+        return tuple(losses)
+
+    replica_fn = tf.function(replica_step, jit_compile=True, reduce_retracing=True) if jit_compile else replica_step
+
+    def train_step(inputs, target):
+        per_replica = strategy.run(replica_fn, args=(inputs, target))
+        step.assign_add(1)  # cross-replica context: one increment
+        return tuple(strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for value in per_replica)
+
+    return tf.function(train_step, reduce_retracing=True)
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Phases, checkpoints, history
 # ----------------------------------------------------------------------------------------------------------------------
@@ -539,25 +663,47 @@ def train(dataset_dir: Path, output_dir: Path, settings: TrainSettings, checkpoi
     total = total_steps(settings, num_pairs)
     phases = plan_phases(settings, total)
     gpu = bool(tf.config.list_physical_devices("GPU"))
+    # Data parallelism (issue 4). Not run here: this project has no machine with several GPUs and TensorFlow, so the
+    # strategy path is tested on 2 logical CPU devices only (tests/unit/test_train_distributed.py); NCCL all-reduce and
+    # XLA with several GPUs are untested.
+    devices = _resolve_devices(settings.devices, batch)
+    strategy = tf.distribute.MirroredStrategy(devices) if devices else None
+    replicas = strategy.num_replicas_in_sync if strategy else 1
+    if devices:
+        gpu = any("GPU" in name.upper() for name in devices)
     jit = _resolve_jit(settings.jit_compile, gpu)
+    if strategy and jit and str(settings.jit_compile).strip().lower() == "auto":
+        jit = False  # XLA under MirroredStrategy was never run here (no GPUs): opt in with jit_compile=true
+    if strategy and jit and not all("GPU" in name.upper() for name in devices):
+        logger.warning("XLA is off: MirroredStrategy compiles its replica step only on GPU devices")
+        jit = False
+    if strategy:
+        logger.info("distribution: MirroredStrategy over %d replicas (%s): global batch %d, %s per replica; learning "
+                    "rate %g as set (losses are means over the global batch)", replicas, ", ".join(devices), batch,
+                    f"{batch // replicas}" if batch % replicas == 0 else f"{batch // replicas}-{batch // replicas + 1}",
+                    settings.learning_rate)
+    else:
+        logger.info("distribution: none (one device, 1 replica)")
 
     keras.utils.set_random_seed(settings.seed)
     policy = _resolve_precision(settings.precision, gpu)
     previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)
-    try:
-        generator = build_generator(size, settings.ngf, k, settings.residual, norm=settings.norm,
-                                    dropout=settings.dropout)
-        discriminator = build_discriminator(size, settings.ndf, k)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
-    logger.info("precision %s, XLA %s, %s", policy, "on" if jit else "off", "GPU" if gpu else "CPU")
-    generator_optimizer = keras.optimizers.Adam(settings.learning_rate, beta_1=settings.beta1)
-    discriminator_optimizer = keras.optimizers.Adam(settings.learning_rate, beta_1=settings.beta1)
-    # Create the optimizer slots now so that a restore fills them in place instead of deferring.
-    generator_optimizer.build(generator.trainable_variables)
-    discriminator_optimizer.build(discriminator.trainable_variables)
-    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    # Models, optimizers and the step counter are created under the strategy's scope (mirrored on each replica).
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        keras.config.set_dtype_policy(policy)
+        try:
+            generator = build_generator(size, settings.ngf, k, settings.residual, norm=settings.norm,
+                                        dropout=settings.dropout)
+            discriminator = build_discriminator(size, settings.ndf, k)
+        finally:
+            keras.config.set_dtype_policy(previous_policy)
+        logger.info("precision %s, XLA %s, %s", policy, "on" if jit else "off", "GPU" if gpu else "CPU")
+        generator_optimizer = keras.optimizers.Adam(settings.learning_rate, beta_1=settings.beta1)
+        discriminator_optimizer = keras.optimizers.Adam(settings.learning_rate, beta_1=settings.beta1)
+        # Create the optimizer slots now so that a restore fills them in place instead of deferring.
+        generator_optimizer.build(generator.trainable_variables)
+        discriminator_optimizer.build(discriminator.trainable_variables)
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     checkpoint = tf.train.Checkpoint(step=step, generator=generator, discriminator=discriminator,
                                      generator_optimizer=generator_optimizer,
                                      discriminator_optimizer=discriminator_optimizer)
@@ -585,10 +731,16 @@ def train(dataset_dir: Path, output_dir: Path, settings: TrainSettings, checkpoi
 
     logs_dir = output_dir / "logs"
     writer = tf.summary.create_file_writer(str(logs_dir))
-    train_step = make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, step,
-                                 gan_weight=settings.gan_weight, l1_weight=settings.l1_weight,
-                                 input_noise=settings.input_noise, batch_size=batch, image_size=size,
-                                 context_frames=k, jit_compile=jit)
+    if strategy is None:
+        train_step = make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, step,
+                                     gan_weight=settings.gan_weight, l1_weight=settings.l1_weight,
+                                     input_noise=settings.input_noise, batch_size=batch, image_size=size,
+                                     context_frames=k, jit_compile=jit)
+    else:
+        train_step = make_distributed_train_step(strategy, generator, discriminator, generator_optimizer,
+                                                 discriminator_optimizer, step, gan_weight=settings.gan_weight,
+                                                 l1_weight=settings.l1_weight, input_noise=settings.input_noise,
+                                                 global_batch_size=batch, jit_compile=jit)
 
     # A fixed sample for TensorBoard: the first validation pair if there is one, else the first training pair.
     val = info.get("val") or [first_pair, first_pair]
@@ -614,8 +766,8 @@ def train(dataset_dir: Path, output_dir: Path, settings: TrainSettings, checkpoi
 
     timed_images, timed_seconds = 0, 0.0
     rollout_seconds = 0.0
-    logger.info("training %d steps at batch %d on %d pairs (%d px, K=%d, jit %s, %s): phases %s", total, batch,
-                num_pairs, size, k, jit, "GPU" if gpu else "CPU",
+    logger.info("training %d steps at batch %d on %d pairs (%d px, K=%d, jit %s, %s, %d replica%s): phases %s", total,
+                batch, num_pairs, size, k, jit, "GPU" if gpu else "CPU", replicas, "" if replicas == 1 else "s",
                 ", ".join(f"{p['name']} [{p['first_step']}, {p['end_step']})" for p in phases))
     for phase_index, phase in enumerate(phases):
         if start_step >= phase["end_step"]:
@@ -633,7 +785,13 @@ def train(dataset_dir: Path, output_dir: Path, settings: TrainSettings, checkpoi
             rollouts = rollouts.shuffle(len(pool_inputs), seed=phase_seed).repeat()
             examples = tf.data.Dataset.sample_from_datasets(
                 [examples, rollouts], weights=[1.0 - settings.refine_mix, settings.refine_mix], seed=phase_seed)
-        batches = iter(_batches(examples, size, batch, seed=phase_seed + 1))
+        batches = _batches(examples, size, batch, seed=phase_seed + 1)
+        if strategy is not None:
+            # Batched with the global batch (drop_remainder) and split across the replicas; one worker: no sharding.
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+            batches = strategy.experimental_distribute_dataset(batches.with_options(options))
+        batches = iter(batches)
 
         sums = history["phase_sums"].setdefault(phase["name"], {"steps": 0, **{n: 0.0 for n in _LOSS_NAMES}})
         phase_steps_run = 0
@@ -679,8 +837,9 @@ def train(dataset_dir: Path, output_dir: Path, settings: TrainSettings, checkpoi
     generator_path = output_dir / "generator.keras"
     tmp_path = output_dir / ".generator.tmp.keras"
     export = generator
-    if policy != "float32":
-        # Export a float32 generator: the file then loads and runs the same everywhere (the K80 has no bf16).
+    if policy != "float32" or strategy is not None:
+        # Export a float32 generator: the file then loads and runs the same everywhere (the K80 has no bf16). Under a
+        # strategy, a plain copy outside its scope (no mirrored variables, no synchronized batch norm in the file).
         export = build_generator(size, settings.ngf, k, settings.residual, norm=settings.norm,
                                  dropout=settings.dropout)
         export.set_weights(generator.get_weights())
@@ -721,6 +880,9 @@ def train(dataset_dir: Path, output_dir: Path, settings: TrainSettings, checkpoi
         "jit_compile": jit,
         "precision": policy,
         "device": "GPU" if gpu else "CPU",
+        "replicas": replicas,
+        "devices": devices,
+        "distribution": "MirroredStrategy" if strategy else None,
         "duration_s": round(time.perf_counter() - started, 3),
         "dataset": {"dir": str(dataset_dir), "source": info.get("source"), "train": [first_pair, end_pair],
                     "num_frames": int(len(frames))},
