@@ -13,6 +13,8 @@ GENERATE_IMAGE ?= $(REGISTRY)/videogen-gpu-k80:$(TAG)
 TRAIN_NODE_SELECTOR ?= cloud.google.com/gke-accelerator=nvidia-tesla-v100
 GENERATE_NODE_SELECTOR ?= cloud.google.com/gke-accelerator=nvidia-tesla-k80
 S3_ENDPOINT_IN_CLUSTER ?= http://minio-service.kubeflow:9000
+# GPUs for the train step; more than 1 trains data-parallel (MirroredStrategy, batch_size = global batch).
+TRAIN_GPUS ?= 1
 PIPELINE_YAML ?= pipeline/video_generation.yaml
 # Cluster
 DOCKER ?= docker
@@ -36,6 +38,7 @@ export VIDEOGEN_GENERATE_IMAGE := $(GENERATE_IMAGE)
 export VIDEOGEN_TRAIN_NODE_SELECTOR := $(TRAIN_NODE_SELECTOR)
 export VIDEOGEN_GENERATE_NODE_SELECTOR := $(GENERATE_NODE_SELECTOR)
 export VIDEOGEN_S3_ENDPOINT := $(S3_ENDPOINT_IN_CLUSTER)
+export VIDEOGEN_TRAIN_GPUS := $(TRAIN_GPUS)
 
 .PHONY: help setup demo test lint bench compile images deploy run fetch clean
 

@@ -232,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image for generation (default: $VIDEOGEN_GENERATE_IMAGE or REGISTRY/videogen-gpu-k80:TAG)")
     p.add_argument("--s3-endpoint", "--s3_endpoint", dest="s3_endpoint", default=None,
                    help="object-store endpoint the pods use (default: http://minio-service.kubeflow:9000)")
+    p.add_argument("--train-gpus", "--train_gpus", dest="train_gpus", type=int, default=None,
+                   help="GPUs for the train step (default 1); more than 1 trains data-parallel with MirroredStrategy, "
+                        "batch_size being the global batch")
     p.add_argument("--s3-secret", "--s3_secret", dest="s3_secret", default=None,
                    help="Secret with keys accesskey/secretkey (default: mlpipeline-minio-artifact)")
     p.set_defaults(func=cmd_compile)
@@ -395,7 +398,7 @@ def cmd_compile(args) -> int:
     from videogen.config import ClusterConfig, parse_node_selector
 
     overrides: dict = {"image": args.image, "gpu_image": args.gpu_image, "generate_image": args.generate_image,
-                       "s3_endpoint": args.s3_endpoint, "s3_secret": args.s3_secret}
+                       "s3_endpoint": args.s3_endpoint, "s3_secret": args.s3_secret, "train_gpus": args.train_gpus}
     for name in ("train_node_selector", "generate_node_selector"):
         text = getattr(args, name)
         if text is not None:

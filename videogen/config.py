@@ -74,6 +74,11 @@ class ClusterConfig:
             text = env.get(f"VIDEOGEN_{name.upper()}")
             if text is not None:
                 values[name] = parse_node_selector(text) if text.strip() else None
+        if env.get("VIDEOGEN_TRAIN_GPUS"):
+            try:
+                values["train_gpus"] = int(env["VIDEOGEN_TRAIN_GPUS"])
+            except ValueError:
+                raise InputError(f"TRAIN_GPUS must be a whole number, got {env['VIDEOGEN_TRAIN_GPUS']!r}") from None
         if "VIDEOGEN_S3_ENDPOINT" in env:
             values["s3_endpoint"] = env["VIDEOGEN_S3_ENDPOINT"]
         if env.get("VIDEOGEN_S3_SECRET"):
