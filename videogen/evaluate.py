@@ -481,8 +481,9 @@ def history_records(history: Any) -> list[dict]:
     """Loss history as a list of ``{step, name: value, ...}`` records, from either a list of records or a dict of
     equal-length lists (``{"step": [...], "gen_l1": [...]}``); anything else gives an empty list."""
     if isinstance(history, dict):
-        if isinstance(history.get("records"), list):
-            return history_records(history["records"])
+        for key in ("points", "records"):  # train.py writes {"phases": [...], "points": [{step, gen_gan, ...}]}
+            if isinstance(history.get(key), list):
+                return history_records(history[key])
         lists = {k: v for k, v in history.items() if isinstance(v, list)}
         if not lists:
             return []
