@@ -240,15 +240,14 @@ def _resolve_precision(value: Any, gpu: bool) -> str:
 
 
 def _resolve_jit(value: Any, gpu: bool) -> bool:
-    text = str(value).strip().lower()
-    if text == "auto":
-        # Measured on the 2-core CPU (128 px, ngf 64, batch 1): XLA made the train step 0.79x, see make_train_step.
-        return gpu
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise InputError(f"invalid train setting: jit_compile must be auto, true or false, got {value!r}")
+    """The same switch as generation's ("auto" = on for GPUs only). Measured on the 2-core CPU (128 px, ngf 64,
+    batch 1): XLA made the train step 0.79x, see make_train_step."""
+    from videogen.generate import _resolve_jit as resolve_jit
+
+    try:
+        return resolve_jit(value, gpu)
+    except InputError as error:
+        raise InputError(f"invalid train setting: {error}") from None
 
 
 # ----------------------------------------------------------------------------------------------------------------------
