@@ -275,6 +275,26 @@ def prepare(video: Path, output_dir: Path, settings: PrepareSettings = PrepareSe
     return dataset_info
 
 
+def open_frames_dir(directory: Path, info_file: str, *, what: str, damaged_as: str, made_by: str,
+                    redo: str) -> tuple[np.ndarray, dict]:
+    """Open a stage's output directory of ``frames.npy`` (memory-mapped) + a JSON info file, with one-line errors.
+
+    Shared by :func:`load_dataset` and ``encode.load_generated``; the callers check shapes and fields.
+    """
+    info_path, frames_path = directory / info_file, directory / FRAMES_FILE
+    if not directory.is_dir():
+        raise InputError(f"{what} {directory} does not exist; run {made_by} first")
+    if not info_path.is_file() or not frames_path.is_file():
+        raise InputError(f"{directory} is not a {what} (needs {info_file} and {FRAMES_FILE}); pass the output of "
+                         f"{made_by}")
+    try:
+        info = json.loads(info_path.read_text())
+        frames = np.load(frames_path, mmap_mode="r")
+    except (ValueError, OSError) as error:
+        raise InputError(f"{damaged_as} {directory} is damaged ({type(error).__name__}: {error}); {redo}") from None
+    return frames, info
+
+
 def load_dataset(dataset_dir: Path) -> tuple[np.ndarray, dict]:
     """Open a dataset directory written by :func:`prepare`.
 
@@ -285,18 +305,8 @@ def load_dataset(dataset_dir: Path) -> tuple[np.ndarray, dict]:
         InputError: the directory is missing or is not a (complete, consistent) dataset.
     """
     dataset_dir = Path(dataset_dir)
-    info_path, frames_path = dataset_dir / INFO_FILE, dataset_dir / FRAMES_FILE
-    if not dataset_dir.is_dir():
-        raise InputError(f"dataset directory {dataset_dir} does not exist; run `videogen prepare` first")
-    if not info_path.is_file() or not frames_path.is_file():
-        raise InputError(f"{dataset_dir} is not a dataset directory (needs {INFO_FILE} and {FRAMES_FILE}); "
-                         f"pass the output of `videogen prepare`")
-    try:
-        info = json.loads(info_path.read_text())
-        frames = np.load(frames_path, mmap_mode="r")
-    except (ValueError, OSError) as error:
-        raise InputError(f"dataset {dataset_dir} is damaged ({type(error).__name__}: {error}); run "
-                         f"`videogen prepare` again") from None
+    frames, info = open_frames_dir(dataset_dir, INFO_FILE, what="dataset directory", damaged_as="dataset",
+                                   made_by="`videogen prepare`", redo="run `videogen prepare` again")
     size = info.get("image_size") if isinstance(info, dict) else None
     if (frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (size, size, 3)
             or frames.shape[0] != info.get("num_frames")):

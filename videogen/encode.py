@@ -8,7 +8,6 @@ the mp4 appears under its name only when complete.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -33,19 +32,13 @@ def load_generated(generated_dir: Path) -> tuple[np.ndarray, dict]:
     Raises:
         InputError: the directory is missing, incomplete or inconsistent.
     """
+    from videogen.dataset import open_frames_dir
+
     generated_dir = Path(generated_dir)
-    if not generated_dir.is_dir():
-        raise InputError(f"generated directory {generated_dir} does not exist; run `videogen generate` first")
     frames_path, info_path = generated_dir / FRAMES_FILE, generated_dir / INFO_FILE
-    if not frames_path.is_file() or not info_path.is_file():
-        raise InputError(f"{generated_dir} is not a generated directory (needs {FRAMES_FILE} and {INFO_FILE}); pass "
-                         f"the output of the generate stage")
-    try:
-        info = json.loads(info_path.read_text())
-        frames = np.load(frames_path, mmap_mode="r")
-    except (ValueError, OSError) as error:
-        raise InputError(f"generated directory {generated_dir} is damaged ({type(error).__name__}: {error}); run the "
-                         f"generate stage again") from None
+    frames, info = open_frames_dir(generated_dir, INFO_FILE, what="generated directory",
+                                   damaged_as="generated directory", made_by="`videogen generate`",
+                                   redo="run the generate stage again")
     if not isinstance(info, dict):
         raise InputError(f"{info_path} is not a JSON object; run the generate stage again")
     if frames.dtype != np.uint8 or frames.ndim != 5 or frames.shape[-1] != 3 or frames.shape[2] != frames.shape[3]:
