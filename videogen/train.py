@@ -650,6 +650,7 @@ def train(dataset_dir: Path, output_dir: Path, settings: TrainSettings, checkpoi
     import tensorflow as tf
 
     from videogen.model import build_discriminator, build_generator
+    from videogen.optim import FusedAdam
 
     size = frames.shape[1]
     k = settings.context_frames
@@ -697,8 +698,10 @@ def train(dataset_dir: Path, output_dir: Path, settings: TrainSettings, checkpoi
         finally:
             keras.config.set_dtype_policy(previous_policy)
         logger.info("precision %s, XLA %s, %s", policy, "on" if jit else "off", "GPU" if gpu else "CPU")
-        generator_optimizer = keras.optimizers.Adam(settings.learning_rate, beta_1=settings.beta1)
-        discriminator_optimizer = keras.optimizers.Adam(settings.learning_rate, beta_1=settings.beta1)
+        # Keras' Adam, updated with TensorFlow's fused kernel: 57 M parameters at 256 px cost ~140 ms per step in
+        # Keras' element-wise ops vs ~37 ms fused on the 2-core CPU (videogen/optim.py).
+        generator_optimizer = FusedAdam(settings.learning_rate, beta_1=settings.beta1)
+        discriminator_optimizer = FusedAdam(settings.learning_rate, beta_1=settings.beta1)
         # Create the optimizer slots now so that a restore fills them in place instead of deferring.
         generator_optimizer.build(generator.trainable_variables)
         discriminator_optimizer.build(discriminator.trainable_variables)
