@@ -161,6 +161,14 @@ def _rewire(obj, renames: dict[str, str]):
     return obj
 
 
+def _output_names(config: dict) -> list[str]:
+    """Names of the layers a functional config lists as its outputs."""
+    outputs = config.get("output_layers", [])
+    if outputs and isinstance(outputs[0], str):
+        outputs = [outputs]
+    return [entry[0] for entry in outputs if isinstance(entry, (list, tuple)) and entry]
+
+
 def _inbound_names(layer_config: dict) -> list[str]:
     names: list[str] = []
 
@@ -200,9 +208,11 @@ def inference_copy(model, precision: str = "float32"):
     layers_cfg = config["layers"]
     by_name = {cfg["name"] if "name" in cfg else cfg["config"]["name"]: cfg for cfg in layers_cfg}
     consumers: dict[str, int] = {}
+    consumer_names: dict[str, list[str]] = {}
     for cfg in layers_cfg:
         for name in _inbound_names(cfg):
             consumers[name] = consumers.get(name, 0) + 1
+            consumer_names.setdefault(name, []).append(cfg["config"]["name"])
 
     folds: dict[str, str] = {}  # bn name -> conv name
     for cfg in layers_cfg:
@@ -222,6 +232,26 @@ def inference_copy(model, precision: str = "float32"):
             continue
         folds[cfg["config"]["name"]] = inbound[0]
 
+    # GroupNormalization (+ the ReLU/LeakyReLU that is its only consumer) -> one XLA-fused layer (videogen/fused.py).
+    # TensorFlow backend only (bench/gpu.py runs this copy on JAX, whose jit fuses it anyway).
+    fused_gn: dict[str, tuple[str, float]] = {}  # gn name -> (activation, negative slope)
+    act_folds: dict[str, str] = {}  # activation name -> gn name
+    if keras.backend.backend() == "tensorflow":
+        from videogen.fused import fusable_activation
+
+        for cfg in layers_cfg:
+            if cfg["class_name"] != "GroupNormalization" or cfg["config"].get("axis", -1) not in (-1, 3):
+                continue
+            name = cfg["config"]["name"]
+            fused_gn[name] = ("linear", 0.0)
+            after = consumer_names.get(name, [])
+            if len(after) == 1 and after[0] not in _output_names(config):
+                activation = fusable_activation(by_name[after[0]])
+                if activation:
+                    fused_gn[name] = activation
+                    act_folds[after[0]] = name
+    renames = {**folds, **act_folds}
+
     # bfloat16: a layer computes in bf16 if it is a trained convolution or all its inputs are bf16; so the residual
     # path (input frame + predicted change, clip) stays float32 and an untrained model still copies frames exactly.
     # Weights are stored in bf16 ("bfloat16" policy): "mixed_bfloat16" re-cast all 54M weights every call and
@@ -231,9 +261,13 @@ def inference_copy(model, precision: str = "float32"):
     new_layers = []
     for cfg in layers_cfg:
         name = cfg["config"]["name"]
-        if name in folds:
+        if name in folds or name in act_folds:
             continue
-        cfg = _rewire(cfg, folds)
+        cfg = _rewire(cfg, renames)
+        if name in fused_gn:
+            cfg = json.loads(json.dumps(cfg))
+            cfg.update(class_name="FusedGroupNormAct", module=None, registered_name="FusedGroupNormAct")
+            cfg["config"]["activation"], cfg["config"]["negative_slope"] = fused_gn[name]
         if name in folds.values():
             cfg = json.loads(json.dumps(cfg))
             cfg["config"]["use_bias"] = True
@@ -242,7 +276,7 @@ def inference_copy(model, precision: str = "float32"):
         inbound = _inbound_names(cfg)
         trained_conv = cfg["class_name"] in ("Conv2D", "Conv2DTranspose") and cfg["config"].get("trainable", True)
         if precision == "bfloat16" and cfg["class_name"] != "InputLayer" and (
-                trained_conv or (inbound and all(n in low for n in (folds.get(i, i) for i in inbound)))):
+                trained_conv or (inbound and all(n in low for n in (renames.get(i, i) for i in inbound)))):
             low.add(name)
             cfg = json.loads(json.dumps(cfg))
             cfg["config"]["dtype"] = {"module": "keras", "class_name": "DTypePolicy",
@@ -250,9 +284,14 @@ def inference_copy(model, precision: str = "float32"):
         new_layers.append(cfg)
     new_config = dict(config)
     new_config["layers"] = new_layers
-    new_config["output_layers"] = _rewire(config["output_layers"], folds)
+    new_config["output_layers"] = _rewire(config["output_layers"], renames)
     new_config["name"] = f"{config.get('name', 'generator')}_inference"
-    copy = keras.Model.from_config(new_config)
+    custom = {}
+    if fused_gn:
+        from videogen.fused import FusedGroupNormAct
+
+        custom["FusedGroupNormAct"] = FusedGroupNormAct
+    copy = keras.Model.from_config(new_config, custom_objects=custom)
 
     conv_of = {conv: bn for bn, conv in folds.items()}
     for layer in copy.layers:

@@ -110,9 +110,10 @@ class TrainSettings:
         "help": "XLA-compile the train step: auto (on for one GPU; off for CPU, where it measured slower, and for "
                 "several GPUs, where XLA under MirroredStrategy is untested: true turns it on there), true, false"})
     precision: str = field(default="auto", metadata={
-        "help": "compute precision: auto (bfloat16 mixed precision on GPUs of compute capability 8.0 or newer, else "
-                "float32), float32, or bfloat16 (also on CPUs with AVX512_BF16: 1.4x faster at 256 px, but 0.4-1.2 "
-                "dB lower one-step PSNR measured at 64 px). Variables, losses and the exported generator stay float32"})
+        "help": "compute precision: auto (bfloat16 mixed precision where the hardware has native bf16: GPUs of "
+                "compute capability 8.0 or newer, CPUs with AVX512_BF16 or AMX; else float32), float32, or bfloat16. "
+                "On the 2-core AVX512_BF16 CPU bf16 trained 1.28x (batch 1) to 1.68x (batch 16) faster at 256 px with "
+                "the same PSNR within run-to-run variation (3 seeds). Variables, losses and the exported generator stay float32"})
     devices: str = field(default="auto", metadata={
         "help": "devices to train on: auto (data-parallel tf.distribute.MirroredStrategy over all GPUs when more than "
                 "one is visible, else the default device with no strategy), single (the default device only), gpu "
@@ -225,13 +226,19 @@ def _gpu_supports_bf16() -> bool:
 
 
 def _resolve_precision(value: Any, gpu: bool) -> str:
-    """Keras dtype policy for training. Measured side by side on the 2-core AMD EPYC (AVX512_BF16), 256 px, ngf 64,
-    batch 1, the tutorial-style step: float32 0.72 img/s, mixed_bfloat16 1.01 img/s (1.39x); 128 px: 1.26x."""
+    """Keras dtype policy for training. "auto": mixed bfloat16 where the hardware computes bf16 natively (GPUs of
+    compute capability 8+, CPUs with AVX512_BF16 or AMX), float32 elsewhere.
+
+    Speed, 2-core AMD EPYC (AVX512_BF16), 256 px ngf 64, `make bench`: bf16 1.28x float32 at batch 1 and 1.68x at
+    batch 16. Quality, bikes.mp4 64 px, 1200 steps, seeds 0-2 (bench/quality/results.jsonl, prec_*): one-step PSNR
+    bf16 33.26/33.58/33.83 vs float32 33.32/33.38/33.60 dB, 10-step 18.42/19.89/19.16 vs 19.52/19.21/19.41 dB: the
+    same within run-to-run variation (an earlier two-seed comparison that favoured float32 was within it too)."""
     text = str(value).strip().lower()
     if text == "auto":
-        # Not on CPUs, even with AVX512_BF16: on bikes.mp4 (64 px, 1200 steps) bf16 training scored 0.4-1.2 dB lower
-        # one-step PSNR than float32 in two seeds (32.48/33.41 vs 33.68/33.77 dB). Opt in with precision=bfloat16.
-        return "mixed_bfloat16" if gpu and _gpu_supports_bf16() else "float32"
+        from videogen.generate import _cpu_has_bf16
+
+        native = _gpu_supports_bf16() if gpu else _cpu_has_bf16()
+        return "mixed_bfloat16" if native else "float32"
     if text in ("float32", "fp32"):
         return "float32"
     if text in ("bfloat16", "bf16", "mixed_bfloat16"):

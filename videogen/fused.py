@@ -1,0 +1,79 @@
+"""Inference-only fused layers for generation (TensorFlow backend).
+
+GroupNormalization cannot be folded into the convolution before it like BatchNorm (its statistics are per image), and
+Keras computes it as a chain of separate element-wise TensorFlow ops, each a full pass over memory, followed by one
+more pass for the ReLU/LeakyReLU after it. ``FusedGroupNormAct`` computes the same GroupNorm (float32 statistics) and
+the activation in one XLA-compiled function, so XLA fuses them into a reduction plus a single element-wise loop, while
+the convolutions around it stay on oneDNN (XLA for the whole network measured slower on the 2-core CPU).
+
+Measured on the 2-core AMD EPYC (Zen 4), bfloat16, (8, 128, 128, 64): Keras GroupNorm + ReLU 30.5 ms, this 11.7 ms.
+Used only by :func:`videogen.generate.inference_copy` (in memory, never saved): saved models keep built-in layers.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import keras
+
+ACTIVATIONS = ("linear", "relu", "leaky_relu")
+
+
+@functools.lru_cache(maxsize=None)
+def _group_norm_act(groups: int, epsilon: float, activation: str, negative_slope: float):
+    import tensorflow as tf
+
+    @tf.function(jit_compile=True, reduce_retracing=False)
+    def fn(x, gamma, beta):
+        channels = x.shape[-1]
+        shape = tf.shape(x)
+        grouped = tf.cast(tf.reshape(x, [shape[0], -1, groups, channels // groups]), tf.float32)
+        mean, variance = tf.nn.moments(grouped, axes=[1, 3], keepdims=True)
+        scale = tf.math.rsqrt(variance + epsilon) * tf.reshape(tf.cast(gamma, tf.float32), [1, 1, groups, -1])
+        offset = tf.reshape(tf.cast(beta, tf.float32), [1, 1, groups, -1]) - mean * scale
+        y = grouped * scale + offset
+        if activation == "relu":
+            y = tf.nn.relu(y)
+        elif activation == "leaky_relu":
+            y = tf.nn.leaky_relu(y, alpha=negative_slope)
+        return tf.cast(tf.reshape(y, shape), x.dtype)
+
+    return fn
+
+
+class FusedGroupNormAct(keras.layers.GroupNormalization):
+    """``GroupNormalization`` followed by ``activation`` ("linear", "relu" or "leaky_relu" with ``negative_slope``),
+    as one XLA-compiled function. Same weights (gamma, beta) as the GroupNormalization it replaces."""
+
+    def __init__(self, activation: str = "linear", negative_slope: float = 0.2, **kwargs):
+        super().__init__(**kwargs)
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        if self.axis not in (-1, 3):
+            raise ValueError("FusedGroupNormAct normalizes the channel-last axis only")
+        self.activation = activation
+        self.negative_slope = float(negative_slope)
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        channels = inputs.shape[-1]
+        gamma = tf.convert_to_tensor(self.gamma.value) if self.scale else tf.ones([channels])
+        beta = tf.convert_to_tensor(self.beta.value) if self.center else tf.zeros([channels])
+        fn = _group_norm_act(int(self.groups), float(self.epsilon), self.activation, self.negative_slope)
+        return fn(inputs, gamma, beta)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation, "negative_slope": self.negative_slope}
+
+
+def fusable_activation(layer_config: dict) -> tuple[str, float] | None:
+    """``(activation, negative_slope)`` if a functional layer config is a plain ReLU or LeakyReLU that
+    ``FusedGroupNormAct`` computes exactly, else None."""
+    cls, cfg = layer_config["class_name"], layer_config["config"]
+    if cls == "LeakyReLU":
+        slope = cfg.get("negative_slope", cfg.get("alpha", 0.3))
+        return "leaky_relu", float(slope)
+    if cls == "ReLU" and cfg.get("max_value") is None and not cfg.get("negative_slope") and not cfg.get("threshold"):
+        return "relu", 0.0
+    return None
