@@ -19,7 +19,7 @@ import keras
 ACTIVATIONS = ("linear", "relu", "leaky_relu")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _group_norm_act(groups: int, epsilon: float, activation: str, negative_slope: float):
     import tensorflow as tf
 
