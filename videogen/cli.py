@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="model dir + start frame -> mp4")
     p.add_argument("--model", required=True, help="model directory made by `videogen train`")
-    p.add_argument("--output", required=True, help="mp4 to write (with --num-videos K > 1: NAME.mp4, NAME_1.mp4, ...)")
+    p.add_argument("--output", required=True, help="mp4 to write, a path or s3:// / minio:// URI (with --num-videos K > 1: NAME.mp4, NAME_1.mp4, ...)")
     start = p.add_mutually_exclusive_group(required=True)
     start.add_argument("--dataset", default=None, help="start from this dataset's start_frame")
     start.add_argument("--start-image", "--start_image", dest="start_image", default=None,
@@ -193,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames-dir", "--frames_dir", dest="frames_dir", default=None,
                    help="also keep the raw generated frames (frames.npy + generation.json) in this directory")
     add_settings_args(p, generate.GenerateSettings)
+    _add_storage_flag(p)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("evaluate", help="score a model against the copy-last-frame baseline; write the report")
@@ -358,16 +359,37 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_generate(args) -> int:
-    from videogen import generate
+def video_names(output: str, num_videos: int) -> list[str]:
+    """The mp4 names ``videogen generate`` writes: OUTPUT for one video; OUTPUT, NAME_1.mp4, ... for K videos."""
+    if num_videos == 1:
+        return [output]
+    stem, dot, suffix = output.rpartition(".")
+    base, ext = (stem, dot + suffix) if dot and "/" not in suffix else (output, "")
+    return [output] + [f"{base}_{i}{ext}" for i in range(1, num_videos)]
 
+
+def cmd_generate(args) -> int:
+    import tempfile
+
+    from videogen import encode, generate, storage
+
+    _apply_storage_flag(args)
     settings = settings_from_args(generate.GenerateSettings, args)
-    info = generate.generate_to_video(Path(args.model), Path(args.output), settings,
-                                      dataset_dir=Path(args.dataset) if args.dataset else None,
-                                      start_image=Path(args.start_image) if args.start_image else None,
-                                      frames_dir=Path(args.frames_dir) if args.frames_dir else None)
-    print(f"video: {', '.join(str(p) for p in info['videos'])} ({info['frames']} frames, "
-          f"{info['frames_per_s']:.1f} frames/s on {info['device']})")
+    with tempfile.TemporaryDirectory() as tmp:
+        frames_dir = Path(args.frames_dir) if args.frames_dir else Path(tmp) / "generated"
+        info = generate.generate(Path(args.model), frames_dir, settings,
+                                 dataset_dir=Path(args.dataset) if args.dataset else None,
+                                 start_image=Path(args.start_image) if args.start_image else None)
+        outputs = video_names(args.output, settings.num_videos)
+        for index, output in enumerate(outputs):
+            if storage.is_remote(output):
+                local = Path(tmp) / f"video_{index}.mp4"
+                encode.encode(frames_dir, local, video_index=index)
+                storage.put(local, output)
+            else:
+                encode.encode(frames_dir, Path(output), video_index=index)
+    print(f"video: {', '.join(outputs)} ({info['frames']} frames, {info['frames_per_s'] or 0:.1f} frames/s "
+          f"on {info['device']})")
     return 0
 
 

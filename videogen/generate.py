@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from videogen.errors import InputError, VideogenError
+from videogen.errors import InputError
 
 log = logging.getLogger("videogen.generate")
 
@@ -649,7 +649,7 @@ def _model_fingerprint(model_dir: Path) -> str:
 
 
 class _Generation:
-    """Everything generate() and generate_to_video() share: the model loaded once, the step, the start context."""
+    """One generation: the model loaded once, the step, the start context, progress logs."""
 
     def __init__(self, model_dir: Path, settings: GenerateSettings, dataset_dir: Path | None, start_image: Path | None):
         if settings.frames < 1:
@@ -808,27 +808,4 @@ def generate(model_dir: Path, output_dir: Path, settings: GenerateSettings, *, d
     _atomic_json(output_dir / GENERATION_FILE, info)
     log.info("wrote %s (%d frames x %d videos, %.2f frames/s on %s)", output_dir / FRAMES_FILE, settings.frames,
              settings.num_videos, info["frames_per_s"] or 0.0, gen.device)
-    return info
-
-
-def generate_to_video(model_dir: Path, output: Path, settings: GenerateSettings, *, dataset_dir: Path | None = None,
-                      start_image: Path | None = None, video_index: int = 0) -> dict:
-    """Generate straight into an H.264 mp4 (one of the videos), streaming frames into ``videogen.video.VideoWriter``
-    while the next ones compute; no frames file is written. Returns the generation info (plus ``output``)."""
-    from videogen import video  # written by the video/encode owner; imported only when used
-
-    writer_cls = getattr(video, "VideoWriter", None)
-    if writer_cls is None:
-        raise VideogenError("videogen.video.VideoWriter is not available in this build")
-    gen = _Generation(model_dir, settings, dataset_dir, start_image)
-    if not 0 <= video_index < settings.num_videos:
-        raise InputError(f"video_index {video_index} is out of range for {settings.num_videos} videos")
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    with writer_cls(output, gen.image_size, gen.image_size, gen.fps) as writer:
-        for frame in gen.frames():
-            writer.write(frame[video_index])
-    info = gen.info(time.perf_counter() - t0, settings.frames)
-    info["output"] = str(output)
     return info

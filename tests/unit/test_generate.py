@@ -207,15 +207,35 @@ def test_missing_start_is_an_input_error(model_dir, tmp_path):
         gen.generate(model_dir, tmp_path / "out", _settings())
 
 
-def test_generate_to_video_streams_into_an_mp4(model_dir, dataset_dir, tmp_path):
-    pytest.importorskip("videogen.video").VideoWriter  # noqa: B018
-    out = tmp_path / "g.mp4"
-    info = gen.generate_to_video(model_dir, out, _settings(frames=5), dataset_dir=dataset_dir)
+def _probe_frames(path: Path) -> dict:
     probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-                            "stream=nb_read_frames,width", "-of", "json", str(out)], capture_output=True, text=True,
-                           check=True)
-    stream = json.loads(probe.stdout)["streams"][0]
-    assert int(stream["nb_read_frames"]) == 5 and stream["width"] == SIZE and info["frames"] == 5
+                            "stream=nb_read_frames,width,codec_name", "-of", "json", str(path)], capture_output=True,
+                           text=True, check=True)
+    return json.loads(probe.stdout)["streams"][0]
+
+
+def test_videogen_generate_command_writes_one_mp4_per_video(model_dir, dataset_dir, tmp_path):
+    """`videogen generate` end to end in its own process: K=2 videos -> g.mp4 and g_1.mp4, each an H.264 mp4 with
+    exactly --frames frames; --frames-dir keeps the raw frames."""
+    out = tmp_path / "videos" / "g.mp4"
+    proc = subprocess.run([sys.executable, "-m", "videogen", "generate", "--model", str(model_dir), "--dataset",
+                           str(dataset_dir), "--output", str(out), "--frames", "5", "--num-videos", "2",
+                           "--precision", "float32", "--frames-dir", str(tmp_path / "frames")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for path in (out, tmp_path / "videos" / "g_1.mp4"):
+        stream = _probe_frames(path)
+        assert (int(stream["nb_read_frames"]), stream["width"], stream["codec_name"]) == (5, SIZE, "h264")
+    assert np.load(tmp_path / "frames" / "frames.npy").shape == (5, 2, SIZE, SIZE, 3)
+
+
+def test_video_names_for_k_videos():
+    from videogen.cli import video_names
+
+    assert video_names("out/g.mp4", 1) == ["out/g.mp4"]
+    assert video_names("out/g.mp4", 3) == ["out/g.mp4", "out/g_1.mp4", "out/g_2.mp4"]
+    assert video_names("s3://b/v/gen.mp4", 2) == ["s3://b/v/gen.mp4", "s3://b/v/gen_1.mp4"]
+    assert video_names("dir.x/clip", 2) == ["dir.x/clip", "dir.x/clip_1"]
 
 
 def test_bench_quick_smoke(tmp_path):
