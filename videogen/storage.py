@@ -778,46 +778,75 @@ def upload_dir(local_dir: str | os.PathLike, uri: str | os.PathLike, files: list
     return len(files)
 
 
-def download_dir(uri: str | os.PathLike, local_dir: str | os.PathLike, *, client: StorageClient | None = None,
-                 config: StorageConfig | None = None) -> int:
-    """Copy every object under the prefix ``uri`` (or every file of a local directory) into ``local_dir``.
-
-    A prefix with no objects (or a missing local directory) copies nothing and returns 0: a first run has no
-    checkpoints yet. Object names that would land outside ``local_dir`` are refused.
-
-    Returns:
-        How many files were copied.
-    """
-    local_dir = Path(local_dir)
+def list_dir(uri: str | os.PathLike, *, client: StorageClient | None = None,
+             config: StorageConfig | None = None) -> list[str]:
+    """Relative names of every object under the prefix ``uri`` (or every file below a local directory), sorted with a
+    top-level ``checkpoint`` state file last. A missing prefix or directory lists nothing. Names that would land
+    outside a directory (``..``, absolute) are refused."""
     ref = parse_uri(uri)
     if ref.kind == "http":
         raise StorageError(f"cannot list {_safe_uri(ref.uri)}: directories come from a local path, s3:// or minio://")
-    local_dir.mkdir(parents=True, exist_ok=True)
     if ref.kind == "local":
         if not ref.path.is_dir():
-            return 0
-        names = _checkpoint_last([p.relative_to(ref.path).as_posix() for p in ref.path.rglob("*") if p.is_file()])
-        for name in names:
-            _copy_local(ref.path / name, local_dir / name)
-        return len(names)
+            return []
+        return _checkpoint_last([p.relative_to(ref.path).as_posix() for p in ref.path.rglob("*") if p.is_file()])
     client = _client(client, config)
     prefix = ref.key.rstrip("/") + "/" if ref.key.strip("/") else ""
     op = _Op("list", ref.uri, client.endpoint, ref.bucket)
     keys = _with_retries(op, client.config, lambda number: [
         obj.object_name for obj in client.minio.list_objects(ref.bucket, prefix=prefix, recursive=True)
         if not obj.is_dir and not obj.object_name.endswith("/")])
-    root = local_dir.resolve()
     relative = []
     for key in keys:
         name = key[len(prefix):]
-        target = (local_dir / name).resolve()
-        if not name or name.startswith("/") or ".." in name.split("/") or root not in target.parents:
+        if not name or name.startswith("/") or ".." in name.split("/"):
             raise StorageError(f"refusing object '{_safe_uri(key)}' under {_safe_uri(ref.uri)}: its name would "
-                               f"land outside {local_dir}")
+                               f"land outside the directory")
         relative.append(name)
-    scheme = ref.uri.partition("://")[0].lower()
+    return _checkpoint_last(relative)
+
+
+def download_dir(uri: str | os.PathLike, local_dir: str | os.PathLike, files: list[str] | None = None, *,
+                 client: StorageClient | None = None, config: StorageConfig | None = None) -> int:
+    """Copy objects under the prefix ``uri`` (or files of a local directory) into ``local_dir``.
+
+    A prefix with no objects (or a missing local directory) copies nothing and returns 0: a first run has no
+    checkpoints yet. Object names that would land outside ``local_dir`` are refused.
+
+    Args:
+        files: relative names to copy, in this order; default: every name :func:`list_dir` gives (state file last).
+
+    Returns:
+        How many files were copied.
+    """
+    local_dir = Path(local_dir)
+    ref = parse_uri(uri)
+    if ref.kind == "s3":
+        client = _client(client, config)
+    names = list_dir(uri, client=client, config=config) if files is None else list(files)
+    local_dir.mkdir(parents=True, exist_ok=True)
+    root = local_dir.resolve()
+    for name in names:
+        if root not in (local_dir / name).resolve().parents:
+            raise StorageError(f"refusing '{name}' under {_safe_uri(ref.uri)}: its name would land outside {local_dir}")
     # The state file last: a reader that sees `checkpoint` locally also has the shards it names.
-    for name in _checkpoint_last(relative):
-        fetch(f"{scheme}://{ref.bucket}/{prefix}{name}", local_dir / name, client=client)
-    logger.info("copied %d files from %s to %s", len(relative), _safe_uri(ref.uri), local_dir)
-    return len(relative)
+    for name in names:
+        if ref.kind == "local":
+            _copy_local(ref.path / name, local_dir / name)
+        else:
+            fetch(join_uri(ref.uri, name), local_dir / name, client=client)
+    logger.info("copied %d files from %s to %s", len(names), _safe_uri(ref.uri), local_dir)
+    return len(names)
+
+
+def remove(uri: str | os.PathLike, *, client: StorageClient | None = None, config: StorageConfig | None = None) -> None:
+    """Delete one object (or local file); a missing one is not an error."""
+    ref = parse_uri(uri)
+    if ref.kind == "http":
+        raise StorageError(f"cannot delete {_safe_uri(ref.uri)}: only local paths, s3:// and minio://")
+    if ref.kind == "local":
+        ref.path.unlink(missing_ok=True)
+        return
+    client = _client(client, config)
+    op = _Op("delete", ref.uri, client.endpoint, ref.bucket)
+    _with_retries(op, client.config, lambda number: client.minio.remove_object(ref.bucket, ref.key))

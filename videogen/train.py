@@ -38,6 +38,7 @@ import logging
 import math
 import os
 import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -547,19 +548,34 @@ def plan_phases(settings: TrainSettings, total: int) -> list[dict]:
 
 
 class _Mirror:
-    """Mirrors the local checkpoint dir to an object-storage URI through videogen.storage (imported lazily)."""
+    """Mirrors the local checkpoint dir to an object-storage URI through videogen.storage (imported lazily).
+
+    Only the latest checkpoint travels: ``pull`` fetches the shards the remote ``checkpoint`` state file names (and the
+    loss history), ``push`` uploads the new one, state file last, then deletes the remote shards of checkpoints the
+    local manager has dropped, so the prefix holds what the manager keeps and a retry downloads one checkpoint."""
 
     def __init__(self, uri: str | None, local_dir: Path):
         self.uri, self.local_dir = uri, local_dir
 
     def pull(self) -> None:
-        if self.uri:
-            from videogen import storage
+        if not self.uri:
+            return
+        from videogen import storage
 
-            fetched = storage.download_dir(self.uri, self.local_dir)
-            logger.info("fetched %d checkpoint files from %s", fetched, self.uri)
+        names = storage.list_dir(self.uri)
+        if storage.CHECKPOINT_STATE_FILE not in names:
+            return
+        storage.download_dir(self.uri, self.local_dir, files=[storage.CHECKPOINT_STATE_FILE])
+        import tensorflow as tf
 
-    def push(self, latest_prefix: str) -> None:
+        state = tf.train.get_checkpoint_state(str(self.local_dir))
+        prefix = Path(state.model_checkpoint_path).name if state and state.model_checkpoint_path else None
+        wanted = [n for n in names if prefix and n.startswith(prefix + ".")]
+        wanted += [n for n in (_HISTORY_FILE,) if n in names]
+        storage.download_dir(self.uri, self.local_dir, files=wanted + [storage.CHECKPOINT_STATE_FILE])
+        logger.info("fetched checkpoint %s (%d files) from %s", prefix, len(wanted), self.uri)
+
+    def push(self, latest_prefix: str, kept_prefixes: list[str]) -> None:
         if not self.uri:
             return
         from videogen import storage
@@ -570,7 +586,12 @@ class _Mirror:
             names.append(_HISTORY_FILE)
         # The `checkpoint` state file names the latest checkpoint: upload it last so that a reader never sees it
         # point at shards that are not there yet.
-        storage.upload_dir(self.local_dir, self.uri, files=names + ["checkpoint"])
+        storage.upload_dir(self.local_dir, self.uri, files=names + [storage.CHECKPOINT_STATE_FILE])
+        kept = {Path(p).name for p in kept_prefixes} | {prefix}
+        for name in storage.list_dir(self.uri):
+            shard_of = name.split(".", 1)[0]
+            if shard_of.startswith("ckpt-") and shard_of not in kept:
+                storage.remove(storage.join_uri(self.uri, name))
 
 
 def _summary_scalar(name: str, value: float, step: int) -> None:
@@ -624,8 +645,9 @@ def train(dataset_dir: Path, output_dir: Path, settings: TrainSettings, checkpoi
         output_dir: model dir to write (created).
         settings: the stage's settings.
         checkpoint_dir: where checkpoints live: None = ``output_dir/checkpoints``; a local path is used directly; an
-            ``s3://`` or ``minio://`` URI is mirrored (pulled before start, pushed after each save) through a local copy
-            in ``output_dir/checkpoints``, so a retried task in a fresh pod resumes.
+            ``s3://`` or ``minio://`` URI is mirrored (its latest checkpoint pulled before start, each save pushed)
+            through a temporary local copy outside ``output_dir``, so a retried task in a fresh pod resumes and the
+            model dir (the task's output artifact) carries no checkpoints.
 
     Returns:
         The content of ``model.json``.
@@ -640,15 +662,25 @@ def train(dataset_dir: Path, output_dir: Path, settings: TrainSettings, checkpoi
     output_dir.mkdir(parents=True, exist_ok=True)
 
     remote_uri = None
+    # A remote checkpoint dir gets a local working copy outside the model dir: the model dir is the task's output
+    # artifact on a cluster, and checkpoints in it would be uploaded and downloaded with the model by every stage.
+    scratch = contextlib.ExitStack()
     if checkpoint_dir is None:
         local_ckpt = output_dir / "checkpoints"
     else:
         from videogen import storage
 
         if storage.is_remote(str(checkpoint_dir)):
-            remote_uri, local_ckpt = str(checkpoint_dir), output_dir / "checkpoints"
+            remote_uri = str(checkpoint_dir)
+            local_ckpt = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="videogen-checkpoints-")))
         else:
             local_ckpt = Path(checkpoint_dir)
+    with scratch:
+        return _train(Path(dataset_dir), frames, info, output_dir, settings, local_ckpt, remote_uri, started)
+
+
+def _train(dataset_dir: Path, frames, info: dict, output_dir: Path, settings: TrainSettings, local_ckpt: Path, remote_uri: str | None,
+           started: float) -> dict:
     local_ckpt.mkdir(parents=True, exist_ok=True)
     mirror = _Mirror(remote_uri, local_ckpt)
     mirror.pull()
@@ -769,7 +801,7 @@ def train(dataset_dir: Path, output_dir: Path, settings: TrainSettings, checkpoi
         history["step"] = at_step
         _atomic_write_text(local_ckpt / _HISTORY_FILE, json.dumps(history))
         path = manager.save(checkpoint_number=at_step)
-        mirror.push(path)
+        mirror.push(path, manager.checkpoints)
         write_sample(at_step)
         writer.flush()
 

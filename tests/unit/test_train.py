@@ -3,9 +3,6 @@ context frames, export, and one-line user errors."""
 
 import json
 import logging
-import shutil
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -108,40 +105,29 @@ def test_training_resumes_from_checkpoint_at_the_right_step(dataset_dir, tmp_pat
     assert [p["step"] for p in info["history"]["points"]] == [1, 2, 3, 4, 5, 6]
 
 
-def test_checkpoints_mirror_to_object_storage_and_resume_in_a_fresh_dir(dataset_dir, tmp_path, monkeypatch, caplog):
-    """With an s3:// checkpoint dir the run uploads each checkpoint (the `checkpoint` state file last) and a run in a
-    fresh output dir (a retried pod) downloads it and resumes. storage.py is replaced by an in-memory fake of its
-    contract (is_remote, download_dir, upload_dir)."""
-    bucket = tmp_path / "bucket"
-    uploads = []
+def test_checkpoints_mirror_to_object_storage_and_resume_in_a_fresh_dir(dataset_dir, tmp_path, monkeypatch, caplog,
+                                                                        s3_server, s3_bucket):
+    """With an s3:// checkpoint dir on the loopback S3 server: the model dir (the task's output artifact) holds no
+    checkpoints, the prefix holds only the checkpoints the manager keeps (3 of 5 saved, older ones deleted), and a run
+    in a fresh output dir (a retried pod) downloads just the latest one and resumes from it."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    client = s3_server.minio()
+    uri = f"s3://{s3_bucket}/run-1/train"
 
-    def upload_dir(local_dir, uri, files=None):
-        uploads.append(list(files))
-        for name in files:
-            (bucket / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(local_dir / name, bucket / name)
+    def remote_checkpoints() -> set[str]:
+        return {o.object_name.rsplit("/", 1)[1].split(".")[0]
+                for o in client.list_objects(s3_bucket, prefix="run-1/train/", recursive=True)
+                if o.object_name.rsplit("/", 1)[1].startswith("ckpt-")}
 
-    def download_dir(uri, local_dir):
-        names = [p.name for p in bucket.iterdir()] if bucket.exists() else []
-        for name in names:
-            shutil.copy(bucket / name, local_dir / name)
-        return len(names)
-
-    fake = types.ModuleType("videogen.storage")
-    fake.is_remote = lambda uri: uri.startswith(("s3://", "minio://"))
-    fake.upload_dir, fake.download_dir = upload_dir, download_dir
-    monkeypatch.setitem(sys.modules, "videogen.storage", fake)
-    import videogen
-
-    monkeypatch.setattr(videogen, "storage", fake, raising=False)
-
-    train(dataset_dir, tmp_path / "first", TrainSettings(max_steps=2, checkpoint_every=2, **TINY), "s3://b/run")
-    assert uploads and all(batch[-1] == "checkpoint" for batch in uploads)
-    assert {"ckpt-2.index", "history.json", "checkpoint"} <= {p.name for p in bucket.iterdir()}
+    train(dataset_dir, tmp_path / "first", TrainSettings(max_steps=5, checkpoint_every=1, **TINY), uri)
+    assert not (tmp_path / "first" / "checkpoints").exists()
+    assert remote_checkpoints() == {"ckpt-3", "ckpt-4", "ckpt-5"}
     with caplog.at_level(logging.INFO, logger="videogen.train"):
-        info = train(dataset_dir, tmp_path / "retry", TrainSettings(max_steps=3, checkpoint_every=2, **TINY),
-                     "s3://b/run")
-    assert "resumed from step 2" in caplog.text and info["steps"] == 3
+        info = train(dataset_dir, tmp_path / "retry", TrainSettings(max_steps=6, checkpoint_every=1, **TINY), uri)
+    assert "fetched checkpoint ckpt-5" in caplog.text and "resumed from step 5" in caplog.text
+    assert info["steps"] == 6 and not (tmp_path / "retry" / "checkpoints").exists()
+    assert remote_checkpoints() == {"ckpt-4", "ckpt-5", "ckpt-6"}
 
 
 def test_refinement_rounds_run_end_to_end_at_64px(dataset_dir, tmp_path, caplog):
