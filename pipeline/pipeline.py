@@ -95,6 +95,7 @@ def build_pipeline(config: "ClusterConfig | None" = None):
         fps: float = 0.0,
         output_root: str = "minio://mlpipeline/videogen",
         checkpoint_root: str = "minio://mlpipeline/videogen-checkpoints",
+        resume_key: str = "",
     ) -> str:
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
 
@@ -105,7 +106,8 @@ def build_pipeline(config: "ClusterConfig | None" = None):
         train = train_model(dataset=prepare.outputs["dataset"], run_id=run_id, checkpoint_root=checkpoint_root,
                             max_epoch=max_epoch, max_steps=max_steps, batch_size=batch_size, l1_weight=l1_weight,
                             gan_weight=gan_weight, ngf=ngf, ndf=ndf, context_frames=context_frames,
-                            refine_rounds=refine_rounds, checkpoint_every=checkpoint_every, seed=seed)
+                            refine_rounds=refine_rounds, checkpoint_every=checkpoint_every, seed=seed,
+                            resume_key=resume_key)
         _gpu_stage(train, config, "train", config.gpu_image, config.train_node_selector, config.train_gpus)
         train.set_display_name("train pix2pix").set_retry(num_retries=config.train_retries,
                                                            backoff_duration="60s", backoff_factor=2.0)
@@ -114,7 +116,7 @@ def build_pipeline(config: "ClusterConfig | None" = None):
 
         generate = generate_frames(model=train.outputs["model"], dataset=prepare.outputs["dataset"], run_id=run_id,
                                    checkpoint_root=checkpoint_root, frames=frames, num_videos=num_videos,
-                                   deterministic=deterministic, fps=fps, seed=seed)
+                                   deterministic=deterministic, fps=fps, seed=seed, resume_key=resume_key)
         _gpu_stage(generate, config, "generate", config.generate_image, config.generate_node_selector,
                    config.generate_gpus)
         generate.set_display_name("generate frames").set_retry(num_retries=2, backoff_duration="30s")

@@ -158,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--checkpoint-root", "--checkpoint_root", dest="checkpoint_root", default=None,
                        help="where training checkpoints live across retries (default: the work dir locally, "
                             "minio://mlpipeline/videogen-checkpoints on a cluster)")
+        p.add_argument("--resume-key", "--resume_key", dest="resume_key", default=None,
+                       help="name of the checkpoints a run resumes from: a new run with the same key continues "
+                            "training and generation where an earlier one stopped (default: locally, a hash of the "
+                            "video and the parameters, so re-running a killed command resumes; on a cluster, the run "
+                            "id, so only retries of the same run resume)")
         p.add_argument("--wait", action="store_true", help="with --host: wait for the run and download the video")
         p.add_argument("--timeout", type=int, default=24 * 3600, help="with --wait: seconds to wait")
         _add_kfp_client_flags(p)
@@ -252,7 +257,7 @@ def _apply_storage_flag(args) -> None:
 def _run_arguments(args) -> dict:
     arguments = {"video": args.video, "deterministic": args.deterministic}
     arguments.update({name: getattr(args, name) for name in _RUN_PARAMS})
-    for name in ("output_root", "checkpoint_root"):
+    for name in ("output_root", "checkpoint_root", "resume_key"):
         if getattr(args, name):
             arguments[name] = getattr(args, name)
     return arguments

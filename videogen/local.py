@@ -1,9 +1,10 @@
 """Run the pipeline on this machine through kfp.local (no cluster, no Docker).
 
 Reads the video (local path, s3://, minio:// or http(s)://); writes, under ``work_dir``: ``kfp/`` (kfp.local's pipeline
-root: every task's artifacts), ``checkpoints/<run id>/`` (training checkpoints, outside the task outputs, as on a
-cluster) and ``published/<run id>/`` (gen.mp4 and the report), then copies the video to ``output`` and the report
-beside it. A lock file keeps two runs from sharing one work dir.
+root: every task's artifacts), ``checkpoints/<resume key>/`` (training checkpoints and partial generation, outside
+the task outputs, as on a cluster; the key is a hash of the video and the parameters, so the same command run again
+after a kill resumes; removed when the run finishes) and ``published/<run id>/`` (gen.mp4 and the report), then
+copies the video to ``output`` and the report beside it. A lock file keeps two runs from sharing one work dir.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import fcntl
 import logging
 import os
 import re
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -94,10 +96,15 @@ def run_local(arguments: dict, work_dir: Path, output: str) -> LocalRunResult:
     started = time.monotonic()
     with work_dir_lock(work_dir):
         arguments = dict(arguments)
+        arguments.setdefault("resume_key", resume_key(arguments))
         if not storage.is_remote(arguments["video"]):
             arguments["video"] = str(_stage_input(Path(arguments["video"]), work_dir / "inputs"))
         arguments.setdefault("output_root", str(work_dir / "published"))
         arguments.setdefault("checkpoint_root", str(work_dir / "checkpoints"))
+        checkpoints = storage.join_uri(arguments["checkpoint_root"], arguments["resume_key"])
+        if not storage.is_remote(checkpoints) and Path(checkpoints).is_dir():
+            log.info("checkpoints of an earlier, unfinished run of the same video and parameters found in %s: "
+                     "resuming from them", checkpoints)
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(work_dir / "kfp"),
                    workspace_root=str(work_dir / "workspace"))
         pipeline_func = build_pipeline(ClusterConfig().for_local())
@@ -110,6 +117,8 @@ def run_local(arguments: dict, work_dir: Path, output: str) -> LocalRunResult:
                 raise VideogenError(tee.last_error) from None
             raise VideogenError(f"the local pipeline run failed ({_plain(error)}): the task's log above says why") from None
         published = str(task.output)
+        if not storage.is_remote(checkpoints):  # finished: a later identical run starts afresh
+            shutil.rmtree(checkpoints, ignore_errors=True)
         published_dir = Path(published).parent
         storage.put(Path(published), output)
         report = None
@@ -125,6 +134,23 @@ def run_local(arguments: dict, work_dir: Path, output: str) -> LocalRunResult:
                           duration_s=time.monotonic() - started)
 
 
+def resume_key(arguments: dict) -> str:
+    """A name for this run's checkpoints that is the same when the same command runs again: a hash of the pipeline
+    parameters (output locations left out) and of the input video (its path, size and modification time, or its URI).
+    A killed ``videogen run`` started again with the same arguments therefore resumes training and generation."""
+    import hashlib
+    import json
+
+    ignored = {"output_root", "checkpoint_root", "resume_key"}
+    identity = {name: value for name, value in sorted(arguments.items()) if name not in ignored}
+    video = str(arguments["video"])
+    if "://" not in video and Path(video).is_file():
+        stat = Path(video).stat()
+        identity["video"] = [str(Path(video).resolve()), stat.st_size, stat.st_mtime_ns]
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+    return f"local-{digest[:16]}"
+
+
 def _stage_input(video: Path, inputs_dir: Path) -> Path:
     """Link (or copy) a local input video into the work dir under a plain name.
 
@@ -138,8 +164,6 @@ def _stage_input(video: Path, inputs_dir: Path) -> Path:
     try:
         os.link(video.resolve(), staged)
     except OSError:
-        import shutil
-
         shutil.copyfile(video, staged)
     return staged
 
