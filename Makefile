@@ -2,26 +2,37 @@
 PYTHON ?= python3
 VENV ?= .venv
 VPY := $(VENV)/bin/python
-# Images: one place for names and tags; they flow into the compiled YAML through VIDEOGEN_* variables.
-REGISTRY ?= localhost:5000
-TAG ?= 0.1.0
-IMAGE ?= $(REGISTRY)/videogen:$(TAG)
-GPU_IMAGE ?= $(REGISTRY)/videogen-gpu:$(TAG)
-# The K80 pool needs a CUDA 11 image (CUDA 12 dropped compute capability 3.7): see docs/cluster.md.
-GENERATE_IMAGE ?= $(REGISTRY)/videogen-gpu-k80:$(TAG)
-# GPU node pools (label KEY=VALUE); clusters name them differently.
-TRAIN_NODE_SELECTOR ?= cloud.google.com/gke-accelerator=nvidia-tesla-v100
-GENERATE_NODE_SELECTOR ?= cloud.google.com/gke-accelerator=nvidia-tesla-k80
-S3_ENDPOINT_IN_CLUSTER ?= http://minio-service.kubeflow:9000
-# GPUs for the train step; more than 1 trains data-parallel (MirroredStrategy, batch_size = global batch).
-TRAIN_GPUS ?= 1
-PIPELINE_YAML ?= pipeline/video_generation.yaml
 # Cluster
 DOCKER ?= docker
 KUBECTL ?= kubectl
 OVERLAY ?= kubeflow
 NAMESPACE ?=
+# Images: one place for names and tags; they flow into the compiled YAML through VIDEOGEN_* variables.
+REGISTRY ?= localhost:5000
+TAG ?= 0.1.0
+IMAGE ?= $(REGISTRY)/videogen:$(TAG)
+GPU_IMAGE ?= $(REGISTRY)/videogen-gpu:$(TAG)
+# The K80 pool needs a CUDA 11 image (CUDA 12 dropped compute capability 3.7): see README, "The K80 pool".
+GENERATE_IMAGE ?= $(REGISTRY)/videogen-gpu-k80:$(TAG)
+# GPU node pools (label KEY=VALUE); clusters name them differently.
+TRAIN_NODE_SELECTOR ?= cloud.google.com/gke-accelerator=nvidia-tesla-v100
+GENERATE_NODE_SELECTOR ?= cloud.google.com/gke-accelerator=nvidia-tesla-k80
+# Object store of the steps that read/write it directly, and the Secret with its keys. A deployed videogen-config
+# ConfigMap (make deploy) overrides the endpoint at run time; the standalone-minio overlay has its own store and Secret.
+ifeq ($(OVERLAY),standalone-minio)
+S3_ENDPOINT_IN_CLUSTER ?= http://videogen-minio:9000
+S3_SECRET ?= videogen-s3-credentials
+endif
+S3_ENDPOINT_IN_CLUSTER ?= http://minio-service.kubeflow:9000
+S3_SECRET ?= mlpipeline-minio-artifact
+# GPUs for the train step; more than 1 trains data-parallel (MirroredStrategy, batch_size = global batch).
+TRAIN_GPUS ?= 1
+PIPELINE_YAML ?= pipeline/video_generation.yaml
 KFP_HOST ?= http://localhost:8080/pipeline
+# Service account of the runs' pods: installed by make deploy (manifests/base); empty = KFP's default.
+SERVICE_ACCOUNT ?= videogen-pipeline-runner
+# Multi-user Kubeflow: the profile namespace (NAMESPACE) and a bearer token ($KFP_TOKEN) or cookie header (KFP_COOKIES).
+KFP_COOKIES ?=
 EXPERIMENT ?= videogen
 VIDEO ?= minio://mlpipeline/videos/input.mp4
 RUN_ARGS ?=
@@ -38,7 +49,10 @@ export VIDEOGEN_GENERATE_IMAGE := $(GENERATE_IMAGE)
 export VIDEOGEN_TRAIN_NODE_SELECTOR := $(TRAIN_NODE_SELECTOR)
 export VIDEOGEN_GENERATE_NODE_SELECTOR := $(GENERATE_NODE_SELECTOR)
 export VIDEOGEN_S3_ENDPOINT := $(S3_ENDPOINT_IN_CLUSTER)
+export VIDEOGEN_S3_SECRET := $(S3_SECRET)
 export VIDEOGEN_TRAIN_GPUS := $(TRAIN_GPUS)
+
+KFP_FLAGS = $(if $(NAMESPACE),--namespace $(NAMESPACE)) $(if $(KFP_COOKIES),--cookies "$(KFP_COOKIES)")
 
 .PHONY: help setup demo test lint bench compile images deploy run fetch clean
 
@@ -77,7 +91,7 @@ images:  ## build and push the three images (needs docker): CPU, GPU (CUDA 12), 
 	$(DOCKER) push $(GENERATE_IMAGE)
 
 deploy: setup  ## kubectl apply -k manifests/overlays/$(OVERLAY) [NAMESPACE=...], then upload the pipeline to KFP_HOST
-	@test -f manifests/base/secret.env || { echo "deploy: error: manifests/base/secret.env is missing: cp manifests/base/secret.env.example manifests/base/secret.env and put your object-store keys in it (see docs/cluster.md)" >&2; exit 2; }
+	@test -f manifests/base/secret.env || { echo "deploy: error: manifests/base/secret.env is missing: cp manifests/base/secret.env.example manifests/base/secret.env and put your object-store keys in it (README: Run it on a cluster)" >&2; exit 2; }
 	@test -d manifests/overlays/$(OVERLAY) || { echo "deploy: error: no overlay '$(OVERLAY)': choose one of: $$(ls manifests/overlays | tr '\n' ' ')" >&2; exit 2; }
 	@if [ -n "$(NAMESPACE)" ]; then \
 	  dir=$$(mktemp -d manifests/.deploy-XXXXXX) && trap 'rm -rf "$$dir"' EXIT && \
@@ -85,10 +99,11 @@ deploy: setup  ## kubectl apply -k manifests/overlays/$(OVERLAY) [NAMESPACE=...]
 	  $(KUBECTL) apply -k "$$dir"; \
 	else $(KUBECTL) apply -k manifests/overlays/$(OVERLAY); fi
 	$(VENV)/bin/videogen compile --output work/video_generation.yaml
-	$(VENV)/bin/videogen upload --host $(KFP_HOST) --package work/video_generation.yaml
+	$(VENV)/bin/videogen upload --host $(KFP_HOST) --package work/video_generation.yaml $(KFP_FLAGS)
 
 run: setup  ## submit a run to KFP_HOST with VIDEO and RUN_ARGS
-	$(VENV)/bin/videogen submit --host $(KFP_HOST) --experiment $(EXPERIMENT) --video $(VIDEO) $(RUN_ARGS)
+	$(VENV)/bin/videogen submit --host $(KFP_HOST) --experiment $(EXPERIMENT) --video $(VIDEO) $(KFP_FLAGS) \
+	  $(if $(SERVICE_ACCOUNT),--service-account $(SERVICE_ACCOUNT)) $(RUN_ARGS)
 
 fetch: setup  ## download a cluster run's video: make fetch RUN_ID=...
 	@test -n "$(RUN_ID)" || { echo "fetch: error: pass RUN_ID=<the run id that make run printed>" >&2; exit 2; }

@@ -24,6 +24,8 @@ def _cpu_stage(task, config: ClusterConfig, stage: str, image: str):
     task.set_cpu_request(res["cpu_request"]).set_cpu_limit(res["cpu_limit"])
     task.set_memory_request(res["memory_request"]).set_memory_limit(res["memory_limit"])
     _harden(task, config, stage)
+    if config.retries[stage]:
+        task.set_retry(num_retries=config.retries[stage], backoff_duration="30s", backoff_factor=2.0)
     return task
 
 
@@ -40,6 +42,7 @@ def _gpu_stage(task, config: ClusterConfig, stage: str, image: str, selector, gp
             kubernetes.add_node_selector(task, label_key=selector[0], label_value=selector[1])
         kubernetes.add_toleration(task, key=config.gpu_toleration_key, operator="Exists", effect="NoSchedule")
     _harden(task, config, stage)
+    task.set_retry(num_retries=config.retries[stage], backoff_duration="60s", backoff_factor=2.0)
     return task
 
 
@@ -54,13 +57,16 @@ def _harden(task, config: ClusterConfig, stage: str) -> None:
 
 
 def _object_storage_env(task, config: ClusterConfig) -> None:
-    """Stages that read or write object storage directly get the endpoint (compile time) and the Secret's keys."""
+    """Stages that read or write object storage directly get the endpoint (the deployed ConfigMap's, else the one
+    compiled in) and the Secret's keys."""
     if not config.kubernetes:
         return
     from kfp import kubernetes
 
     if config.s3_endpoint:
         task.set_env_variable("AWS_ENDPOINT_URL", config.s3_endpoint)
+    kubernetes.use_config_map_as_env(task, config_map_name=config.config_map, config_map_key_to_env={
+        "AWS_ENDPOINT_URL_S3": "AWS_ENDPOINT_URL_S3", "AWS_REGION": "AWS_REGION"}, optional=True)
     kubernetes.use_secret_as_env(task, secret_name=config.s3_secret, secret_key_to_env={
         config.s3_secret_access_key_field: "AWS_ACCESS_KEY_ID",
         config.s3_secret_secret_key_field: "AWS_SECRET_ACCESS_KEY",
@@ -109,8 +115,7 @@ def build_pipeline(config: "ClusterConfig | None" = None):
                             refine_rounds=refine_rounds, checkpoint_every=checkpoint_every, seed=seed,
                             resume_key=resume_key)
         _gpu_stage(train, config, "train", config.gpu_image, config.train_node_selector, config.train_gpus)
-        train.set_display_name("train pix2pix").set_retry(num_retries=config.train_retries,
-                                                           backoff_duration="60s", backoff_factor=2.0)
+        train.set_display_name("train pix2pix")
         train.set_caching_options(False)  # a resumed run must not reuse a half-trained result
         _object_storage_env(train, config)
 
@@ -119,7 +124,7 @@ def build_pipeline(config: "ClusterConfig | None" = None):
                                    deterministic=deterministic, fps=fps, seed=seed, resume_key=resume_key)
         _gpu_stage(generate, config, "generate", config.generate_image, config.generate_node_selector,
                    config.generate_gpus)
-        generate.set_display_name("generate frames").set_retry(num_retries=2, backoff_duration="30s")
+        generate.set_display_name("generate frames")
 
         encode = encode_video(generated=generate.outputs["generated"], run_id=run_id, output_root=output_root,
                               fps=fps)

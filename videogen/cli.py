@@ -125,6 +125,9 @@ def _add_kfp_client_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cookies", default=None, help="cookie header for the KFP API (e.g. an auth session)")
     parser.add_argument("--ssl-ca-cert", "--ssl_ca_cert", dest="ssl_ca_cert", default=None,
                         help="CA bundle for an https KFP host")
+    parser.add_argument("--service-account", "--service_account", dest="service_account", default=None,
+                        help="Kubernetes service account of the run's pods (default: KFP's; `make run` passes "
+                             "videogen-pipeline-runner, which `make deploy` installs)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -314,7 +317,7 @@ def cmd_submit(args) -> int:
     result = submit.submit(args.host, package, arguments, experiment_name=args.experiment, run_name=args.run_name,
                            namespace=args.namespace, existing_token=args.token or os.environ.get("KFP_TOKEN"),
                            cookies=args.cookies, ssl_ca_cert=args.ssl_ca_cert, wait=args.wait,
-                           timeout_s=args.timeout)
+                           timeout_s=args.timeout, service_account=args.service_account)
     print(f"run id: {result.run_id}")
     print(f"watch it: {result.url}")
     if args.wait:

@@ -35,7 +35,7 @@ class ClusterConfig:
     gpu_image: str = f"{DEFAULT_REGISTRY}/videogen-gpu:{DEFAULT_TAG}"
     """CUDA 12 TensorFlow image: train (V100 and newer)."""
     generate_image: str = f"{DEFAULT_REGISTRY}/videogen-gpu-k80:{DEFAULT_TAG}"
-    """Image of the generate step: CUDA 11.8 / TF 2.14, the last line with K80 kernels (see docs/cluster.md)."""
+    """Image of the generate step: CUDA 11.8 / TF 2.14, the last line with K80 kernels (README: The K80 pool)."""
     train_node_selector: tuple[str, str] | None = (GKE_ACCELERATOR_LABEL, "nvidia-tesla-v100")
     generate_node_selector: tuple[str, str] | None = (GKE_ACCELERATOR_LABEL, "nvidia-tesla-k80")
     gpu_resource: str = "nvidia.com/gpu"
@@ -45,12 +45,21 @@ class ClusterConfig:
     gpu_toleration_key: str = "nvidia.com/gpu"
     s3_endpoint: str = "http://minio-service.kubeflow:9000"
     """Object-store endpoint for the stages that read or write object storage directly (empty: leave env alone)."""
+    config_map: str = "videogen-config"
+    """ConfigMap installed by ``make deploy`` (manifests/base): its ``AWS_ENDPOINT_URL_S3`` and ``AWS_REGION`` reach the
+    storage stages as environment variables and win over ``s3_endpoint``; optional, so a cluster without our
+    manifests runs with the compiled-in endpoint."""
     s3_secret: str = "mlpipeline-minio-artifact"
     s3_secret_access_key_field: str = "accesskey"
     s3_secret_secret_key_field: str = "secretkey"
     run_as_user: int = 1000
     run_as_group: int = 1000
-    train_retries: int = 3
+    retries: dict = field(default_factory=lambda: {
+        "prepare": 0, "train": 3, "generate": 2, "encode": 1, "evaluate": 1})
+    """set_retry per stage: container failures (error exit, OOM kill) are retried with backoff; train and generate
+    resume from their checkpoints. Prepare gets none: its failures are almost always the input (a retry only delays
+    the one-line error), and its download is already retried inside videogen.storage. A deleted pod (node loss) is
+    retried only by the cluster's Argo retry policy."""
     timeouts_s: dict = field(default_factory=lambda: {
         "prepare": 2 * 3600, "train": 48 * 3600, "generate": 6 * 3600, "encode": 2 * 3600, "evaluate": 2 * 3600})
     cpu_stage_resources: dict = field(default_factory=lambda: {

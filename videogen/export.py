@@ -3,7 +3,7 @@
 Reads a Keras generator; writes ``generator_savedmodel/`` beside ``generator.keras`` in the model dir. The K80 image
 runs TensorFlow 2.14 with Keras 2 (CUDA 12 builds dropped compute capability 3.7), and Keras 2 cannot deserialize a
 Keras 3 ``.keras`` file; a SavedModel of plain TF functions loads there (checked: same output to 1e-8). See
-docs/cluster.md.
+the README, "The K80 pool".
 
 Endpoints, both ``(B, S, S, 3K) float32 in [-1, 1] -> (B, S, S, 3)``:
   ``serve``          inference: dropout off, BatchNorm on its moving statistics;

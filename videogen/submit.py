@@ -163,7 +163,7 @@ def submit(host: str, package_path: str | Path, arguments: dict, *, pipeline_nam
            experiment_name: str = "videogen", run_name: str | None = None, existing_token: str | None = None,
            cookies: str | None = None, namespace: str | None = None, ssl_ca_cert: str | None = None,
            wait: bool = False, timeout_s: float = 24 * 3600, poll_interval_s: float = 15.0,
-           client: Any = None) -> SubmitResult:
+           service_account: str | None = None, client: Any = None) -> SubmitResult:
     """Upload the compiled pipeline (new version only when it changed), start a run in the experiment, maybe wait.
 
     Args:
@@ -176,6 +176,7 @@ def submit(host: str, package_path: str | Path, arguments: dict, *, pipeline_nam
         existing_token, cookies, namespace, ssl_ca_cert: ``kfp.Client`` options for multi-user installs.
         wait: wait for the run to finish; a run that does not succeed raises.
         timeout_s: with ``wait``: how long to wait.
+        service_account: Kubernetes service account of the run's pods (default: KFP's own).
         client: an existing ``kfp.Client`` (default: one made from the options above).
 
     Raises:
@@ -194,7 +195,7 @@ def submit(host: str, package_path: str | Path, arguments: dict, *, pipeline_nam
     run_name = run_name or f"{pipeline_name} {time.strftime('%Y-%m-%d %H:%M:%S')}"
     run = _kfp_call(host, "create the run", lambda: client.run_pipeline(
         experiment_id=experiment.experiment_id, job_name=run_name, params=dict(arguments), pipeline_id=pipeline_id,
-        version_id=version_id))
+        version_id=version_id, service_account=service_account or None))
     result = SubmitResult(run_id=run.run_id, pipeline_id=pipeline_id, version_id=version_id,
                           url=run_url(host, run.run_id), version_name=version_name, new_version=new_version)
     logger.info("started run %s (%s): %s", run.run_id, run_name, result.url)

@@ -50,8 +50,9 @@ def test_train_goes_to_v100_and_generate_to_k80_with_one_gpu_and_a_toleration(co
         assert "accelerator" not in resources and resources["cpuRequest"] > 0 and resources["memoryRequest"] > 0
 
 
-def test_every_task_runs_as_non_root_with_a_timeout_and_train_retries(compiled):
-    """Hardening: runAsNonRoot + uid on every task, activeDeadlineSeconds per stage, retries on training."""
+def test_every_task_runs_as_non_root_with_a_timeout_and_retries_where_they_help(compiled):
+    """Hardening: runAsNonRoot + uid on every task, activeDeadlineSeconds per stage; retries on every stage but
+    prepare (whose failures are the input: a retry would only delay the error)."""
     spec, executors = _platform(compiled[0])
     assert set(executors) == {f"exec-{n}" for n in ("prepare-dataset", "train-model", "generate-frames",
                                                      "encode-video", "evaluate-model")}
@@ -59,7 +60,10 @@ def test_every_task_runs_as_non_root_with_a_timeout_and_train_retries(compiled):
         assert executor["securityContext"]["runAsNonRoot"] is True, name
         assert int(executor["securityContext"]["runAsUser"]) == 1000, name
         assert int(executor["activeDeadlineSeconds"]) > 0, name
-    assert spec["root"]["dag"]["tasks"]["train-model"]["retryPolicy"]["maxRetryCount"] == 3
+    tasks = spec["root"]["dag"]["tasks"]
+    retries = {name: task.get("retryPolicy", {}).get("maxRetryCount", 0) for name, task in tasks.items()}
+    assert retries == {"prepare-dataset": 0, "train-model": 3, "generate-frames": 2, "encode-video": 1,
+                       "evaluate-model": 1}
 
 
 def test_storage_stages_get_credentials_from_the_secret_never_a_value(compiled):
@@ -70,7 +74,24 @@ def test_storage_stages_get_credentials_from_the_secret_never_a_value(compiled):
         (entry,) = executors[name]["secretAsEnv"]
         assert entry["secretName"] == "mlpipeline-minio-artifact"
         assert {m["envVar"] for m in entry["keyToEnv"]} == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+        (config_map,) = executors[name]["configMapAsEnv"]
+        assert config_map["configMapName"] == "videogen-config" and config_map["optional"] is True
+        assert {m["envVar"] for m in config_map["keyToEnv"]} == {"AWS_ENDPOINT_URL_S3", "AWS_REGION"}
     assert "AWS_SECRET_ACCESS_KEY:" not in text and "value: minio123" not in text
+
+
+def test_standalone_minio_overlay_compiles_with_its_own_store_and_secret(tmp_path):
+    """`make compile OVERLAY=standalone-minio` points the storage stages at the overlay's MinIO Service and its
+    Secret (videogen-s3-credentials), which is what that overlay installs."""
+    out = tmp_path / "p.yaml"
+    subprocess.run(["make", "--no-print-directory", "compile", "OVERLAY=standalone-minio", f"PIPELINE_YAML={out}"],
+                   check=True, capture_output=True, cwd=COMPILED_PATH.parents[1])
+    _, executors = _platform(out.read_text())
+    (entry,) = executors["exec-train-model"]["secretAsEnv"]
+    assert entry["secretName"] == "videogen-s3-credentials"
+    spec = yaml.safe_load(out.read_text().split("\n---\n")[0])
+    env = spec["deploymentSpec"]["executors"]["exec-train-model"]["container"]["env"]
+    assert {"name": "AWS_ENDPOINT_URL", "value": "http://videogen-minio:9000"} in env
 
 
 def test_compiled_yaml_never_contains_credentials_from_the_environment(tmp_path, monkeypatch):

@@ -189,7 +189,7 @@ def test_first_submit_creates_pipeline_version_experiment_and_run(kfp_api, no_kf
     package = _package(tmp_path, "v1")
     arguments = {"video": "s3://videos/in.mp4", "max_epoch": 3, "deterministic": True}
     result = submit.submit(kfp_api.host, package, arguments, experiment_name="videogen-test", run_name="first",
-                           existing_token="tok-abc")
+                           existing_token="tok-abc", service_account="videogen-pipeline-runner")
 
     assert len(kfp_api.pipelines) == 1
     pipeline = next(iter(kfp_api.pipelines.values()))
@@ -201,7 +201,7 @@ def test_first_submit_creates_pipeline_version_experiment_and_run(kfp_api, no_kf
 
     (create_run,) = _requests(kfp_api, "POST", "/apis/v2beta1/runs")
     run = json.loads(create_run["body"])
-    assert run["display_name"] == "first"
+    assert run["display_name"] == "first" and run["service_account"] == "videogen-pipeline-runner"
     assert run["runtime_config"]["parameters"] == arguments
     assert run["pipeline_version_reference"] == {"pipeline_id": result.pipeline_id,
                                                  "pipeline_version_id": result.version_id}
