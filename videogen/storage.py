@@ -31,7 +31,7 @@ import tempfile
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -191,6 +191,10 @@ class StorageConfig:
     part_size: int = 16 * MiB
     """Multipart part size (S3's minimum is 5 MiB); files larger than this go up in parts."""
     parallel_uploads: int = 1
+    http_read_timeout_s: float = 10.0
+    """http(s) inputs: longest silence from the web server (a URL that never answers fails in about 20 s, not
+    minutes); a slow download that keeps sending bytes is not cut."""
+    http_max_attempts: int = 2
     http_max_bytes: int = 8 * 1024 * MiB
     """Size cap for http(s) downloads (a hostile or broken server cannot fill the disk)."""
     ca_cert: str | None = None
@@ -612,7 +616,8 @@ def _fetch_http(url: str, dest: Path, config: StorageConfig, timeout_s: float | 
     import urllib3
 
     connect = timeout_s if timeout_s is not None else config.connect_timeout_s
-    read = timeout_s if timeout_s is not None else config.read_timeout_s
+    read = timeout_s if timeout_s is not None else config.http_read_timeout_s
+    config = replace(config, max_attempts=min(config.max_attempts, config.http_max_attempts))
     pool = urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=connect, read=read),
         cert_reqs="CERT_REQUIRED",

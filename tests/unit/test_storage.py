@@ -8,6 +8,8 @@ import http.server
 import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -308,3 +310,19 @@ def test_http_server_that_never_answers_times_out_within_seconds(silent_server, 
     assert elapsed < 5, f"took {elapsed:.1f} s"
     assert "after 2 attempts" in str(info.value) and "timed out" in str(info.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_videogen_prepare_on_a_url_that_never_answers_fails_with_defaults_in_seconds(silent_server, tmp_path):
+    """The CLI with its default settings (no test overrides): a web server that accepts the connection and never
+    answers ends in one error line naming the URL (after the retry's warning in the log), exit status 2, within
+    about 20 s (10 s silence limit, 2 attempts) plus start-up."""
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "videogen", "prepare", "--video", f"{silent_server}/video.mp4",
+                           "--output", str(tmp_path / "ds")], capture_output=True, text=True, timeout=120)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("videogen: error:")]
+    assert len(errors) == 1 and f"{silent_server}/video.mp4" in errors[0] and "timed out" in errors[0], proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == errors[0] and "Traceback" not in proc.stderr
+    assert elapsed < 50, f"took {elapsed:.1f} s"  # was about 3 minutes with the object-store timeouts
+    assert not (tmp_path / "ds").exists()
