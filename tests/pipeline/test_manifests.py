@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ OVERLAYS = sorted(p.name for p in (MANIFESTS / "overlays").iterdir() if (p / "ku
 K8S_VERSION = "1.32.0"  # the kubectl on the dev machines; kubernetes-validate ships schemas 1.25 to 1.37
 POD_KINDS = {"Pod", "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"}
 
-KUBECTL = shutil.which("kubectl")
+KUBECTL = shutil.which("kubectl") or shutil.which("kubectl", path=str(Path(sys.executable).parent))
 needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl (with kustomize) is not installed; CI installs it")
 
 
