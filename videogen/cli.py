@@ -247,7 +247,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--s3-secret", "--s3_secret", dest="s3_secret", default=None,
                    help="Secret with keys accesskey/secretkey (default: mlpipeline-minio-artifact)")
     p.set_defaults(func=cmd_compile)
+    for command_parser in sub.choices.values():
+        _state_defaults(command_parser)
     return parser
+
+
+def _state_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every optional flag's help says its default: the settings' help already has "(default: X)"; flags without a
+    value to show say what leaving them out means."""
+    for action in parser._actions:
+        if not action.option_strings or action.required or isinstance(action, argparse._HelpAction):
+            continue
+        text = action.help or ""
+        if "default" in text:
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            action.help = f"{text} (default: off)"
+        elif action.default is None:
+            action.help = f"{text} (default: not set)"
+        else:
+            action.help = f"{text} (default: %(default)s)"
 
 
 # --------------------------------------------------------------------------------------------------------- commands

@@ -20,6 +20,9 @@ def test_every_command_explains_its_flags_with_defaults(command):
     sub = parser._subparsers._group_actions[0].choices[command]
     text = sub.format_help()
     assert "--output" in text or "--package" in text
+    for action in sub._actions:
+        if action.option_strings and not action.required and "-h" not in action.option_strings:
+            assert "default" in (action.help or ""), f"{command} {action.option_strings[0]} does not state its default"
     if command in ("run", "train"):
         assert "default: 20" in text  # max_epoch
 
