@@ -36,7 +36,7 @@ def load_generator(path):
     return keras.models.load_model(path, compile=False)
 
 
-@pytest.mark.parametrize("size", [64, 128, 256])
+@pytest.mark.parametrize("size", [64, 128, 256, 512])
 def test_generator_and_discriminator_output_shapes_per_image_size(size):
     """The U-Net maps (B,S,S,3K) to (B,S,S,3) at every supported size and the PatchGAN gives (B,S/8-2,S/8-2,1)."""
     import tensorflow as tf
