@@ -509,6 +509,8 @@ def load_start_image(path: Path | str, image_size: int) -> np.ndarray:
             left, top = (w - side) // 2, (h - side) // 2
             img = img.crop((left, top, left + side, top + side)).resize((image_size, image_size), Image.BICUBIC)
             return np.asarray(img, dtype=np.uint8)
+    except Image.DecompressionBombError as err:
+        raise InputError(f"start image {path} is too large to open safely ({err}): pass a smaller PNG or JPEG") from err
     except (UnidentifiedImageError, OSError) as err:
         raise InputError(f"start image {path} could not be read as an image ({err}): pass a PNG or JPEG") from err
 

@@ -111,6 +111,21 @@ def test_check_free_space_refuses_more_than_the_disk_holds(tmp_path):
     assert "\n" not in str(caught.value)
 
 
+def test_prepare_refuses_before_decoding_when_the_disk_is_too_small(synthetic_video, tmp_path, monkeypatch):
+    """prepare() checks the free space against the probed N x S x S x 3 bytes before ffmpeg decodes anything: with a
+    disk reporting 1 MB free, it refuses in one line, never starts a decode, and leaves no dataset."""
+    import collections
+    import shutil
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**6, 0, 10**6))
+    decoded = []
+    monkeypatch.setattr(dataset._video, "FrameDecoder", lambda *a, **k: decoded.append(1))
+    with pytest.raises(InputError, match="not enough free disk space"):
+        dataset.prepare(synthetic_video, tmp_path / "ds", dataset.PrepareSettings(image_size=64))
+    assert not decoded and not (tmp_path / "ds").exists()
+
+
 def test_load_dataset_refuses_a_directory_that_is_not_a_dataset(tmp_path):
     """A missing dir, an empty dir and a dir with a damaged frames.npy each give a one-line InputError."""
     with pytest.raises(InputError, match="does not exist"):

@@ -202,6 +202,17 @@ def test_bad_model_dir_is_an_input_error(tmp_path, layout):
         gen.load_generator(model_dir)
 
 
+def test_decompression_bomb_start_image_is_an_input_error(tmp_path, monkeypatch):
+    """A start image over Pillow's decompression-bomb limit (here lowered to 100 pixels) is a one-line InputError,
+    not a traceback."""
+    from PIL import Image
+
+    Image.new("RGB", (64, 64)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 // 2)
+    with pytest.raises(InputError, match="too large to open safely"):
+        gen.load_start_image(tmp_path / "big.png", 64)
+
+
 def test_missing_start_is_an_input_error(model_dir, tmp_path):
     with pytest.raises(InputError, match="start"):
         gen.generate(model_dir, tmp_path / "out", _settings())

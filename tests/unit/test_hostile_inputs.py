@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -245,3 +246,44 @@ def test_decode_failure_reports_ffmpegs_last_line(tmp_path):
     with pytest.raises(InputError, match="320x240") as caught:
         list(video.iter_frames(big, 64, max_pixels=100 * 100))
     assert "\n" not in str(caught.value)
+
+
+def _hostile_file(kind: str, tmp_path) -> str:
+    """Make one hostile input of `kind` (the same recipes as the library tests above); return its path or URL."""
+    if kind == "empty":
+        (tmp_path / "empty.mp4").touch()
+        return str(tmp_path / "empty.mp4")
+    if kind == "random bytes":
+        (tmp_path / "noise.mp4").write_bytes(np.random.default_rng(0).bytes(65536))
+        return str(tmp_path / "noise.mp4")
+    if kind == "no moov":
+        data = write_video(tmp_path / "whole.mp4", moving_square_frames(20, 64)).read_bytes()
+        (tmp_path / "cut.mp4").write_bytes(data[:data.index(b"moov") - 4])
+        return str(tmp_path / "cut.mp4")
+    if kind == "audio only":
+        ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1", "-c:a", "aac", str(tmp_path / "audio.mp4"))
+        return str(tmp_path / "audio.mp4")
+    if kind == "two frames":
+        return str(write_video(tmp_path / "short.mkv", moving_square_frames(2, 64)))
+    if kind == "hls to /etc/passwd":
+        (tmp_path / "playlist.mp4").write_text("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.0,\n/etc/passwd\n"
+                                               "#EXT-X-ENDLIST\n")
+        return str(tmp_path / "playlist.mp4")
+    if kind == "missing path":
+        return str(tmp_path / "missing.mp4")
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["empty", "random bytes", "no moov", "audio only", "two frames",
+                                  "hls to /etc/passwd", "missing path"])
+def test_cli_refuses_hostile_input_with_one_error_line_and_status_2(kind, tmp_path):
+    """`videogen prepare` in its own process on each hostile input: exit status 2, exactly one `videogen: error:`
+    line as the last line of stderr, no traceback, no dataset dir."""
+    source = _hostile_file(kind, tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "videogen", "prepare", "--video", source, "--output",
+                           str(tmp_path / "ds"), "--image-size", "64"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("videogen: error:")]
+    assert len(errors) == 1 and proc.stderr.strip().splitlines()[-1] == errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr and "root:" not in errors[0]
+    assert not (tmp_path / "ds").exists()
