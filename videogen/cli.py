@@ -340,8 +340,16 @@ def cmd_submit(args) -> int:
     print(f"run id: {result.run_id}")
     print(f"watch it: {result.url}")
     if args.wait:
+        import tempfile
+
+        from videogen import storage
+
         output_root = arguments.get("output_root") or _pipeline_defaults()["output_root"]
-        submit.fetch_result(result.run_id, Path(args.output), output_root)
+        if storage.is_remote(args.output):
+            with tempfile.TemporaryDirectory() as tmp:
+                storage.put(submit.fetch_result(result.run_id, Path(tmp) / "gen.mp4", output_root), args.output)
+        else:
+            submit.fetch_result(result.run_id, Path(args.output), output_root)
         print(f"video: {args.output}")
     return 0
 
