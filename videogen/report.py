@@ -249,6 +249,10 @@ def _run_facts(metrics: dict, dataset_info: dict, model_info: dict, generation_i
         ("Training", f"{_duration(_training_seconds(model_info))}, "
                      f"{_num(model_info.get('train_images_per_s'), 1)} images/s"),
     ]
+    if dataset_info.get("partial_decode"):
+        # prepare used what decoded of a cut or damaged input; the run must say so where people look (issue 6).
+        notes = "; ".join(str(n) for n in dataset_info.get("notes") or []) or "the input was cut or damaged"
+        facts.append(("Input warning", f"only part of the video decoded: {notes}"))
     if generation_info:
         facts.append(("Generated", f"{generation_info.get('frames')} frames x {generation_info.get('num_videos')} "
                                    f"video(s), {_num(generation_info.get('frames_per_s'), 1)} frames/s on "

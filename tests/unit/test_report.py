@@ -107,6 +107,18 @@ def test_markdown_summary_has_headline_numbers_and_no_raw_html():
     assert len(md) < 400_000
 
 
+def test_partially_decoded_input_is_stated_in_the_report_and_summary():
+    """A dataset made from a cut or damaged file (prepare's partial_decode) says so in the HTML and the Markdown,
+    with prepare's note, so a cluster user sees it without reading the prepare step's log."""
+    metrics, dataset_info, model_info, generation_info, strip, history, preview = _inputs()
+    dataset_info = {**dataset_info, "partial_decode": True, "notes": ["decoded 24 of 40 frames: cut or damaged"]}
+    md = report.render_markdown(metrics, dataset_info, model_info, generation_info, history)
+    html = report.render_html(metrics, dataset_info, model_info, generation_info, strip, history, preview)
+    for text in (md, html):
+        assert "only part of the video decoded" in text and "decoded 24 of 40 frames" in text
+    assert "only part of the video" not in report.render_markdown(*_inputs()[:4], history)
+
+
 def test_write_report_writes_both_files(tmp_path):
     """write_report puts report.html and summary.md in the output dir (created)."""
     html_path, md_path = report.write_report(tmp_path / "out", *_inputs())
