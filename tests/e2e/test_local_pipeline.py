@@ -32,5 +32,25 @@ def test_videogen_run_on_real_footage_ends_in_an_h264_mp4_with_exactly_the_reque
     assert (output.parent / "summary.md").read_text().strip()
     metrics = json.loads((output.parent / "metrics.json").read_text())
     assert metrics  # one-step / rollout numbers for model and baseline
-    # Checkpoints were kept outside the task outputs, under the run id, as on a cluster.
-    assert list((tmp_path / "work" / "checkpoints").glob("*/train/checkpoint"))
+    # Checkpoints lived outside the task outputs (tests/e2e/test_local_run_resume.py sees them mid-run) and are gone
+    # once the run has finished; the model artifact carries none.
+    assert not list((tmp_path / "work" / "checkpoints").glob("*/train"))
+    assert not list((tmp_path / "work" / "kfp").glob("**/model/checkpoints"))
+
+
+def test_two_local_runs_at_once_in_different_work_dirs_both_finish_with_their_own_results(tmp_path, synthetic_video):
+    """Concurrency: two `videogen run` processes at the same time on one machine, each with its own work dir and
+    different frame counts, both succeed and each output has its own frame count; neither work dir holds the other's
+    run (kfp.local's run dirs: one per work dir)."""
+    procs = {}
+    for name, frames in (("a", 5), ("b", 7)):
+        procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "videogen", "run", "--video", str(synthetic_video), "--frames", str(frames),
+             "--max-steps", "4", "--image-size", "64", "--ngf", "8", "--ndf", "8", "--batch-size", "2",
+             "--output", str(tmp_path / name / "g.mp4"), "--work-dir", str(tmp_path / f"work-{name}")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for name, frames in (("a", 5), ("b", 7)):
+        out, _ = procs[name].communicate(timeout=900)
+        assert procs[name].returncode == 0, out[-3000:]
+        assert int(ffprobe(tmp_path / name / "g.mp4")["nb_read_frames"]) == frames
+        assert len(list((tmp_path / f"work-{name}" / "kfp").glob("video-generation-*"))) == 1
