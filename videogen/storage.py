@@ -458,10 +458,21 @@ def _with_retries(op: _Op, config: StorageConfig, attempt: Callable[[int], T]) -
 
 # ---------------------------------------------------------------------------------------------------------- helpers
 def _temp_beside(dest: Path) -> Path:
+    """A temporary file beside ``dest`` with the permissions a plain ``open()`` would give (mkstemp makes 0600, and
+    the rename would carry that onto the user's video)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
     return Path(name)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _unlink_quietly(path: Path | None) -> None:

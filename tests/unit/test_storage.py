@@ -137,6 +137,17 @@ def test_local_paths_copy_through_temp_and_rename(tmp_path, big_file):
         storage.fetch(str(tmp_path / "missing.mp4"), tmp_path / "x.mp4")
 
 
+def test_delivered_files_get_the_permissions_of_a_plain_write(tmp_path, big_file, monkeypatch):
+    """The temporary file behind the atomic rename is made 0600 by mkstemp; the delivered file (e.g. gen.mp4) gets
+    0666 minus the umask like any file the user writes, so a web server or a colleague can read it."""
+    old = os.umask(0o022)
+    try:
+        dest = storage.put(big_file, str(tmp_path / "out" / "gen.mp4"))
+    finally:
+        os.umask(old)
+    assert os.stat(dest).st_mode & 0o777 == 0o644
+
+
 def test_missing_bucket_is_one_clear_line(s3_server, client, tmp_path, big_file):
     started = time.monotonic()
     with pytest.raises(StorageError) as info:
