@@ -102,10 +102,12 @@ def build_pipeline(config: "ClusterConfig | None" = None):
         output_root: str = "minio://mlpipeline/videogen",
         checkpoint_root: str = "minio://mlpipeline/videogen-checkpoints",
         resume_key: str = "",
+        max_pixels: int = 3840 * 2160,
     ) -> str:
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
 
-        prepare = prepare_dataset(video=video, image_size=image_size, train_ratio=train_ratio, seed=seed)
+        prepare = prepare_dataset(video=video, image_size=image_size, train_ratio=train_ratio, seed=seed,
+                                  max_pixels=max_pixels)
         _cpu_stage(prepare, config, "prepare", config.image).set_display_name("prepare dataset")
         _object_storage_env(prepare, config)
 

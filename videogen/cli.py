@@ -104,6 +104,7 @@ _RUN_PARAMS = {
     "checkpoint_every": (int, "save a checkpoint every N training steps"),
     "num_videos": (int, "rollouts generated at once (videos other than the first are kept in the work dir)"),
     "fps": (float, "frame rate of the output video (0: the source's)"),
+    "max_pixels": (int, "refuse input videos whose frames have more pixels than this (decoding cost and memory)"),
 }
 
 
@@ -293,14 +294,14 @@ def _fetch_video_url(args) -> None:
         storage.fetch(args.video_url, Path(args.video))
 
 
-def _preflight_local(video: str) -> None:
+def _preflight_local(video: str, max_pixels: int) -> None:
     """Refuse a bad local input before any task starts, with the stage's own one-line message."""
     from videogen import storage
     from videogen import video as video_io
 
     if storage.is_remote(video):
         return
-    video_io.probe_video(Path(video))
+    video_io.probe_video(Path(video), max_pixels=max_pixels)
 
 
 def cmd_run(args) -> int:
@@ -310,7 +311,7 @@ def cmd_run(args) -> int:
 
     _apply_storage_flag(args)
     _fetch_video_url(args)
-    _preflight_local(args.video)
+    _preflight_local(args.video, args.max_pixels)
     result = run_local(_run_arguments(args), Path(args.work_dir), args.output)
     print(f"video: {result.output}")
     if result.report:

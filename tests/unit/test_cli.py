@@ -72,3 +72,13 @@ def test_bad_node_selector_is_a_user_error(tmp_path):
     """`videogen compile --train-node-selector nonsense` explains the KEY=VALUE form."""
     proc = run_cli("compile", "--output", str(tmp_path / "p.yaml"), "--train-node-selector", "nonsense")
     assert proc.returncode == 2 and "KEY=VALUE" in proc.stderr
+
+
+def test_run_takes_the_pixel_limit_and_refuses_larger_frames_before_any_task(tmp_path, synthetic_video):
+    """`videogen run --max-pixels` reaches the pre-flight probe (and the prepare task): a 64x64 video over a
+    1000-pixel limit is refused in one line naming the size and the limit, before kfp.local starts."""
+    proc = run_cli("run", "--video", str(synthetic_video), "--max-pixels", "1000", "--output", str(tmp_path / "g.mp4"),
+                   "--work-dir", str(tmp_path / "work"))
+    assert proc.returncode == 2
+    assert "64x64" in proc.stderr and "1,000 pixels" in proc.stderr
+    assert not (tmp_path / "work" / "kfp").exists()
