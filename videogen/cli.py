@@ -194,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="model dir + start frame -> mp4")
     p.add_argument("--model", required=True, help="model directory made by `videogen train`")
-    p.add_argument("--output", required=True, help="mp4 to write, a path or s3:// / minio:// URI (with --num-videos K > 1: NAME.mp4, NAME_1.mp4, ...)")
+    p.add_argument("--output", required=True, help="mp4 to write, a path or s3:// / minio:// URI (with --num-videos "
+                                                   "K > 1: NAME.mp4, NAME_1.mp4, ...)")
     start = p.add_mutually_exclusive_group(required=True)
     start.add_argument("--dataset", default=None, help="start from this dataset's start_frame")
     start.add_argument("--start-image", "--start_image", dest="start_image", default=None,

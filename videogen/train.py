@@ -572,7 +572,7 @@ class _Mirror:
         prefix = Path(state.model_checkpoint_path).name if state and state.model_checkpoint_path else None
         wanted = [n for n in names if prefix and n.startswith(prefix + ".")]
         wanted += [n for n in (_HISTORY_FILE,) if n in names]
-        storage.download_dir(self.uri, self.local_dir, files=wanted + [storage.CHECKPOINT_STATE_FILE])
+        storage.download_dir(self.uri, self.local_dir, files=wanted)  # the state file is here already
         logger.info("fetched checkpoint %s (%d files) from %s", prefix, len(wanted), self.uri)
 
     def push(self, latest_prefix: str, kept_prefixes: list[str]) -> None:
@@ -679,8 +679,8 @@ def train(dataset_dir: Path, output_dir: Path, settings: TrainSettings, checkpoi
         return _train(Path(dataset_dir), frames, info, output_dir, settings, local_ckpt, remote_uri, started)
 
 
-def _train(dataset_dir: Path, frames, info: dict, output_dir: Path, settings: TrainSettings, local_ckpt: Path, remote_uri: str | None,
-           started: float) -> dict:
+def _train(dataset_dir: Path, frames, info: dict, output_dir: Path, settings: TrainSettings, local_ckpt: Path,
+           remote_uri: str | None, started: float) -> dict:
     local_ckpt.mkdir(parents=True, exist_ok=True)
     mirror = _Mirror(remote_uri, local_ckpt)
     mirror.pull()
