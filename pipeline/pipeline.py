@@ -42,7 +42,8 @@ def _gpu_stage(task, config: ClusterConfig, stage: str, image: str, selector, gp
             kubernetes.add_node_selector(task, label_key=selector[0], label_value=selector[1])
         kubernetes.add_toleration(task, key=config.gpu_toleration_key, operator="Exists", effect="NoSchedule")
     _harden(task, config, stage)
-    task.set_retry(num_retries=config.retries[stage], backoff_duration="60s", backoff_factor=2.0)
+    if config.retries[stage]:
+        task.set_retry(num_retries=config.retries[stage], backoff_duration="60s", backoff_factor=2.0)
     return task
 
 
