@@ -555,24 +555,28 @@ class _Mirror:
     local manager has dropped, so the prefix holds what the manager keeps and a retry downloads one checkpoint."""
 
     def __init__(self, uri: str | None, local_dir: Path):
-        self.uri, self.local_dir = uri, local_dir
+        self.uri, self.local_dir, self.client = uri, local_dir, None
+        if uri:
+            from videogen import storage
+
+            self.client = storage.make_client()  # one client for every call of the run
 
     def pull(self) -> None:
         if not self.uri:
             return
         from videogen import storage
 
-        names = storage.list_dir(self.uri)
+        names = storage.list_dir(self.uri, client=self.client)
         if storage.CHECKPOINT_STATE_FILE not in names:
             return
-        storage.download_dir(self.uri, self.local_dir, files=[storage.CHECKPOINT_STATE_FILE])
+        storage.download_dir(self.uri, self.local_dir, files=[storage.CHECKPOINT_STATE_FILE], client=self.client)
         import tensorflow as tf
 
         state = tf.train.get_checkpoint_state(str(self.local_dir))
         prefix = Path(state.model_checkpoint_path).name if state and state.model_checkpoint_path else None
         wanted = [n for n in names if prefix and n.startswith(prefix + ".")]
         wanted += [n for n in (_HISTORY_FILE,) if n in names]
-        storage.download_dir(self.uri, self.local_dir, files=wanted)  # the state file is here already
+        storage.download_dir(self.uri, self.local_dir, files=wanted, client=self.client)  # state file: here already
         logger.info("fetched checkpoint %s (%d files) from %s", prefix, len(wanted), self.uri)
 
     def push(self, latest_prefix: str, kept_prefixes: list[str]) -> None:
@@ -586,12 +590,12 @@ class _Mirror:
             names.append(_HISTORY_FILE)
         # The `checkpoint` state file names the latest checkpoint: upload it last so that a reader never sees it
         # point at shards that are not there yet.
-        storage.upload_dir(self.local_dir, self.uri, files=names + [storage.CHECKPOINT_STATE_FILE])
+        storage.upload_dir(self.local_dir, self.uri, files=names + [storage.CHECKPOINT_STATE_FILE], client=self.client)
         kept = {Path(p).name for p in kept_prefixes} | {prefix}
-        for name in storage.list_dir(self.uri):
+        for name in storage.list_dir(self.uri, client=self.client):
             shard_of = name.split(".", 1)[0]
             if shard_of.startswith("ckpt-") and shard_of not in kept:
-                storage.remove(storage.join_uri(self.uri, name))
+                storage.remove(storage.join_uri(self.uri, name), client=self.client)
 
 
 def _summary_scalar(name: str, value: float, step: int) -> None:
