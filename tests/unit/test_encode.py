@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import numpy as np
 import pytest
 
-from tests.media import moving_square_frames
+from tests.media import ffprobe_stream, moving_square_frames
 from videogen import encode, video
 from videogen.errors import InputError
 
@@ -23,13 +22,6 @@ def make_generated_dir(directory, num_frames=12, num_videos=2, size=64, fps=25.0
     (directory / "generation.json").write_text(json.dumps({"frames": num_frames, "num_videos": num_videos,
                                                            "fps": fps, "image_size": size}))
     return frames
-
-
-def ffprobe_stream(path):
-    result = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-                             "stream=codec_name,pix_fmt,width,height,avg_frame_rate,nb_read_frames", "-of", "json",
-                             str(path)], capture_output=True, text=True, timeout=30, check=True)
-    return json.loads(result.stdout)["streams"][0]
 
 
 def test_encode_writes_h264_yuv420p_mp4_with_exactly_t_frames(tmp_path):

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.media import ffprobe_stream
 from videogen import generate as gen
 from videogen.errors import InputError
 
@@ -218,13 +219,6 @@ def test_missing_start_is_an_input_error(model_dir, tmp_path):
         gen.generate(model_dir, tmp_path / "out", _settings())
 
 
-def _probe_frames(path: Path) -> dict:
-    probe = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-                            "stream=nb_read_frames,width,codec_name", "-of", "json", str(path)], capture_output=True,
-                           text=True, check=True)
-    return json.loads(probe.stdout)["streams"][0]
-
-
 def test_videogen_generate_command_writes_one_mp4_per_video(model_dir, dataset_dir, tmp_path):
     """`videogen generate` end to end in its own process: K=2 videos -> g.mp4 and g_1.mp4, each an H.264 mp4 with
     exactly --frames frames; --frames-dir keeps the raw frames."""
@@ -235,7 +229,7 @@ def test_videogen_generate_command_writes_one_mp4_per_video(model_dir, dataset_d
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     for path in (out, tmp_path / "videos" / "g_1.mp4"):
-        stream = _probe_frames(path)
+        stream = ffprobe_stream(path)
         assert (int(stream["nb_read_frames"]), stream["width"], stream["codec_name"]) == (5, SIZE, "h264")
     assert np.load(tmp_path / "frames" / "frames.npy").shape == (5, 2, SIZE, SIZE, 3)
 
