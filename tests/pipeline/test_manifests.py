@@ -7,6 +7,7 @@ validation uses kubernetes-validate's bundled JSON schemas (offline). No cluster
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import subprocess
@@ -219,3 +220,46 @@ def test_no_real_secret_is_committed():
             if doc and doc.get("kind") == "Secret":
                 assert not doc.get("stringData"), path
                 assert all(v == "" for v in (doc.get("data") or {}).values()), f"{path} holds secret data"
+
+
+def _seaweedfs_pod_spec() -> dict:
+    path = MANIFESTS / "overlays" / "standalone-seaweedfs" / "seaweedfs.yaml"
+    return next(d for d in yaml.safe_load_all(path.read_text()) if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize(("accesskey", "secretkey", "ok"), [
+    ("videogen", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY=", True),
+    ("CHANGE_ME_ACCESS_KEY", "CHANGE_ME_SECRET_KEY", True),
+    ("videogen", 'bad"quote', False),
+    ("videogen", "back\\slash", False),
+    ("", "secret123", False),
+])
+def test_seaweedfs_init_container_writes_a_valid_identity_file(tmp_path, accesskey, secretkey, ok):
+    """The init container's script (run here with the local sh) turns the mounted Secret files into SeaweedFS's
+    -s3.config JSON, and refuses values that would break the JSON."""
+    pod = _seaweedfs_pod_spec()
+    init = pod["initContainers"][0]
+    assert init["command"] == ["/bin/sh", "-ec"]
+    secrets, config = tmp_path / "secrets", tmp_path / "config"
+    secrets.mkdir()
+    config.mkdir()
+    (secrets / "accesskey").write_text(accesskey)
+    (secrets / "secretkey").write_text(secretkey)
+    script = init["args"][0].replace("/run/secrets/videogen", str(secrets)).replace("/run/seaweedfs", str(config))
+    out = subprocess.run(["sh", "-ec", script], capture_output=True, text=True, timeout=30)
+    assert (out.returncode == 0) == ok, out.stderr
+    if ok:
+        identities = json.loads((config / "s3.json").read_text())["identities"]
+        assert identities[0]["credentials"] == [{"accessKey": accesskey, "secretKey": secretkey}]
+        assert "Admin" in identities[0]["actions"]
+        assert (config / "s3.json").stat().st_mode & 0o077 == 0
+    else:
+        assert len(out.stderr.strip().splitlines()) == 1 and not (config / "s3.json").exists()
+    mounts = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    assert "/run/seaweedfs" in mounts and "-s3.config=/run/seaweedfs/s3.json" in pod["containers"][0]["args"]
+
+
+def test_seaweedfs_bucket_script_is_valid_sh():
+    command = _seaweedfs_pod_spec()["containers"][0]["lifecycle"]["postStart"]["exec"]["command"]
+    assert command[:2] == ["/bin/sh", "-ec"]
+    assert subprocess.run(["sh", "-n", "-c", command[2]], capture_output=True, timeout=30).returncode == 0
