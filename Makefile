@@ -18,9 +18,10 @@ GENERATE_IMAGE ?= $(REGISTRY)/videogen-gpu-k80:$(TAG)
 TRAIN_NODE_SELECTOR ?= cloud.google.com/gke-accelerator=nvidia-tesla-v100
 GENERATE_NODE_SELECTOR ?= cloud.google.com/gke-accelerator=nvidia-tesla-k80
 # Object store of the steps that read/write it directly, and the Secret with its keys. A deployed videogen-config
-# ConfigMap (make deploy) overrides the endpoint at run time; the standalone-minio overlay has its own store and Secret.
-ifeq ($(OVERLAY),standalone-minio)
-S3_ENDPOINT_IN_CLUSTER ?= http://videogen-minio:9000
+# ConfigMap (make deploy) overrides the endpoint at run time; the standalone-seaweedfs overlay has its own store
+# (SeaweedFS, Service videogen-seaweedfs:8333) and Secret.
+ifeq ($(OVERLAY),standalone-seaweedfs)
+S3_ENDPOINT_IN_CLUSTER ?= http://videogen-seaweedfs:8333
 S3_SECRET ?= videogen-s3-credentials
 endif
 S3_ENDPOINT_IN_CLUSTER ?= http://minio-service.kubeflow:9000

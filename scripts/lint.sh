@@ -49,8 +49,8 @@ for overlay in manifests/overlays/*/; do
 done
 
 checkov_k8s_skips=(
-    # CKV_K8S_43 "image should use digest": the MinIO and mc images are pinned to immutable RELEASE tags in
-    # overlays/standalone-minio/kustomization.yaml (`images:`); digests cannot be resolved offline here and
+    # CKV_K8S_43 "image should use digest": the SeaweedFS image is pinned to a release tag in
+    # overlays/standalone-seaweedfs/kustomization.yaml (`images:`); digests cannot be resolved offline here and
     # differ per registry mirror. Add `digest:` there if your admission policy requires digests.
     --skip-check CKV_K8S_43
 )

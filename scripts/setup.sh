@@ -2,12 +2,15 @@
 # Set up everything videogen needs on a fresh machine; quick when already done.
 #   scripts/setup.sh            ffmpeg + .venv with videogen, its Python deps and the test/lint/bench tools
 #   scripts/setup.sh --dev      also chromium (the report test opens the HTML report in headless chromium)
+#   scripts/setup.sh --check-ffmpeg   only check that the ffmpeg on PATH is new enough (FFmpeg 4.4 or newer)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 VENV="${VENV:-.venv}"
 DEV=0
+CHECK_FFMPEG_ONLY=0
 [[ "${1:-}" == "--dev" ]] && DEV=1
+[[ "${1:-}" == "--check-ffmpeg" ]] && CHECK_FFMPEG_ONLY=1
 
 apt_install() {  # apt_install CMD PACKAGE...: install Debian packages when CMD is missing
   local cmd="$1"; shift
@@ -22,7 +25,28 @@ apt_install() {  # apt_install CMD PACKAGE...: install Debian packages when CMD 
   fi
 }
 
+check_ffmpeg_version() {  # exit 2 with one line when ffmpeg is older than 4.4 (videogen/video.py has the same rule)
+  local line major minor
+  line="$(ffmpeg -version 2>/dev/null || true)"
+  line="${line%%$'\n'*}"
+  # "ffmpeg version 4.4.2-0ubuntu0.22.04.1", "ffmpeg version n6.1"; git builds ("N-112345-g...") count as newest.
+  if [[ "$line" =~ ^ffmpeg\ version\ n?([0-9]+)\.([0-9]+) ]]; then
+    major="${BASH_REMATCH[1]}" minor="${BASH_REMATCH[2]}"
+    if (( major < 4 || (major == 4 && minor < 4) )); then
+      echo "setup: error: ffmpeg $major.$minor is too old ($line); videogen needs FFmpeg 4.4 or newer: install a newer ffmpeg (Ubuntu 22.04+/Debian 12+ packages or a static build) first on PATH" >&2
+      exit 2
+    fi
+  fi
+}
+
+if [[ $CHECK_FFMPEG_ONLY == 1 ]]; then
+  command -v ffmpeg >/dev/null 2>&1 || { echo "setup: error: ffmpeg is not installed" >&2; exit 2; }
+  check_ffmpeg_version
+  exit 0
+fi
+
 apt_install ffmpeg ffmpeg
+check_ffmpeg_version
 [[ $DEV == 1 ]] && apt_install chromium chromium
 
 stamp="$VENV/.videogen-installed"

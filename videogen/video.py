@@ -20,6 +20,7 @@ processes are started with :mod:`subprocess` directly because ffmpeg-python offe
 from __future__ import annotations
 
 import collections
+import functools
 import json
 import logging
 import os
@@ -280,22 +281,71 @@ def probe_video(path: Path, timeout_s: float = DEFAULT_TIMEOUT_S, max_pixels: in
                      coded_height=coded_h)
 
 
+# FFmpeg 5.1 renamed `-vsync` to `-fps_mode` (same values); 4.4 (Ubuntu 22.04) knows only `-vsync`. Older is refused.
+FFMPEG_MIN_VERSION = (4, 4)
+FFMPEG_FPS_MODE_VERSION = (5, 1)
+_FFMPEG_VERSION_RE = re.compile(r"^\s*ffmpeg version n?(\d+)\.(\d+)")
+
+
+class FFmpegVersionError(VideogenError):
+    """The installed ffmpeg is older than videogen supports (or missing)."""
+
+
+def parse_ffmpeg_version(first_line: str) -> tuple[int, int] | None:
+    """``(major, minor)`` from the first line of ``ffmpeg -version``, e.g. ``ffmpeg version 4.4.2-0ubuntu0.22.04.1``
+    or ``ffmpeg version n6.1``. ``None`` for git builds (``ffmpeg version N-112345-g...``) and anything else
+    unparsable: those are taken as the newest ffmpeg."""
+    match = _FFMPEG_VERSION_RE.match(first_line)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+@functools.lru_cache(maxsize=1)
+def ffmpeg_version_line() -> str:
+    """The first line of ``ffmpeg -version``; run once per process (cached)."""
+    try:
+        out = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, timeout=DEFAULT_TIMEOUT_S)
+    except FileNotFoundError:
+        raise FFmpegVersionError("ffmpeg is not installed (not on PATH); install FFmpeg 4.4 or newer "
+                                 "(Debian/Ubuntu: apt-get install ffmpeg)") from None
+    return (out.stdout.splitlines() or [""])[0].strip()
+
+
+def passthrough_option(version_line: str | None = None) -> dict[str, str]:
+    """The ffmpeg output option that emits every decoded frame exactly once: ``-fps_mode passthrough`` on FFmpeg
+    >= 5.1, ``-vsync passthrough`` on 4.4 to 5.0. Raises :class:`FFmpegVersionError` for FFmpeg older than 4.4.
+
+    Args:
+        version_line: First line of ``ffmpeg -version``; by default the installed ffmpeg's (asked once per process).
+    """
+    line = ffmpeg_version_line() if version_line is None else version_line
+    version = parse_ffmpeg_version(line)
+    if version is not None and version < FFMPEG_MIN_VERSION:
+        raise FFmpegVersionError(
+            f"ffmpeg {version[0]}.{version[1]} is too old ({line!r}); videogen needs FFmpeg 4.4 or newer: install a "
+            f"newer ffmpeg (e.g. Ubuntu 22.04+ or Debian 12+ packages, or a static build) and put it first on PATH")
+    if version is not None and version < FFMPEG_FPS_MODE_VERSION:
+        return {"vsync": "passthrough"}
+    return {"fps_mode": "passthrough"}
+
+
 def decode_stream(path: Path, image_size: int, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_frames: int = 0):
     """The ffmpeg-python stream that decodes ``path`` to raw rgb24 ``image_size`` x ``image_size`` frames on stdout.
 
     The filter graph center-crops to a square (after ffmpeg's autorotation, so frames are upright) and scales to
-    ``image_size``. ``-fps_mode passthrough`` emits every decoded frame exactly once: the default constant-rate
-    conversion duplicates frames of variable-frame-rate videos (FACTS.md: 59 frames out of 40 real ones).
+    ``image_size``. ``-fps_mode passthrough`` (``-vsync passthrough`` before FFmpeg 5.1, see
+    :func:`passthrough_option`) emits every decoded frame exactly once: the default constant-rate conversion
+    duplicates frames of variable-frame-rate videos (FACTS.md: 59 frames out of 40 real ones).
 
     Returns:
         An ffmpeg-python output stream; ``.get_args()`` gives the command line (without the ``ffmpeg`` binary).
     """
+    passthrough = passthrough_option()
     source = ffmpeg.input(_input_url(path), **_input_options(max_pixels))
     video = (source["v:0"]
              .filter("crop", "min(iw,ih)", "min(iw,ih)")
              .filter("scale", image_size, image_size, flags="area")
              .filter("setsar", 1))
-    options = {"format": "rawvideo", "pix_fmt": "rgb24", "fps_mode": "passthrough"}
+    options = {"format": "rawvideo", "pix_fmt": "rgb24", **passthrough}
     if max_frames:
         options["frames:v"] = int(max_frames)
     return video.output("pipe:", **options).global_args("-nostdin", "-hide_banner", "-loglevel", "level+warning")

@@ -7,6 +7,8 @@ validation uses kubernetes-validate's bundled JSON schemas (offline). No cluster
 from __future__ import annotations
 
 import base64
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -62,8 +64,18 @@ def _pod_specs(objects: list[dict]):
         yield f'{obj["kind"]}/{obj["metadata"]["name"]}', spec
 
 
-def test_both_overlays_exist():
-    assert {"kubeflow", "standalone-minio"} <= set(OVERLAYS)
+def test_the_overlays_exist():
+    assert {"kubeflow", "kubeflow-with-secret", "standalone-seaweedfs"} <= set(OVERLAYS)
+    assert "standalone-minio" not in OVERLAYS  # MinIO publishes no server images since October 2025
+
+
+def test_makefile_endpoint_for_the_standalone_overlay_is_its_service():
+    """`make compile/deploy/run OVERLAY=standalone-seaweedfs` compiles in the overlay's Service and port."""
+    out = subprocess.run(["make", "-s", "-p", "-n", "help", "OVERLAY=standalone-seaweedfs"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60).stdout
+    variables = dict(line.split(" = ", 1) for line in out.splitlines() if line.startswith("S3_") and " = " in line)
+    assert variables["S3_ENDPOINT_IN_CLUSTER"] == "http://videogen-seaweedfs:8333"
+    assert variables["S3_SECRET"] == "videogen-s3-credentials"
 
 
 @needs_kubectl
@@ -107,28 +119,66 @@ def test_pods_meet_restricted_pod_security_and_have_resources(rendered, overlay)
 
 
 @needs_kubectl
-def test_standalone_overlay_runs_minio_with_storage_and_creates_the_bucket(rendered):
-    objects = {(o["kind"], o["metadata"]["name"]): o for o in rendered["standalone-minio"]}
-    for key in [("Deployment", "videogen-minio"), ("PersistentVolumeClaim", "videogen-minio"),
-                ("Service", "videogen-minio"), ("Job", "videogen-minio-create-bucket")]:
+def test_standalone_overlay_runs_seaweedfs_with_storage_probes_and_the_bucket(rendered):
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in rendered["standalone-seaweedfs"]}
+    for key in [("Deployment", "videogen-seaweedfs"), ("PersistentVolumeClaim", "videogen-seaweedfs"),
+                ("Service", "videogen-seaweedfs"), ("NetworkPolicy", "videogen-seaweedfs")]:
         assert key in objects, f"missing {key}"
-    minio = objects[("Deployment", "videogen-minio")]["spec"]["template"]["spec"]["containers"][0]
-    assert minio["livenessProbe"]["httpGet"]["path"] == "/minio/health/live"
-    assert minio["readinessProbe"]["httpGet"]["path"] == "/minio/health/ready"
+    assert not [k for k in objects if "minio" in k[1]], "no MinIO objects are left"
+    pod = objects[("Deployment", "videogen-seaweedfs")]["spec"]["template"]["spec"]
+    server = pod["containers"][0]
+    image, tag = server["image"].rsplit(":", 1)
+    assert image == "chrislusf/seaweedfs" and tag != "latest" and re.fullmatch(r"\d+\.\d+", tag), server["image"]
+    args = server["args"]
+    assert "server" in args and "-s3" in args and "-s3.port=8333" in args and "-dir=/data" in args
+    assert "-s3.config=/run/seaweedfs/s3.json" in args
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert server[probe]["httpGet"] == {"path": "/status", "port": "s3"}, probe
+    assert server["ports"] == [{"name": "s3", "containerPort": 8333}]
+    # The bucket (the base's VIDEOGEN_BUCKET) is created by the pod before it counts as started.
+    assert "s3.bucket.create" in " ".join(server["lifecycle"]["postStart"]["exec"]["command"])
+    assert {"name": "VIDEOGEN_BUCKET", "valueFrom": {"configMapKeyRef": {"name": "videogen-config",
+                                                                       "key": "VIDEOGEN_BUCKET"}}} in server["env"]
+    # Credentials reach SeaweedFS as mounted files (an identity file written by the init container), never as env.
+    init = pod["initContainers"][0]
+    assert init["image"] == server["image"]
+    for container in (server, init):
+        for env in container.get("env", []):
+            assert "secretKeyRef" not in env.get("valueFrom", {}), env
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["credentials"]["secret"]["secretName"] == "videogen-s3-credentials"
+    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == "videogen-seaweedfs"
+    service = objects[("Service", "videogen-seaweedfs")]["spec"]
+    assert service["ports"] == [{"name": "s3", "port": 8333, "targetPort": "s3"}]
+    ingress = objects[("NetworkPolicy", "videogen-seaweedfs")]["spec"]["ingress"]
+    assert ingress == [{"from": [{"podSelector": {}}], "ports": [{"port": 8333, "protocol": "TCP"}]}]
     config = objects[("ConfigMap", "videogen-config")]["data"]
-    assert config["AWS_ENDPOINT_URL_S3"] == "http://videogen-minio:9000"
-    job_args = objects[("Job", "videogen-minio-create-bucket")]["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert job_args[:2] == ["mb", "--ignore-existing"]
+    assert config["AWS_ENDPOINT_URL_S3"] == "http://videogen-seaweedfs:8333"
 
 
 @needs_kubectl
-def test_kubeflow_overlay_creates_the_kfp_artifact_secret_from_the_same_credentials(rendered):
-    secrets = {o["metadata"]["name"]: o for o in rendered["kubeflow"] if o["kind"] == "Secret"}
-    assert "mlpipeline-minio-artifact" in secrets
+def test_default_kubeflow_overlay_leaves_the_kfp_artifact_secret_to_kfp(rendered):
+    """KFP's profile controller creates and owns mlpipeline-minio-artifact in profile namespaces: the default
+    overlay must not apply its own (it would overwrite the keys the controller manages); the Role still names it."""
+    secrets = {o["metadata"]["name"] for o in rendered["kubeflow"] if o["kind"] == "Secret"}
+    assert secrets == {"videogen-s3-credentials"}
+    role = next(o for o in rendered["kubeflow"] if o["kind"] == "Role")
+    assert any("mlpipeline-minio-artifact" in rule.get("resourceNames", []) for rule in role["rules"])
+
+
+@needs_kubectl
+def test_opt_in_overlay_creates_the_kfp_artifact_secret_from_the_same_credentials(rendered):
+    secrets = {o["metadata"]["name"]: o for o in rendered["kubeflow-with-secret"] if o["kind"] == "Secret"}
+    assert set(secrets) == {"mlpipeline-minio-artifact", "videogen-s3-credentials"}
     kfp, ours = secrets["mlpipeline-minio-artifact"]["data"], secrets["videogen-s3-credentials"]["data"]
     assert set(kfp) == {"accesskey", "secretkey"}
     assert kfp == ours
     assert base64.b64decode(kfp["accesskey"]).decode() == _example_secret_values()["accesskey"]
+    assert secrets["mlpipeline-minio-artifact"]["metadata"]["namespace"] == "kubeflow-user-example-com"
+    # Otherwise the same objects as the default overlay.
+    names = {(o["kind"], o["metadata"]["name"]) for o in rendered["kubeflow-with-secret"]}
+    assert names - {("Secret", "mlpipeline-minio-artifact")} == {
+        (o["kind"], o["metadata"]["name"]) for o in rendered["kubeflow"]}
 
 
 @needs_kubectl
@@ -170,3 +220,46 @@ def test_no_real_secret_is_committed():
             if doc and doc.get("kind") == "Secret":
                 assert not doc.get("stringData"), path
                 assert all(v == "" for v in (doc.get("data") or {}).values()), f"{path} holds secret data"
+
+
+def _seaweedfs_pod_spec() -> dict:
+    path = MANIFESTS / "overlays" / "standalone-seaweedfs" / "seaweedfs.yaml"
+    return next(d for d in yaml.safe_load_all(path.read_text()) if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize(("accesskey", "secretkey", "ok"), [
+    ("videogen", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY=", True),
+    ("CHANGE_ME_ACCESS_KEY", "CHANGE_ME_SECRET_KEY", True),
+    ("videogen", 'bad"quote', False),
+    ("videogen", "back\\slash", False),
+    ("", "secret123", False),
+])
+def test_seaweedfs_init_container_writes_a_valid_identity_file(tmp_path, accesskey, secretkey, ok):
+    """The init container's script (run here with the local sh) turns the mounted Secret files into SeaweedFS's
+    -s3.config JSON, and refuses values that would break the JSON."""
+    pod = _seaweedfs_pod_spec()
+    init = pod["initContainers"][0]
+    assert init["command"] == ["/bin/sh", "-ec"]
+    secrets, config = tmp_path / "secrets", tmp_path / "config"
+    secrets.mkdir()
+    config.mkdir()
+    (secrets / "accesskey").write_text(accesskey)
+    (secrets / "secretkey").write_text(secretkey)
+    script = init["args"][0].replace("/run/secrets/videogen", str(secrets)).replace("/run/seaweedfs", str(config))
+    out = subprocess.run(["sh", "-ec", script], capture_output=True, text=True, timeout=30)
+    assert (out.returncode == 0) == ok, out.stderr
+    if ok:
+        identities = json.loads((config / "s3.json").read_text())["identities"]
+        assert identities[0]["credentials"] == [{"accessKey": accesskey, "secretKey": secretkey}]
+        assert "Admin" in identities[0]["actions"]
+        assert (config / "s3.json").stat().st_mode & 0o077 == 0
+    else:
+        assert len(out.stderr.strip().splitlines()) == 1 and not (config / "s3.json").exists()
+    mounts = {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    assert "/run/seaweedfs" in mounts and "-s3.config=/run/seaweedfs/s3.json" in pod["containers"][0]["args"]
+
+
+def test_seaweedfs_bucket_script_is_valid_sh():
+    command = _seaweedfs_pod_spec()["containers"][0]["lifecycle"]["postStart"]["exec"]["command"]
+    assert command[:2] == ["/bin/sh", "-ec"]
+    assert subprocess.run(["sh", "-n", "-c", command[2]], capture_output=True, timeout=30).returncode == 0
