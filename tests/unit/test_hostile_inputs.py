@@ -155,7 +155,7 @@ def test_variable_frame_rate_video_decodes_every_real_frame_once(tmp_path):
     prepare keeps each of the 40 real frames exactly once, in order."""
     source = moving_square_frames(40, 64)
     vfr = write_video(tmp_path / "vfr.mp4", source,
-                      extra=["-vf", "setpts='(N+2*floor(N/4))/(25*TB)'", "-fps_mode", "passthrough"])
+                      extra=["-vf", "setpts='(N+2*floor(N/4))/(25*TB)'", *next((f"-{k}", v) for k, v in video.passthrough_option().items())])
     naive = subprocess.run(["ffmpeg", "-v", "error", "-i", str(vfr), "-f", "rawvideo", "-pix_fmt", "rgb24",
                             "pipe:1"], capture_output=True, timeout=30, check=True).stdout
     assert len(naive) // (64 * 64 * 3) > 40  # the file is really VFR
