@@ -36,8 +36,10 @@ import numpy as np
 # Farneback parameters (OpenCV's usual set): pyramid scale 0.5, 3 levels, 15 px averaging window, 3 iterations,
 # polynomial neighbourhood 5 px with Gaussian sigma 1.2.
 _FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
-# Rows per block in the brute-force nearest-neighbour searches (bounds the distance matrix held in memory).
+# Query patches per block in the brute-force nearest-neighbour search (bounds the distance matrix held in memory).
 _CHUNK = 2048
+# Bytes of float32 frames converted at a time in the frame-to-frame distances (replay, Video Textures).
+_BLOCK_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -174,18 +176,36 @@ def _patch_distances(frames: np.ndarray, bank: np.ndarray, settings: PatchSettin
     return np.sqrt(d2 / queries.shape[1]).reshape(len(frames), settings.patches_per_frame)
 
 
+def _frame_sq_distance_blocks(a: np.ndarray, b: np.ndarray):
+    """Squared Euclidean distances between the frames of ``a`` and of ``b`` (centred float32, matrix trick), as blocks
+    ``(a_start, b_start, block)`` over chunks of frames sized so that each converted chunk stays near
+    ``_BLOCK_BYTES`` (many frames at 64 px, a few dozen at 256 px)."""
+    dims = int(np.prod(a.shape[1:]))
+    rows = max(1, _BLOCK_BYTES // (4 * dims))
+    flat_a, flat_b = a.reshape(len(a), dims), b.reshape(len(b), dims)
+    b_chunks = [(j, flat_b[j:j + rows]) for j in range(0, len(b), rows)]
+    for i in range(0, len(a), rows):
+        fa = flat_a[i:i + rows].astype(np.float32) - 127.5
+        sq_a = np.einsum("ij,ij->i", fa, fa)
+        for j, chunk in b_chunks:
+            fb = chunk.astype(np.float32) - 127.5
+            block = fa @ fb.T
+            block *= -2.0
+            block += sq_a[:, None]
+            block += np.einsum("ij,ij->i", fb, fb)[None, :]
+            yield i, j, np.maximum(block, 0.0)
+
+
 def _best_psnr(frames: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """PSNR (dB) of each frame against its closest reference frame (smallest MSE over all reference frames, brute
-    force with the matrix trick on centred float32 values)."""
+    force)."""
     if frames.shape[1:] != reference.shape[1:]:
         raise ValueError(f"frames {frames.shape[1:]} and source frames {reference.shape[1:]} differ in size")
     dims = int(np.prod(frames.shape[1:]))
-    ref = reference.reshape(len(reference), dims).astype(np.float32) - 127.5
-    queries = frames.reshape(len(frames), dims)
-    mse = np.empty(len(frames), dtype=np.float64)
-    for start in range(0, len(frames), _CHUNK // 4):
-        q = queries[start:start + _CHUNK // 4].astype(np.float32) - 127.5
-        mse[start:start + len(q)] = _nearest_sq_distances(q, ref) / dims
+    best = np.full(len(frames), np.inf)
+    for i, _, block in _frame_sq_distance_blocks(frames, reference):
+        best[i:i + len(block)] = np.minimum(best[i:i + len(block)], block.min(axis=1))
+    mse = best / dims
     with np.errstate(divide="ignore"):
         return np.where(mse > 0, 10.0 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-12)), math.inf)
 
@@ -398,10 +418,10 @@ def copy_last_frame(start_frame: np.ndarray, length: int) -> np.ndarray:
 def _frame_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """RMS pixel distance between every frame of ``a`` and every frame of ``b``, shape ``(len(a), len(b))``."""
     dims = int(np.prod(a.shape[1:]))
-    fa = a.reshape(len(a), dims).astype(np.float32) - 127.5
-    fb = b.reshape(len(b), dims).astype(np.float32) - 127.5
-    d2 = np.einsum("ij,ij->i", fa, fa)[:, None] + np.einsum("ij,ij->i", fb, fb)[None, :] - 2.0 * (fa @ fb.T)
-    return np.sqrt(np.maximum(d2, 0.0) / dims)
+    out = np.empty((len(a), len(b)), dtype=np.float32)
+    for i, j, block in _frame_sq_distance_blocks(a, b):
+        out[i:i + block.shape[0], j:j + block.shape[1]] = np.sqrt(block / dims)
+    return out
 
 
 def video_textures(train_frames: np.ndarray, start_frame: np.ndarray, length: int, seed: int = 0,
