@@ -220,6 +220,10 @@ def _ratio(value: float, reference: float) -> float | None:
     return float(value / reference)
 
 
+def _finite(values: list[float]) -> list[float | None]:
+    return [float(v) if np.isfinite(v) else None for v in values]
+
+
 def _window_means(per_frame: np.ndarray, bounds: list[tuple[int, int]]) -> list[float]:
     return [float(np.mean(per_frame[a:b])) if b > a else math.nan for a, b in bounds]
 
@@ -316,8 +320,8 @@ def score_video(generated: np.ndarray, train_frames: np.ndarray, heldout_frames:
         "drift_reference_window": ref_window,
         "reference": {"motion_px": source_motion, "realism_rms": held_dist, "sharpness": source_sharp,
                       "contrast": source_contrast},
-        "absolute": {"motion_px": motion_abs, "realism_rms": realism_abs, "sharpness": sharp_abs,
-                     "contrast": contrast_abs},
+        "absolute": {"motion_px": _finite(motion_abs), "realism_rms": _finite(realism_abs),
+                     "sharpness": _finite(sharp_abs), "contrast": _finite(contrast_abs)},
     }
 
 
