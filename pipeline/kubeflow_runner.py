@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from videogen import storage
+from videogen import runs, storage
 from videogen.errors import StorageError, VideogenError
 
 logger = logging.getLogger("videogen.submit")
@@ -50,11 +50,6 @@ class SubmitResult:
     new_version: bool = False
     state: str | None = None
     """The run's final state when ``wait=True`` (``SUCCEEDED``...), else None."""
-
-
-def published_uri(output_root: str, run_id: str) -> str:
-    """Where the pipeline's last stage publishes a run's video: ``{output_root}/{run_id}/gen.mp4``."""
-    return storage.join_uri(output_root, run_id, "gen.mp4")
 
 
 def run_url(host: str, run_id: str) -> str:
@@ -230,7 +225,7 @@ def fetch_result(run_id: str, output: str | Path, output_root: str, *, report: b
             object store failed.
     """
     output = Path(output)
-    uri = published_uri(output_root, run_id)
+    uri = runs.publish_uri(output_root, run_id)
     if storage.is_remote(uri):
         client = client or storage.make_client(config)
     try:
@@ -241,7 +236,7 @@ def fetch_result(run_id: str, output: str | Path, output_root: str, *, report: b
     if report:
         for name in ("report.html", "summary.md"):
             try:
-                storage.fetch(storage.join_uri(output_root, run_id, name), path.parent / name, client=client)
+                storage.fetch(runs.publish_uri(output_root, run_id, name), path.parent / name, client=client)
             except storage.ObjectNotFoundError:
                 logger.warning("run %s published no %s", run_id, name)
     return path

@@ -1,4 +1,4 @@
-"""videogen.submit through the real ``kfp.Client`` against a local HTTP server that answers the few KFP v2beta1 REST
+"""pipeline.kubeflow_runner through the real ``kfp.Client`` against a local HTTP server that answers the few KFP v2beta1 REST
 endpoints our flow calls (healthz, pipelines list/upload, pipeline versions upload/list, experiments list/create, runs
 create/get).
 
@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.s3server import LOOPBACK
-from videogen import storage, submit
+from pipeline import kubeflow_runner as submit
+from videogen import runs, storage
 from videogen.errors import StorageError, VideogenError
 
 # The shared S3 server fixtures (tests.s3server), used by name below.
@@ -248,9 +249,9 @@ def test_unreachable_or_refusing_host_is_one_line(no_kfp_context, tmp_path, kfp_
 
 
 def test_published_uri_is_derived_from_the_run_id():
-    assert submit.published_uri("minio://mlpipeline/videogen/", "1234-abcd") == \
+    assert runs.publish_uri("minio://mlpipeline/videogen/", "1234-abcd") == \
         "minio://mlpipeline/videogen/1234-abcd/gen.mp4"
-    assert submit.published_uri("/tmp/out", "r1") == str(Path("/tmp/out/r1/gen.mp4"))
+    assert runs.publish_uri("/tmp/out", "r1") == str(Path("/tmp/out/r1/gen.mp4"))
 
 
 def test_fetch_result_downloads_the_published_video(s3_server, s3_bucket, tmp_path):
@@ -261,7 +262,7 @@ def test_fetch_result_downloads_the_published_video(s3_server, s3_bucket, tmp_pa
     report = tmp_path / "report.html"
     report.write_text("<html></html>")
     output_root = f"minio://{s3_bucket}/videogen"
-    storage.put(video, submit.published_uri(output_root, run_id), client=client)
+    storage.put(video, runs.publish_uri(output_root, run_id), client=client)
     storage.put(report, storage.join_uri(output_root, run_id, "report.html"), client=client)
 
     out = submit.fetch_result(run_id, tmp_path / "out" / "mine.mp4", output_root, report=True, client=client)
