@@ -7,8 +7,8 @@ import sys
 import pytest
 import yaml
 
-from pipeline.pipeline import COMPILED_PATH, build_pipeline, compile_pipeline
 from pipeline.config import ClusterConfig
+from pipeline.pipeline import COMPILED_PATH, build_pipeline, compile_pipeline
 
 TEST_SECRET = "s3cr3t-value-that-must-not-leak"
 

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from videogen.errors import WorkDirBusyError
 from pipeline.local_runner import work_dir_lock
+from videogen.errors import WorkDirBusyError
 
 
 def test_second_run_on_the_same_work_dir_is_refused_at_once(tmp_path):
