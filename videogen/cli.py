@@ -188,61 +188,55 @@ def _add_run_commands(sub) -> None:
         p.set_defaults(func=func)
 
 
-def _add_prepare(sub) -> None:
-    from videogen.dataset import PrepareSettings
-
-    p = sub.add_parser("prepare", help="video -> dataset dir (frames.npy + dataset.json)")
-    p.add_argument("--video", required=True, help="a path, s3:// / minio:// URI or http(s) URL")
-    p.add_argument("--output", required=True, help="dataset directory to create")
-    p.add_argument("--export-ab", "--export_ab", dest="export_ab", default=None,
-                   help="also write pix2pix-tensorflow's A|B paired PNG folders (train/, val/) here")
-    add_settings_args(p, PrepareSettings)
-    _add_storage_flag(p)
-    p.set_defaults(func=cmd_prepare)
+def _flag(*names: str, **options) -> tuple:
+    return names, options
 
 
-def _add_train(sub) -> None:
-    from videogen.train import TrainSettings
-
-    p = sub.add_parser("train", help="dataset dir -> model dir (generator.keras + model.json)")
-    p.add_argument("--dataset", required=True, help="dataset directory made by `videogen prepare`")
-    p.add_argument("--output", required=True, help="model directory (checkpoints/ inside it resume a stopped run)")
-    p.add_argument("--checkpoint-dir", "--checkpoint_dir", dest="checkpoint_dir", default=None,
-                   help="checkpoints here instead of OUTPUT/checkpoints (a path or s3:// URI)")
-    add_settings_args(p, TrainSettings)
-    _add_storage_flag(p)
-    p.set_defaults(func=cmd_train)
-
-
-def _add_generate(sub) -> None:
-    from videogen.generate import GenerateSettings
-
-    p = sub.add_parser("generate", help="model dir + start frame -> mp4")
-    p.add_argument("--model", required=True, help="model directory made by `videogen train`")
-    p.add_argument("--output", required=True, help="mp4 to write, a path or s3:// / minio:// URI (with --num-videos "
-                                                   "K > 1: NAME.mp4, NAME_1.mp4, ...)")
-    start = p.add_mutually_exclusive_group(required=True)
-    start.add_argument("--dataset", default=None, help="start from this dataset's start_frame")
-    start.add_argument("--start-image", "--start_image", dest="start_image", default=None,
-                       help="start from this image (PNG/JPEG; center-cropped and scaled to the model's size)")
-    p.add_argument("--frames-dir", "--frames_dir", dest="frames_dir", default=None,
-                   help="also keep the raw generated frames (frames.npy + generation.json) in this directory")
-    add_settings_args(p, GenerateSettings)
-    _add_storage_flag(p)
-    p.set_defaults(func=cmd_generate)
+def _add_stage_command(sub, name: str, help_text: str, settings_cls, func, flags: list, storage: bool = True):
+    """A stage command: its own flags (``_flag`` tuples; a list of them is a required either-or group), then one flag
+    per settings field."""
+    p = sub.add_parser(name, help=help_text)
+    for entry in flags:
+        group = p.add_mutually_exclusive_group(required=True) if isinstance(entry, list) else p
+        for names, options in entry if isinstance(entry, list) else [entry]:
+            group.add_argument(*names, **options)
+    add_settings_args(p, settings_cls)
+    if storage:
+        _add_storage_flag(p)
+    p.set_defaults(func=func)
 
 
-def _add_evaluate(sub) -> None:
-    from videogen.evaluate import EvaluateSettings
+def _add_stage_commands(sub) -> None:
+    from videogen import dataset, evaluate, generate, train
 
-    p = sub.add_parser("evaluate", help="score a model against the copy-last-frame baseline; write the report")
-    p.add_argument("--dataset", required=True, help="dataset directory")
-    p.add_argument("--model", required=True, help="model directory")
-    p.add_argument("--generated", default=None, help="generated frames directory (for the long-rollout health check)")
-    p.add_argument("--output", default=None, help="directory for metrics.json, report.html, summary.md "
-                                                  "(default: the model directory)")
-    add_settings_args(p, EvaluateSettings)
-    p.set_defaults(func=cmd_evaluate)
+    _add_stage_command(sub, "prepare", "video -> dataset dir (frames.npy + dataset.json)", dataset.PrepareSettings,
+                       cmd_prepare, [
+        _flag("--video", required=True, help="a path, s3:// / minio:// URI or http(s) URL"),
+        _flag("--output", required=True, help="dataset directory to create"),
+        _flag("--export-ab", "--export_ab", dest="export_ab", default=None,
+              help="also write pix2pix-tensorflow's A|B paired PNG folders (train/, val/) here")])
+    _add_stage_command(sub, "train", "dataset dir -> model dir (generator.keras + model.json)", train.TrainSettings,
+                       cmd_train, [
+        _flag("--dataset", required=True, help="dataset directory made by `videogen prepare`"),
+        _flag("--output", required=True, help="model directory (checkpoints/ inside it resume a stopped run)"),
+        _flag("--checkpoint-dir", "--checkpoint_dir", dest="checkpoint_dir", default=None,
+              help="checkpoints here instead of OUTPUT/checkpoints (a path or s3:// URI)")])
+    _add_stage_command(sub, "generate", "model dir + start frame -> mp4", generate.GenerateSettings, cmd_generate, [
+        _flag("--model", required=True, help="model directory made by `videogen train`"),
+        _flag("--output", required=True, help="mp4 to write, a path or s3:// / minio:// URI (with --num-videos K > 1: "
+                                              "NAME.mp4, NAME_1.mp4, ...)"),
+        [_flag("--dataset", default=None, help="start from this dataset's start_frame"),
+         _flag("--start-image", "--start_image", dest="start_image", default=None,
+               help="start from this image (PNG/JPEG; center-cropped and scaled to the model's size)")],
+        _flag("--frames-dir", "--frames_dir", dest="frames_dir", default=None,
+              help="also keep the raw generated frames (frames.npy + generation.json) in this directory")])
+    _add_stage_command(sub, "evaluate", "score a model against the copy-last-frame baseline; write the report",
+                       evaluate.EvaluateSettings, cmd_evaluate, [
+        _flag("--dataset", required=True, help="dataset directory"),
+        _flag("--model", required=True, help="model directory"),
+        _flag("--generated", default=None, help="generated frames directory (for the long-rollout health check)"),
+        _flag("--output", default=None, help="directory for metrics.json, report.html, summary.md (default: the "
+                                             "model directory)")], storage=False)
 
 
 def _add_fetch_and_upload(sub) -> None:
@@ -292,8 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_LazyParser)
-    for add_command in (_add_run_commands, _add_prepare, _add_train, _add_generate, _add_evaluate,
-                        _add_fetch_and_upload, _add_compile):
+    for add_command in (_add_run_commands, _add_stage_commands, _add_fetch_and_upload, _add_compile):
         add_command(sub)
     for command_parser in sub.choices.values():
         _state_defaults(command_parser)

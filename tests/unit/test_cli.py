@@ -83,3 +83,12 @@ def test_run_takes_the_pixel_limit_and_refuses_larger_frames_before_any_task(tmp
     assert proc.returncode == 2
     assert "64x64" in proc.stderr and "1,000 pixels" in proc.stderr
     assert not (tmp_path / "work" / "kfp").exists()
+
+
+def test_run_refuses_a_bad_setting_before_any_task(tmp_path):
+    """A settings value a stage would refuse (a negative step count) stops `videogen run` before kfp.local starts,
+    with the stage's one-line message."""
+    proc = run_cli("run", "--video", str(tmp_path / "v.mp4"), "--max-steps", "-1", "--work-dir", str(tmp_path / "work"))
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "max_steps must be >= 0" in proc.stderr
+    assert not (tmp_path / "work").exists()
