@@ -9,9 +9,10 @@ unchanged package reuses that version; a changed package uploads a new one. When
 first version named after the pipeline; we then add the hash-named version too (same content) so that the lookup by
 name works on every later submit, whatever name the backend gave the first version.
 
-Results: the pipeline's last stage publishes the video to ``{output_root}/{run id}/gen.mp4`` (the run id comes from
-KFP's ``dsl.PIPELINE_JOB_ID_PLACEHOLDER``, ``{{$.pipeline_job_uuid}}``, which the backend replaces with the run's UUID,
-the same id ``kfp.Client`` returns), because ``kfp.Client`` has no API that returns a run's artifact URIs.
+Results: the pipeline's last stage publishes the video to ``{output_root}/{run id}/gen.mp4`` (``videogen.runs``;
+the run id comes from KFP's ``dsl.PIPELINE_JOB_ID_PLACEHOLDER``, ``{{$.pipeline_job_uuid}}``, which the backend
+replaces with the run's UUID, the same id ``kfp.Client`` returns), because ``kfp.Client`` has no API that returns a
+run's artifact URIs.
 """
 
 from __future__ import annotations
