@@ -2,7 +2,10 @@
 imports `videogen` and calls one library function; the pipeline sets each task's image from `ClusterConfig`.
 
 Lightweight components (not container components) because kfp.local's SubprocessRunner runs only these; with
-`base_image` set to the project's image they run the same way on a cluster (see ../shared/FACTS.md).
+`base_image` set to the project's image they run the same way on a cluster.
+
+A component's parameters have no defaults: the settings dataclass of its stage (or `videogen.runs.RunSettings`)
+holds each default, and the pipeline passes every parameter.
 """
 
 from components.encode import encode_video

@@ -8,19 +8,19 @@ from components._base import DEFAULT_IMAGE
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
 def encode_video(generated: Input[Artifact], video: Output[Artifact], run_id: str, output_root: str,
-                 fps: float = 0.0) -> str:
+                 fps: float) -> str:
     """Encode the first generated video and publish it where `videogen fetch --run-id` finds it; returns that URI."""
     import shutil
     import tempfile
     from pathlib import Path
 
     from videogen import encode as stage
-    from videogen import storage
+    from videogen import runs, storage
     from videogen.errors import exit_on_user_error
 
-    published = f"{output_root.rstrip('/')}/{run_id}/gen.mp4"
+    published = runs.publish_uri(output_root, run_id)
     with exit_on_user_error(), tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / "gen.mp4"
+        local = Path(tmp) / runs.VIDEO_NAME
         info = stage.encode(Path(generated.path), local, fps=fps or None)
         shutil.copyfile(local, video.path)
         storage.put(local, published)

@@ -8,8 +8,7 @@ from components._base import DEFAULT_IMAGE
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
 def evaluate_model(dataset: Input[Dataset], model: Input[Model], generated: Input[Artifact], metrics: Output[Metrics],
-                   report: Output[HTML], summary: Output[Markdown], run_id: str, output_root: str,
-                   rollout_steps: str = "1,5,10,20", seed: int = 0):
+                   report: Output[HTML], summary: Output[Markdown], run_id: str, output_root: str, seed: int):
     """Score one-step and rollout quality against the copy-last-frame baseline and check the generated video's health.
 
     The report files are also published beside the video under ``{output_root}/{run_id}/``.
@@ -19,17 +18,16 @@ def evaluate_model(dataset: Input[Dataset], model: Input[Model], generated: Inpu
     from pathlib import Path
 
     from videogen import evaluate as stage
-    from videogen import storage
+    from videogen import runs, storage
     from videogen.errors import exit_on_user_error
 
-    steps = tuple(int(k) for k in rollout_steps.split(",") if k.strip())
-    settings = stage.EvaluateSettings(rollout_steps=steps, seed=seed)
+    settings = stage.EvaluateSettings(seed=seed)
     with exit_on_user_error(), tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         scalars = stage.evaluate(Path(dataset.path), Path(model.path), out, settings, generated_dir=Path(generated.path))
         shutil.copyfile(out / "report.html", report.path)
         shutil.copyfile(out / "summary.md", summary.path)
-        for name in ("report.html", "summary.md", "metrics.json"):
-            storage.put(out / name, f"{output_root.rstrip('/')}/{run_id}/{name}")
+        for name in runs.REPORT_NAMES:
+            storage.put(out / name, runs.publish_uri(output_root, run_id, name))
     for name, value in scalars.items():
         metrics.log_metric(name, value)

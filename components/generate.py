@@ -8,8 +8,8 @@ from components._base import DEFAULT_IMAGE
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
 def generate_frames(model: Input[Model], dataset: Input[Dataset], generated: Output[Artifact], run_id: str,
-                    checkpoint_root: str, frames: int = 2000, num_videos: int = 1, deterministic: bool = False,
-                    fps: float = 0.0, seed: int = 0, resume_key: str = ""):
+                    checkpoint_root: str, resume_key: str, frames: int, num_videos: int, deterministic: bool,
+                    fps: float, seed: int):
     """Roll the model out from the dataset's start frame: one model load, each prediction is the next input.
 
     When ``checkpoint_root`` is a local or mounted path, partial output lives at
@@ -18,11 +18,11 @@ def generate_frames(model: Input[Model], dataset: Input[Dataset], generated: Out
     from pathlib import Path
 
     from videogen import generate as stage
-    from videogen import storage
+    from videogen import runs, storage
     from videogen.errors import exit_on_user_error
 
-    key = resume_key or run_id
-    resume_dir = None if storage.is_remote(checkpoint_root) else Path(checkpoint_root) / key / "generate"
+    partial = runs.checkpoint_uri(checkpoint_root, run_id, resume_key, "generate")
+    resume_dir = None if storage.is_remote(partial) else Path(partial)
     settings = stage.GenerateSettings(frames=frames, num_videos=num_videos, deterministic=deterministic, fps=fps,
                                       seed=seed)
     with exit_on_user_error():

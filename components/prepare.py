@@ -7,8 +7,8 @@ from components._base import DEFAULT_IMAGE
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
-def prepare_dataset(video: str, dataset: Output[Dataset], image_size: int = 256, train_ratio: float = 0.9,
-                    seed: int = 0, max_frames: int = 0, max_pixels: int = 3840 * 2160):
+def prepare_dataset(video: str, dataset: Output[Dataset], image_size: int, train_ratio: float, seed: int,
+                    max_pixels: int):
     """Decode the video, crop and scale its frames, split train/val and pick the start frame."""
     import tempfile
     from pathlib import Path
@@ -20,6 +20,6 @@ def prepare_dataset(video: str, dataset: Output[Dataset], image_size: int = 256,
     with exit_on_user_error(), tempfile.TemporaryDirectory() as tmp:
         local = storage.fetch(video, Path(tmp) / "input-video") if storage.is_remote(video) else Path(video)
         settings = stage.PrepareSettings(image_size=image_size, train_ratio=train_ratio, seed=seed,
-                                         max_frames=max_frames, max_pixels=max_pixels)
+                                         max_pixels=max_pixels)
         info = stage.prepare(local, Path(dataset.path), settings)
     dataset.metadata.update({key: info[key] for key in ("num_frames", "image_size", "fps", "start_frame")})

@@ -7,10 +7,9 @@ from components._base import DEFAULT_IMAGE
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
-def train_model(dataset: Input[Dataset], model: Output[Model], run_id: str, checkpoint_root: str,
-                max_epoch: int = 20, max_steps: int = 0, batch_size: int = 16, l1_weight: float = 100.0,
-                gan_weight: float = 0.1, ngf: int = 64, ndf: int = 64, context_frames: int = 2,
-                refine_rounds: int = 0, checkpoint_every: int = 500, seed: int = 0, resume_key: str = ""):
+def train_model(dataset: Input[Dataset], model: Output[Model], run_id: str, checkpoint_root: str, resume_key: str,
+                max_epoch: int, max_steps: int, batch_size: int, l1_weight: float, gan_weight: float, ngf: int,
+                ndf: int, context_frames: int, refine_rounds: int, checkpoint_every: int, seed: int):
     """Train pix2pix to predict frame t+1 from frame t.
 
     Checkpoints live at ``{checkpoint_root}/{resume_key or run_id}/train``, outside the task's outputs, so a retried
@@ -19,6 +18,7 @@ def train_model(dataset: Input[Dataset], model: Output[Model], run_id: str, chec
     """
     from pathlib import Path
 
+    from videogen import runs
     from videogen import train as stage
     from videogen.errors import exit_on_user_error
 
@@ -28,6 +28,6 @@ def train_model(dataset: Input[Dataset], model: Output[Model], run_id: str, chec
                                    checkpoint_every=checkpoint_every, seed=seed)
     with exit_on_user_error():
         info = stage.train(Path(dataset.path), Path(model.path), settings,
-                           checkpoint_dir=f"{checkpoint_root.rstrip('/')}/{resume_key or run_id}/train")
+                           checkpoint_dir=runs.checkpoint_uri(checkpoint_root, run_id, resume_key, "train"))
     model.metadata.update({"framework": "tensorflow", "steps": info["steps"], "image_size": info["image_size"],
                            "context_frames": info["context_frames"]})

@@ -1,50 +1,52 @@
 """Wiring only: prepare -> train -> generate -> encode (+ publish), and evaluate beside them.
 
 Every cluster-specific value (images, GPU node pools, object store, secret names, timeouts) comes from one
-:class:`videogen.config.ClusterConfig`; the defaults of the pipeline parameters mirror the seed's flags and the stage
-settings (a test checks they agree with the settings dataclasses).
+:class:`pipeline.config.ClusterConfig`. Each parameter's default is the one of the settings field of the same name
+(a stage's settings, or ``videogen.runs.RunSettings``); tests/pipeline/test_parameters.py checks they agree.
 """
-
-
 
 from pathlib import Path
 
 from kfp import compiler, dsl
 
 from components import encode_video, evaluate_model, generate_frames, prepare_dataset, train_model
-from videogen.config import ClusterConfig
+from pipeline.config import ClusterConfig
 
 PIPELINE_NAME = "video-generation"
 COMPILED_PATH = Path(__file__).with_name("video_generation.yaml")
 
 
-def _cpu_stage(task, config: ClusterConfig, stage: str, image: str):
-    task.set_container_image(image)
-    res = config.cpu_stage_resources
-    task.set_cpu_request(res["cpu_request"]).set_cpu_limit(res["cpu_limit"])
-    task.set_memory_request(res["memory_request"]).set_memory_limit(res["memory_limit"])
+def _cpu_stage(task, config: ClusterConfig, stage: str, display_name: str):
+    task.set_container_image(config.image)
+    _resources(task, config.cpu_stage_resources)
     _harden(task, config, stage)
-    if config.retries[stage]:
-        task.set_retry(num_retries=config.retries[stage], backoff_duration="30s", backoff_factor=2.0)
-    return task
+    _retry(task, config, stage, backoff="30s")
+    return task.set_display_name(display_name)
 
 
-def _gpu_stage(task, config: ClusterConfig, stage: str, image: str, selector, gpus: int):
-    from kfp import kubernetes
-
+def _gpu_stage(task, config: ClusterConfig, stage: str, display_name: str, image: str, selector, gpus: int):
     task.set_container_image(image)
-    res = config.gpu_stage_resources
-    task.set_cpu_request(res["cpu_request"]).set_cpu_limit(res["cpu_limit"])
-    task.set_memory_request(res["memory_request"]).set_memory_limit(res["memory_limit"])
+    _resources(task, config.gpu_stage_resources)
     task.set_accelerator_type(config.gpu_resource).set_accelerator_limit(gpus)
     if config.kubernetes:
+        from kfp import kubernetes
+
         if selector:
             kubernetes.add_node_selector(task, label_key=selector[0], label_value=selector[1])
         kubernetes.add_toleration(task, key=config.gpu_toleration_key, operator="Exists", effect="NoSchedule")
     _harden(task, config, stage)
+    _retry(task, config, stage, backoff="60s")  # GPU pods take longer to schedule
+    return task.set_display_name(display_name)
+
+
+def _resources(task, res: dict) -> None:
+    task.set_cpu_request(res["cpu_request"]).set_cpu_limit(res["cpu_limit"])
+    task.set_memory_request(res["memory_request"]).set_memory_limit(res["memory_limit"])
+
+
+def _retry(task, config: ClusterConfig, stage: str, backoff: str) -> None:
     if config.retries[stage]:
-        task.set_retry(num_retries=config.retries[stage], backoff_duration="60s", backoff_factor=2.0)
-    return task
+        task.set_retry(num_retries=config.retries[stage], backoff_duration=backoff, backoff_factor=2.0)
 
 
 def _harden(task, config: ClusterConfig, stage: str) -> None:
@@ -72,6 +74,42 @@ def _object_storage_env(task, config: ClusterConfig) -> None:
         config.s3_secret_access_key_field: "AWS_ACCESS_KEY_ID",
         config.s3_secret_secret_key_field: "AWS_SECRET_ACCESS_KEY",
     })
+
+
+def _prepare(config: ClusterConfig, **params):
+    task = _cpu_stage(prepare_dataset(**params), config, "prepare", "prepare dataset")
+    _object_storage_env(task, config)
+    return task
+
+
+def _train(config: ClusterConfig, prepare, **params):
+    task = train_model(dataset=prepare.outputs["dataset"], **params)
+    _gpu_stage(task, config, "train", "train pix2pix", config.gpu_image, config.train_node_selector,
+               config.train_gpus)
+    task.set_caching_options(False)  # a resumed run must not reuse a half-trained result
+    _object_storage_env(task, config)
+    return task
+
+
+def _generate(config: ClusterConfig, prepare, train, **params):
+    task = generate_frames(model=train.outputs["model"], dataset=prepare.outputs["dataset"], **params)
+    return _gpu_stage(task, config, "generate", "generate frames", config.generate_image,
+                      config.generate_node_selector, config.generate_gpus)
+
+
+def _encode(config: ClusterConfig, generate, **params):
+    task = _cpu_stage(encode_video(generated=generate.outputs["generated"], **params), config, "encode",
+                      "encode video")
+    _object_storage_env(task, config)
+    return task
+
+
+def _evaluate(config: ClusterConfig, prepare, train, generate, **params):
+    task = evaluate_model(dataset=prepare.outputs["dataset"], model=train.outputs["model"],
+                          generated=generate.outputs["generated"], **params)
+    _cpu_stage(task, config, "evaluate", "evaluate model")
+    _object_storage_env(task, config)
+    return task
 
 
 def build_pipeline(config: "ClusterConfig | None" = None):
@@ -106,39 +144,17 @@ def build_pipeline(config: "ClusterConfig | None" = None):
         max_pixels: int = 3840 * 2160,
     ) -> str:
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
-
-        prepare = prepare_dataset(video=video, image_size=image_size, train_ratio=train_ratio, seed=seed,
-                                  max_pixels=max_pixels)
-        _cpu_stage(prepare, config, "prepare", config.image).set_display_name("prepare dataset")
-        _object_storage_env(prepare, config)
-
-        train = train_model(dataset=prepare.outputs["dataset"], run_id=run_id, checkpoint_root=checkpoint_root,
-                            max_epoch=max_epoch, max_steps=max_steps, batch_size=batch_size, l1_weight=l1_weight,
-                            gan_weight=gan_weight, ngf=ngf, ndf=ndf, context_frames=context_frames,
-                            refine_rounds=refine_rounds, checkpoint_every=checkpoint_every, seed=seed,
-                            resume_key=resume_key)
-        _gpu_stage(train, config, "train", config.gpu_image, config.train_node_selector, config.train_gpus)
-        train.set_display_name("train pix2pix")
-        train.set_caching_options(False)  # a resumed run must not reuse a half-trained result
-        _object_storage_env(train, config)
-
-        generate = generate_frames(model=train.outputs["model"], dataset=prepare.outputs["dataset"], run_id=run_id,
-                                   checkpoint_root=checkpoint_root, frames=frames, num_videos=num_videos,
-                                   deterministic=deterministic, fps=fps, seed=seed, resume_key=resume_key)
-        _gpu_stage(generate, config, "generate", config.generate_image, config.generate_node_selector,
-                   config.generate_gpus)
-        generate.set_display_name("generate frames")
-
-        encode = encode_video(generated=generate.outputs["generated"], run_id=run_id, output_root=output_root,
-                              fps=fps)
-        _cpu_stage(encode, config, "encode", config.image).set_display_name("encode video")
-        _object_storage_env(encode, config)
-
-        evaluate = evaluate_model(dataset=prepare.outputs["dataset"], model=train.outputs["model"],
-                                  generated=generate.outputs["generated"], run_id=run_id, output_root=output_root,
-                                  seed=seed)
-        _cpu_stage(evaluate, config, "evaluate", config.image).set_display_name("evaluate model")
-        _object_storage_env(evaluate, config)
+        prepare = _prepare(config, video=video, image_size=image_size, train_ratio=train_ratio, seed=seed,
+                           max_pixels=max_pixels)
+        train = _train(config, prepare, run_id=run_id, checkpoint_root=checkpoint_root, resume_key=resume_key,
+                       max_epoch=max_epoch, max_steps=max_steps, batch_size=batch_size, l1_weight=l1_weight,
+                       gan_weight=gan_weight, ngf=ngf, ndf=ndf, context_frames=context_frames,
+                       refine_rounds=refine_rounds, checkpoint_every=checkpoint_every, seed=seed)
+        generate = _generate(config, prepare, train, run_id=run_id, checkpoint_root=checkpoint_root,
+                             resume_key=resume_key, frames=frames, num_videos=num_videos,
+                             deterministic=deterministic, fps=fps, seed=seed)
+        encode = _encode(config, generate, run_id=run_id, output_root=output_root, fps=fps)
+        _evaluate(config, prepare, train, generate, run_id=run_id, output_root=output_root, seed=seed)
         return encode.outputs["Output"]
 
     return video_generation

@@ -1,8 +1,12 @@
 """The ``videogen`` command line: run the whole pipeline (locally through kfp.local, or on a cluster), or one stage.
 
-Stage flags are built from the stages' settings dataclasses, so a flag, its default and its help text are the same
-as the library's and the component's. The seed's underscore spellings (``--max_epoch``) are accepted too. User errors
-print one line to stderr and exit with status 2.
+Flags of settings are built from the settings dataclasses, so a flag, its default and its help text are the same as
+the library's: a stage command takes its stage's settings, ``videogen run`` takes one flag per pipeline parameter from
+the field that declares it (``videogen.runs.parameter_field``). Underscore spellings (``--max_epoch``) are accepted
+too. User errors print one line to stderr and exit with status 2.
+
+The orchestration side (``pipeline``, and kfp through it) is imported only by the commands that need it: run, submit,
+upload, fetch and compile.
 """
 
 from __future__ import annotations
@@ -29,17 +33,35 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
 
 
+class _LazyParser(_Parser):
+    """A command whose flags are added on first use (parse or help), so that building the whole parser, as every
+    command does, does not import what only this command needs."""
+
+    populate: typing.Callable[[argparse.ArgumentParser], None] | None = None
+
+    def _ensure_populated(self) -> None:
+        populate, self.populate = self.populate, None
+        if populate:
+            populate(self)
+            _state_defaults(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._ensure_populated()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._ensure_populated()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self._ensure_populated()
+        return super().format_usage()
+
+
 def _flag_names(name: str) -> list[str]:
     dashed = "--" + name.replace("_", "-")
     underscored = "--" + name
     return [dashed] if dashed == underscored else [dashed, underscored]
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def _int_tuple(text: str) -> tuple[int, ...]:
@@ -49,28 +71,45 @@ def _int_tuple(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 1,5,10, got {text!r}") from None
 
 
+def _field_type(settings_cls, f: dataclasses.Field):
+    kind = typing.get_type_hints(settings_cls)[f.name]
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    return kind
+
+
+def add_field_flag(parser: argparse.ArgumentParser, settings_cls, f: dataclasses.Field, default=dataclasses.MISSING,
+                   help_text: str | None = None) -> None:
+    """Add the flag of one settings field: type, default and help from the field unless given here. A field without
+    a default is a required flag."""
+    if default is dataclasses.MISSING:
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else dataclasses.MISSING)
+    if help_text is None:
+        help_text = f.metadata.get("help", "") + (" (default: %(default)s)" if default is not dataclasses.MISSING
+                                                  else "")
+    options: dict = {"dest": f.name, "help": help_text}
+    if default is dataclasses.MISSING:
+        options["required"] = True
+    else:
+        options["default"] = default
+    kind = _field_type(settings_cls, f)
+    if kind is bool:
+        options["action"] = argparse.BooleanOptionalAction
+    elif typing.get_origin(kind) is tuple:
+        options.update(type=_int_tuple, metavar="N,N,...")
+    else:
+        options["type"] = kind if kind in (int, float, str) else str
+    parser.add_argument(*_flag_names(f.name), **options)
+
+
 def add_settings_args(parser: argparse.ArgumentParser, settings_cls, skip: tuple[str, ...] = (),
                       defaults: dict | None = None) -> None:
     """Add one flag per field of a settings dataclass (type, default and help from the field)."""
-    hints = typing.get_type_hints(settings_cls)
     for f in dataclasses.fields(settings_cls):
         if f.name in skip or f.name.startswith("_"):
             continue
-        default = (defaults or {}).get(f.name, f.default if f.default is not dataclasses.MISSING else
-                                       f.default_factory())  # type: ignore[misc]
-        help_text = f.metadata.get("help", "") + " (default: %(default)s)"
-        kind = hints[f.name]
-        if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
-            kind = next(a for a in typing.get_args(kind) if a is not type(None))
-        if kind is bool:
-            parser.add_argument(*_flag_names(f.name), dest=f.name, action=argparse.BooleanOptionalAction,
-                                default=default, help=help_text)
-        elif typing.get_origin(kind) is tuple:
-            parser.add_argument(*_flag_names(f.name), dest=f.name, type=_int_tuple,
-                                default=default, metavar="N,N,...", help=help_text)
-        else:
-            parser.add_argument(*_flag_names(f.name), dest=f.name, type=kind if kind in (int, float, str) else str,
-                                default=default, help=help_text)
+        add_field_flag(parser, settings_cls, f, (defaults or {}).get(f.name, dataclasses.MISSING))
 
 
 def settings_from_args(settings_cls, args: argparse.Namespace):
@@ -78,34 +117,29 @@ def settings_from_args(settings_cls, args: argparse.Namespace):
     return settings_cls(**{k: v for k, v in vars(args).items() if k in names})
 
 
-def _pipeline_defaults() -> dict:
-    """The pipeline's parameter defaults (one source of truth for `videogen run`)."""
+def pipeline_parameters() -> list[str]:
+    """The pipeline's parameter names, in signature order (imports the pipeline, hence kfp)."""
+    import inspect
+
     from pipeline.pipeline import build_pipeline
 
-    spec = build_pipeline().component_spec
-    return {name: spec.inputs[name].default for name in spec.inputs if spec.inputs[name].default is not None}
+    return list(inspect.signature(build_pipeline().pipeline_func).parameters)
 
 
-# The pipeline parameters that `videogen run` exposes, with their help text.
-_RUN_PARAMS = {
-    "frames": (int, "frames to generate (the start frame is not counted)"),
-    "max_epoch": (int, "training epochs (ignored when --max-steps > 0)"),
-    "max_steps": (_positive_int, "training steps in total (0: use --max-epoch)"),
-    "train_ratio": (float, "share of frame pairs used for training; the rest, at the end of the video, is validation"),
-    "batch_size": (int, "training batch size"),
-    "l1_weight": (float, "weight of the L1 loss"),
-    "gan_weight": (float, "weight of the GAN loss"),
-    "image_size": (int, "frame size in pixels: 64, 128, 256 or 512"),
-    "seed": (int, "random seed (split start frame, initial weights, data order, dropout)"),
-    "ngf": (int, "generator filters in the first layer"),
-    "ndf": (int, "discriminator filters in the first layer"),
-    "context_frames": (int, "how many past frames the model sees (stacked on channels)"),
-    "refine_rounds": (int, "anti-divergence rounds: train on the model's own rollouts"),
-    "checkpoint_every": (int, "save a checkpoint every N training steps"),
-    "num_videos": (int, "rollouts generated at once (videos other than the first are kept in the work dir)"),
-    "fps": (float, "frame rate of the output video (0: the source's)"),
-    "max_pixels": (int, "refuse input videos whose frames have more pixels than this (decoding cost and memory)"),
-}
+def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per pipeline parameter, from the settings field that declares it. Where ``metadata["local"]`` says
+    what a local run uses instead, the flag is unset by default and its help names both defaults."""
+    from videogen import runs
+
+    names = pipeline_parameters()
+    for name in names:
+        settings_cls, f = runs.parameter_field(name)
+        if "local" in f.metadata:
+            add_field_flag(parser, settings_cls, f, default=None, help_text=(
+                f"{f.metadata['help']} (default: locally, {f.metadata['local']}; on a cluster, {f.default or 'empty'})"))
+        else:
+            add_field_flag(parser, settings_cls, f)
+    parser.set_defaults(pipeline_parameters=tuple(names))
 
 
 def _add_storage_flag(parser: argparse.ArgumentParser) -> None:
@@ -131,94 +165,88 @@ def _add_kfp_client_flags(parser: argparse.ArgumentParser) -> None:
                              "videogen-pipeline-runner, which `make deploy` installs)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _populate_run(parser: argparse.ArgumentParser) -> None:
+    add_pipeline_flags(parser)
+    parser.add_argument("--video-url", "--video_url", dest="video_url", default=None,
+                        help="download the video from this URL to the --video path first")
+    parser.add_argument("--output", default="gen.mp4", help="where the generated mp4 goes: a path or s3:// URI "
+                                                            "(default: %(default)s)")
+    parser.add_argument("--work-dir", "--work_dir", dest="work_dir", default="work",
+                        help="local runs: where artifacts, checkpoints and results go (default: %(default)s)")
+    parser.add_argument("--wait", action="store_true", help="with --host: wait for the run and download the video")
+    parser.add_argument("--timeout", type=int, default=24 * 3600, help="with --wait: seconds to wait")
+    _add_kfp_client_flags(parser)
+    _add_storage_flag(parser)
+
+
+def _add_run_commands(sub) -> None:
+    for name, help_text, func in (
+            ("run", "run the whole pipeline: locally through kfp.local, or on a cluster with --host", cmd_run),
+            ("submit", "submit the pipeline to a Kubeflow cluster (same as run --host)", cmd_submit)):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.populate = _populate_run
+        p.set_defaults(func=func)
+
+
+def _flag(*names: str, **options) -> tuple:
+    return names, options
+
+
+def _add_stage_command(sub, name: str, help_text: str, settings_cls, func, flags: list, storage: bool = True):
+    """A stage command: its own flags (``_flag`` tuples; a list of them is a required either-or group), then one flag
+    per settings field."""
+    p = sub.add_parser(name, help=help_text)
+    for entry in flags:
+        group = p.add_mutually_exclusive_group(required=True) if isinstance(entry, list) else p
+        for names, options in entry if isinstance(entry, list) else [entry]:
+            group.add_argument(*names, **options)
+    add_settings_args(p, settings_cls)
+    if storage:
+        _add_storage_flag(p)
+    p.set_defaults(func=func)
+
+
+def _add_stage_commands(sub) -> None:
     from videogen import dataset, evaluate, generate, train
 
-    parser = _Parser(prog="videogen", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    _add_stage_command(sub, "prepare", "video -> dataset dir (frames.npy + dataset.json)", dataset.PrepareSettings,
+                       cmd_prepare, [
+        _flag("--video", required=True, help="a path, s3:// / minio:// URI or http(s) URL"),
+        _flag("--output", required=True, help="dataset directory to create"),
+        _flag("--export-ab", "--export_ab", dest="export_ab", default=None,
+              help="also write pix2pix-tensorflow's A|B paired PNG folders (train/, val/) here")])
+    _add_stage_command(sub, "train", "dataset dir -> model dir (generator.keras + model.json)", train.TrainSettings,
+                       cmd_train, [
+        _flag("--dataset", required=True, help="dataset directory made by `videogen prepare`"),
+        _flag("--output", required=True, help="model directory (checkpoints/ inside it resume a stopped run)"),
+        _flag("--checkpoint-dir", "--checkpoint_dir", dest="checkpoint_dir", default=None,
+              help="checkpoints here instead of OUTPUT/checkpoints (a path or s3:// URI)")])
+    _add_stage_command(sub, "generate", "model dir + start frame -> mp4", generate.GenerateSettings, cmd_generate, [
+        _flag("--model", required=True, help="model directory made by `videogen train`"),
+        _flag("--output", required=True, help="mp4 to write, a path or s3:// / minio:// URI (with --num-videos K > 1: "
+                                              "NAME.mp4, NAME_1.mp4, ...)"),
+        [_flag("--dataset", default=None, help="start from this dataset's start_frame"),
+         _flag("--start-image", "--start_image", dest="start_image", default=None,
+               help="start from this image (PNG/JPEG; center-cropped and scaled to the model's size)")],
+        _flag("--frames-dir", "--frames_dir", dest="frames_dir", default=None,
+              help="also keep the raw generated frames (frames.npy + generation.json) in this directory")])
+    _add_stage_command(sub, "evaluate", "score a model against the copy-last-frame baseline; write the report",
+                       evaluate.EvaluateSettings, cmd_evaluate, [
+        _flag("--dataset", required=True, help="dataset directory"),
+        _flag("--model", required=True, help="model directory"),
+        _flag("--generated", default=None, help="generated frames directory (for the long-rollout health check)"),
+        _flag("--output", default=None, help="directory for metrics.json, report.html, summary.md (default: the "
+                                             "model directory)")], storage=False)
 
-    # run / submit ----------------------------------------------------------------------------------------------
-    defaults = _pipeline_defaults()
-    for name, help_text in (("run", "run the whole pipeline: locally through kfp.local, or on a cluster with --host"),
-                            ("submit", "submit the pipeline to a Kubeflow cluster (same as run --host)")):
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--video", required=True, help="training video: a path, s3://bucket/key, minio://bucket/key "
-                                                      "or http(s) URL")
-        p.add_argument("--video-url", "--video_url", dest="video_url", default=None,
-                       help="download the video from this URL to the --video path first (as the seed did)")
-        p.add_argument("--output", default="gen.mp4", help="where the generated mp4 goes: a path or s3:// URI "
-                                                           "(default: %(default)s)")
-        for param, (kind, text) in _RUN_PARAMS.items():
-            p.add_argument(*_flag_names(param), dest=param, type=kind, default=defaults[param],
-                           help=f"{text} (default: %(default)s)")
-        p.add_argument("--deterministic", action="store_true", help="turn dropout off when generating")
-        p.add_argument("--work-dir", "--work_dir", dest="work_dir", default="work",
-                       help="local runs: where artifacts, checkpoints and results go (default: %(default)s)")
-        p.add_argument("--output-root", "--output_root", dest="output_root", default=None,
-                       help="where the pipeline publishes results, as {output_root}/{run id}/gen.mp4 "
-                            "(default: the work dir locally, minio://mlpipeline/videogen on a cluster)")
-        p.add_argument("--checkpoint-root", "--checkpoint_root", dest="checkpoint_root", default=None,
-                       help="where training checkpoints live across retries (default: the work dir locally, "
-                            "minio://mlpipeline/videogen-checkpoints on a cluster)")
-        p.add_argument("--resume-key", "--resume_key", dest="resume_key", default=None,
-                       help="name of the checkpoints a run resumes from: a new run with the same key continues "
-                            "training and generation where an earlier one stopped (default: locally, a hash of the "
-                            "video and the parameters, so re-running a killed command resumes; on a cluster, the run "
-                            "id, so only retries of the same run resume)")
-        p.add_argument("--wait", action="store_true", help="with --host: wait for the run and download the video")
-        p.add_argument("--timeout", type=int, default=24 * 3600, help="with --wait: seconds to wait")
-        _add_kfp_client_flags(p)
-        _add_storage_flag(p)
-        p.set_defaults(func=cmd_submit if name == "submit" else cmd_run)
 
-    # stages ----------------------------------------------------------------------------------------------------
-    p = sub.add_parser("prepare", help="video -> dataset dir (frames.npy + dataset.json)")
-    p.add_argument("--video", required=True, help="a path, s3:// / minio:// URI or http(s) URL")
-    p.add_argument("--output", required=True, help="dataset directory to create")
-    p.add_argument("--export-ab", "--export_ab", dest="export_ab", default=None,
-                   help="also write pix2pix-tensorflow's A|B paired PNG folders (train/, val/) here")
-    add_settings_args(p, dataset.PrepareSettings)
-    _add_storage_flag(p)
-    p.set_defaults(func=cmd_prepare)
-
-    p = sub.add_parser("train", help="dataset dir -> model dir (generator.keras + model.json)")
-    p.add_argument("--dataset", required=True, help="dataset directory made by `videogen prepare`")
-    p.add_argument("--output", required=True, help="model directory (checkpoints/ inside it resume a stopped run)")
-    p.add_argument("--checkpoint-dir", "--checkpoint_dir", dest="checkpoint_dir", default=None,
-                   help="checkpoints here instead of OUTPUT/checkpoints (a path or s3:// URI)")
-    add_settings_args(p, train.TrainSettings)
-    _add_storage_flag(p)
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("generate", help="model dir + start frame -> mp4")
-    p.add_argument("--model", required=True, help="model directory made by `videogen train`")
-    p.add_argument("--output", required=True, help="mp4 to write, a path or s3:// / minio:// URI (with --num-videos "
-                                                   "K > 1: NAME.mp4, NAME_1.mp4, ...)")
-    start = p.add_mutually_exclusive_group(required=True)
-    start.add_argument("--dataset", default=None, help="start from this dataset's start_frame")
-    start.add_argument("--start-image", "--start_image", dest="start_image", default=None,
-                       help="start from this image (PNG/JPEG; center-cropped and scaled to the model's size)")
-    p.add_argument("--frames-dir", "--frames_dir", dest="frames_dir", default=None,
-                   help="also keep the raw generated frames (frames.npy + generation.json) in this directory")
-    add_settings_args(p, generate.GenerateSettings)
-    _add_storage_flag(p)
-    p.set_defaults(func=cmd_generate)
-
-    p = sub.add_parser("evaluate", help="score a model against the copy-last-frame baseline; write the report")
-    p.add_argument("--dataset", required=True, help="dataset directory")
-    p.add_argument("--model", required=True, help="model directory")
-    p.add_argument("--generated", default=None, help="generated frames directory (for the long-rollout health check)")
-    p.add_argument("--output", default=None, help="directory for metrics.json, report.html, summary.md "
-                                                  "(default: the model directory)")
-    add_settings_args(p, evaluate.EvaluateSettings)
-    p.set_defaults(func=cmd_evaluate)
+def _add_fetch_and_upload(sub) -> None:
+    from videogen.runs import parameter_field
 
     p = sub.add_parser("fetch", help="download the video a cluster run published")
     p.add_argument("--run-id", "--run_id", dest="run_id", required=True, help="the KFP run id")
     p.add_argument("--output", default="gen.mp4", help="where to save it (default: %(default)s)")
-    p.add_argument("--output-root", "--output_root", dest="output_root", default="minio://mlpipeline/videogen",
+    p.add_argument("--output-root", "--output_root", dest="output_root",
+                   default=parameter_field("output_root")[1].default,
                    help="the run's output_root (default: %(default)s)")
     p.add_argument("--report", action="store_true", help="also fetch report.html and summary.md beside the video")
     _add_storage_flag(p)
@@ -229,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_kfp_client_flags(p)
     p.set_defaults(func=cmd_upload)
 
+
+def _add_compile(sub) -> None:
     p = sub.add_parser("compile", help="compile the pipeline to YAML")
     p.add_argument("--output", default="pipeline/video_generation.yaml", help="YAML to write (default: %(default)s)")
     p.add_argument("--train-node-selector", "--train_node_selector", dest="train_node_selector", default=None,
@@ -249,6 +279,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--s3-secret", "--s3_secret", dest="s3_secret", default=None,
                    help="Secret with keys accesskey/secretkey (default: mlpipeline-minio-artifact)")
     p.set_defaults(func=cmd_compile)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="videogen", description=__doc__.split("\n\n")[0],
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_LazyParser)
+    for add_command in (_add_run_commands, _add_stage_commands, _add_fetch_and_upload, _add_compile):
+        add_command(sub)
     for command_parser in sub.choices.values():
         _state_defaults(command_parser)
     return parser
@@ -279,12 +318,20 @@ def _apply_storage_flag(args) -> None:
 
 
 def _run_arguments(args) -> dict:
-    arguments = {"video": args.video, "deterministic": args.deterministic}
-    arguments.update({name: getattr(args, name) for name in _RUN_PARAMS})
-    for name in ("output_root", "checkpoint_root", "resume_key"):
-        if getattr(args, name):
-            arguments[name] = getattr(args, name)
-    return arguments
+    """The pipeline parameters of a run; the ones left unset (output_root, checkpoint_root, resume_key) get the
+    runner's default."""
+    values = {name: getattr(args, name) for name in args.pipeline_parameters}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _preflight_settings(args) -> None:
+    """Refuse a settings value the stages would refuse, before anything starts, with the stage's own message."""
+    from videogen import runs, train
+
+    for settings_cls in runs.stage_settings_classes()[1:]:
+        settings = settings_from_args(settings_cls, args)
+        if settings_cls is train.TrainSettings:
+            train.validate_settings(settings)
 
 
 def _fetch_video_url(args) -> None:
@@ -308,8 +355,9 @@ def _preflight_local(video: str, max_pixels: int) -> None:
 def cmd_run(args) -> int:
     if args.host:
         return cmd_submit(args)
-    from videogen.local import run_local
+    from pipeline.local_runner import run_local
 
+    _preflight_settings(args)
     _apply_storage_flag(args)
     _fetch_video_url(args)
     _preflight_local(args.video, args.max_pixels)
@@ -321,13 +369,18 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _kfp_token(args) -> str | None:
+    return args.token or os.environ.get("KFP_TOKEN")
+
+
 def cmd_submit(args) -> int:
+    from pipeline import kubeflow_runner
+    from pipeline.config import ClusterConfig
     from pipeline.pipeline import compile_pipeline
-    from videogen import submit
-    from videogen.config import ClusterConfig
 
     if not args.host:
         raise InputError("submit needs --host: the Kubeflow Pipelines API URL (e.g. http://localhost:8080/pipeline)")
+    _preflight_settings(args)
     _apply_storage_flag(args)
     if args.video_url:
         raise InputError("--video-url with --host: upload the video to object storage and pass --video s3://... "
@@ -335,36 +388,41 @@ def cmd_submit(args) -> int:
     package = Path(args.work_dir) / "video_generation.yaml"
     compile_pipeline(package, ClusterConfig.from_env())
     arguments = _run_arguments(args)
-    result = submit.submit(args.host, package, arguments, experiment_name=args.experiment, run_name=args.run_name,
-                           namespace=args.namespace, existing_token=args.token or os.environ.get("KFP_TOKEN"),
-                           cookies=args.cookies, ssl_ca_cert=args.ssl_ca_cert, wait=args.wait,
-                           timeout_s=args.timeout, service_account=args.service_account)
+    result = kubeflow_runner.submit(
+        args.host, package, arguments, experiment_name=args.experiment, run_name=args.run_name,
+        namespace=args.namespace, existing_token=_kfp_token(args), cookies=args.cookies, ssl_ca_cert=args.ssl_ca_cert,
+        wait=args.wait, timeout_s=args.timeout, service_account=args.service_account)
     print(f"run id: {result.run_id}")
     print(f"watch it: {result.url}")
     if args.wait:
-        import tempfile
-
-        from videogen import storage
-
-        output_root = arguments.get("output_root") or _pipeline_defaults()["output_root"]
-        if storage.is_remote(args.output):
-            with tempfile.TemporaryDirectory() as tmp:
-                storage.put(submit.fetch_result(result.run_id, Path(tmp) / "gen.mp4", output_root), args.output)
-        else:
-            submit.fetch_result(result.run_id, Path(args.output), output_root)
+        _download_result(result.run_id, arguments, args.output)
         print(f"video: {args.output}")
     return 0
 
 
+def _download_result(run_id: str, arguments: dict, output: str) -> None:
+    import tempfile
+
+    from pipeline.kubeflow_runner import fetch_result
+    from videogen import runs, storage
+
+    output_root = arguments.get("output_root") or runs.parameter_field("output_root")[1].default
+    if storage.is_remote(output):
+        with tempfile.TemporaryDirectory() as tmp:
+            storage.put(fetch_result(run_id, Path(tmp) / runs.VIDEO_NAME, output_root), output)
+    else:
+        fetch_result(run_id, Path(output), output_root)
+
+
 def cmd_upload(args) -> int:
-    from videogen import submit
+    from pipeline import kubeflow_runner
 
     if not args.host:
         raise InputError("upload needs --host: the Kubeflow Pipelines API URL (e.g. http://localhost:8080/pipeline)")
-    client = submit.make_kfp_client(args.host, existing_token=args.token or os.environ.get("KFP_TOKEN"),
-                                    cookies=args.cookies, namespace=args.namespace, ssl_ca_cert=args.ssl_ca_cert)
-    pipeline_id, version_id, version_name, created = submit.ensure_pipeline_version(
-        client, args.host, args.package, submit.pipeline_name_of(args.package), namespace=args.namespace)
+    client = kubeflow_runner.make_kfp_client(args.host, existing_token=_kfp_token(args), cookies=args.cookies,
+                                             namespace=args.namespace, ssl_ca_cert=args.ssl_ca_cert)
+    pipeline_id, version_id, version_name, created = kubeflow_runner.ensure_pipeline_version(
+        client, args.host, args.package, kubeflow_runner.pipeline_name_of(args.package), namespace=args.namespace)
     print(f"pipeline {pipeline_id} version {version_name} ({'uploaded' if created else 'unchanged, reused'})")
     return 0
 
@@ -444,30 +502,28 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_fetch(args) -> int:
-    from videogen import submit
+    from pipeline.kubeflow_runner import fetch_result
 
     _apply_storage_flag(args)
-    path = submit.fetch_result(args.run_id, Path(args.output), args.output_root, report=args.report)
+    path = fetch_result(args.run_id, Path(args.output), args.output_root, report=args.report)
     print(f"video: {path}")
     return 0
 
 
 def cmd_compile(args) -> int:
+    from pipeline.config import ClusterConfig, parse_node_selector
     from pipeline.pipeline import compile_pipeline
-    from videogen.config import ClusterConfig, parse_node_selector
 
     overrides: dict = {"image": args.image, "gpu_image": args.gpu_image, "generate_image": args.generate_image,
                        "s3_endpoint": args.s3_endpoint, "s3_secret": args.s3_secret, "train_gpus": args.train_gpus}
+    cleared = []  # an empty selector flag: no node selector at all (from_env ignores None overrides)
     for name in ("train_node_selector", "generate_node_selector"):
         text = getattr(args, name)
-        if text is not None:
-            overrides[name] = parse_node_selector(text) if text.strip() else None
-    config = ClusterConfig.from_env(**overrides)
-    if overrides.get("train_node_selector", 0) is None or overrides.get("generate_node_selector", 0) is None:
-        import dataclasses as dc
-
-        config = dc.replace(config, **{k: None for k in ("train_node_selector", "generate_node_selector")
-                                       if k in overrides and overrides[k] is None})
+        if text is not None and text.strip():
+            overrides[name] = parse_node_selector(text)
+        elif text is not None:
+            cleared.append(name)
+    config = dataclasses.replace(ClusterConfig.from_env(**overrides), **{name: None for name in cleared})
     print(compile_pipeline(Path(args.output), config))
     return 0
 

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_videogen_run_on_real_footage_ends_in_an_h264_mp4_with_exactly_the_requested_frames(tmp_path, real_clip_path):
-    """The issue's done-criterion: `videogen run --frames 24 --max-steps 20 --image-size 64` on a real clip gives an
+    """The done-criterion: `videogen run --frames 24 --max-steps 20 --image-size 64` on a real clip gives an
     H.264 yuv420p mp4 of exactly 24 frames of 64x64, plus the HTML report and Markdown summary beside it."""
     output = tmp_path / "out" / "g.mp4"
     proc = subprocess.run([sys.executable, "-m", "videogen", "run", "--video", str(real_clip_path), "--frames", "24",

@@ -1,4 +1,4 @@
-"""Preemption of a local run (issue 6): `videogen run` killed (SIGKILL to its whole process group: kfp.local runs each
+"""Preemption of a local run: `videogen run` killed (SIGKILL to its whole process group: kfp.local runs each
 task as a child process) during training and started again with the same command resumes training from the last
 complete checkpoint under the work dir, finishes the video, and removes the checkpoints once done."""
 

@@ -1,4 +1,4 @@
-"""Preemption (issue 6): a training process killed with SIGKILL right after its first checkpoint, then started again
+"""Preemption: a training process killed with SIGKILL right after its first checkpoint, then started again
 with the same arguments, resumes from its last complete checkpoint and ends with exactly the requested steps."""
 
 import json

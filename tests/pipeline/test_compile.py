@@ -7,8 +7,8 @@ import sys
 import pytest
 import yaml
 
+from pipeline.config import ClusterConfig
 from pipeline.pipeline import COMPILED_PATH, build_pipeline, compile_pipeline
-from videogen.config import ClusterConfig
 
 TEST_SECRET = "s3cr3t-value-that-must-not-leak"
 
@@ -124,16 +124,17 @@ def test_no_deprecated_gpu_calls_in_the_pipeline_code():
     assert "set_gpu_limit" not in source and "add_node_selector_constraint" not in source
 
 
-def test_pipeline_parameters_mirror_the_seed_flags_and_stage_defaults():
-    """The seed's flags are pipeline parameters, and each default equals the stage settings' default."""
+def test_pipeline_parameters_keep_the_original_script_flags_and_stage_defaults():
+    """The original training script's flags are pipeline parameters, and each default equals the stage settings'
+    default (tests/pipeline/test_parameters.py checks every parameter in every place)."""
     from videogen.dataset import PrepareSettings
     from videogen.generate import GenerateSettings
     from videogen.train import TrainSettings
 
     inputs = build_pipeline().component_spec.inputs
-    for seed_flag in ("video", "frames", "max_epoch", "train_ratio", "batch_size", "l1_weight", "gan_weight",
+    for script_flag in ("video", "frames", "max_epoch", "train_ratio", "batch_size", "l1_weight", "gan_weight",
                       "image_size", "seed"):
-        assert seed_flag in inputs
+        assert script_flag in inputs
     for settings in (PrepareSettings(), TrainSettings(), GenerateSettings()):
         for field in dataclasses.fields(settings):
             if field.name in inputs and field.name != "seed":

@@ -1,4 +1,4 @@
-"""The `videogen` command line: help, seed-style flags, one-line user errors with exit status 2."""
+"""The `videogen` command line: help, underscore-style flags, one-line user errors with exit status 2."""
 
 import subprocess
 import sys
@@ -27,17 +27,18 @@ def test_every_command_explains_its_flags_with_defaults(command):
         assert "default: 20" in text  # max_epoch
 
 
-def test_seed_underscore_flags_parse_like_the_dashed_ones():
-    """Seed users can paste their flags: --video_url, --max_epoch, --train_ratio, --batch_size, --l1_weight, ..."""
+def test_underscore_flags_parse_like_the_dashed_ones():
+    """Users of the original training script can paste their flags: --video_url, --max_epoch, --train_ratio,
+    --batch_size, --l1_weight, ..."""
     parser = build_parser()
-    seed_style = parser.parse_args(["run", "--video", "v.mp4", "--video_url", "http://127.0.0.1:1/v.mp4",
+    underscored = parser.parse_args(["run", "--video", "v.mp4", "--video_url", "http://127.0.0.1:1/v.mp4",
                                     "--max_epoch", "3", "--train_ratio", "0.8", "--batch_size", "4",
                                     "--l1_weight", "2.5", "--gan_weight", "0.5", "--frames", "10"])
     dashed = parser.parse_args(["run", "--video", "v.mp4", "--video-url", "http://127.0.0.1:1/v.mp4",
                                 "--max-epoch", "3", "--train-ratio", "0.8", "--batch-size", "4",
                                 "--l1-weight", "2.5", "--gan-weight", "0.5", "--frames", "10"])
-    assert vars(seed_style) == vars(dashed)
-    assert (seed_style.max_epoch, seed_style.batch_size, seed_style.l1_weight) == (3, 4, 2.5)
+    assert vars(underscored) == vars(dashed)
+    assert (underscored.max_epoch, underscored.batch_size, underscored.l1_weight) == (3, 4, 2.5)
 
 
 def test_a_non_video_input_fails_with_one_line_and_status_2(tmp_path):
@@ -82,3 +83,12 @@ def test_run_takes_the_pixel_limit_and_refuses_larger_frames_before_any_task(tmp
     assert proc.returncode == 2
     assert "64x64" in proc.stderr and "1,000 pixels" in proc.stderr
     assert not (tmp_path / "work" / "kfp").exists()
+
+
+def test_run_refuses_a_bad_setting_before_any_task(tmp_path):
+    """A settings value a stage would refuse (a negative step count) stops `videogen run` before kfp.local starts,
+    with the stage's one-line message."""
+    proc = run_cli("run", "--video", str(tmp_path / "v.mp4"), "--max-steps", "-1", "--work-dir", str(tmp_path / "work"))
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "max_steps must be >= 0" in proc.stderr
+    assert not (tmp_path / "work").exists()

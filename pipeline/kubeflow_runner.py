@@ -9,9 +9,10 @@ unchanged package reuses that version; a changed package uploads a new one. When
 first version named after the pipeline; we then add the hash-named version too (same content) so that the lookup by
 name works on every later submit, whatever name the backend gave the first version.
 
-Results: the pipeline's last stage publishes the video to ``{output_root}/{run id}/gen.mp4`` (the run id comes from
-KFP's ``dsl.PIPELINE_JOB_ID_PLACEHOLDER``, ``{{$.pipeline_job_uuid}}``, which the backend replaces with the run's UUID,
-the same id ``kfp.Client`` returns), because ``kfp.Client`` has no API that returns a run's artifact URIs.
+Results: the pipeline's last stage publishes the video to ``{output_root}/{run id}/gen.mp4`` (``videogen.runs``;
+the run id comes from KFP's ``dsl.PIPELINE_JOB_ID_PLACEHOLDER``, ``{{$.pipeline_job_uuid}}``, which the backend
+replaces with the run's UUID, the same id ``kfp.Client`` returns), because ``kfp.Client`` has no API that returns a
+run's artifact URIs.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from videogen import storage
+from videogen import runs, storage
 from videogen.errors import StorageError, VideogenError
 
 logger = logging.getLogger("videogen.submit")
@@ -50,11 +51,6 @@ class SubmitResult:
     new_version: bool = False
     state: str | None = None
     """The run's final state when ``wait=True`` (``SUCCEEDED``...), else None."""
-
-
-def published_uri(output_root: str, run_id: str) -> str:
-    """Where the pipeline's last stage publishes a run's video: ``{output_root}/{run_id}/gen.mp4``."""
-    return storage.join_uri(output_root, run_id, "gen.mp4")
 
 
 def run_url(host: str, run_id: str) -> str:
@@ -230,7 +226,7 @@ def fetch_result(run_id: str, output: str | Path, output_root: str, *, report: b
             object store failed.
     """
     output = Path(output)
-    uri = published_uri(output_root, run_id)
+    uri = runs.publish_uri(output_root, run_id)
     if storage.is_remote(uri):
         client = client or storage.make_client(config)
     try:
@@ -241,7 +237,7 @@ def fetch_result(run_id: str, output: str | Path, output_root: str, *, report: b
     if report:
         for name in ("report.html", "summary.md"):
             try:
-                storage.fetch(storage.join_uri(output_root, run_id, name), path.parent / name, client=client)
+                storage.fetch(runs.publish_uri(output_root, run_id, name), path.parent / name, client=client)
             except storage.ObjectNotFoundError:
                 logger.warning("run %s published no %s", run_id, name)
     return path

@@ -6,14 +6,14 @@ import time
 
 import pytest
 
+from pipeline.local_runner import work_dir_lock
 from videogen.errors import WorkDirBusyError
-from videogen.local import work_dir_lock
 
 
 def test_second_run_on_the_same_work_dir_is_refused_at_once(tmp_path):
     """While one process holds the work dir, another is refused with a one-line error instead of mixing files."""
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time, pathlib; from videogen.local import work_dir_lock\n"
+        "import sys, time, pathlib; from pipeline.local_runner import work_dir_lock\n"
         f"with work_dir_lock(pathlib.Path({str(tmp_path / 'work')!r})):\n"
         "    print('locked', flush=True); time.sleep(30)")], stdout=subprocess.PIPE, text=True)
     try:

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from videogen import runs, storage
 from videogen.errors import VideogenError, WorkDirBusyError
 
 log = logging.getLogger("videogen.run")
@@ -83,55 +84,69 @@ def run_local(arguments: dict, work_dir: Path, output: str) -> LocalRunResult:
     Raises:
         VideogenError: a task failed because of the input (its one-line message), or the work dir is busy.
     """
-    from kfp import local
-
-    from pipeline.pipeline import build_pipeline
-    from videogen import storage
-    from videogen.config import ClusterConfig
-
     work_dir = Path(work_dir).resolve()
     if "python3" in str(work_dir):
         raise VideogenError(f"work dir {work_dir} contains 'python3', which kfp.local rewrites in task arguments: "
                             "pass another --work-dir")
     started = time.monotonic()
     with work_dir_lock(work_dir):
-        arguments = dict(arguments)
-        arguments.setdefault("resume_key", resume_key(arguments))
-        if not storage.is_remote(arguments["video"]):
-            arguments["video"] = str(_stage_input(Path(arguments["video"]), work_dir / "inputs"))
-        arguments.setdefault("output_root", str(work_dir / "published"))
-        arguments.setdefault("checkpoint_root", str(work_dir / "checkpoints"))
-        checkpoints = storage.join_uri(arguments["checkpoint_root"], arguments["resume_key"])
+        arguments = _local_arguments(arguments, work_dir)
+        checkpoints = runs.checkpoint_uri(arguments["checkpoint_root"], run_id="", resume_key=arguments["resume_key"])
         if not storage.is_remote(checkpoints) and Path(checkpoints).is_dir():
             log.info("checkpoints of an earlier, unfinished run of the same video and parameters found in %s: "
                      "resuming from them", checkpoints)
-        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(work_dir / "kfp"),
-                   workspace_root=str(work_dir / "workspace"))
-        pipeline_func = build_pipeline(ClusterConfig().for_local())
-        tee = _ErrorLineTee(sys.stdout)
-        try:
-            with contextlib.redirect_stdout(tee):
-                task = pipeline_func(**arguments)
-        except RuntimeError as error:
-            if tee.last_error:
-                raise VideogenError(tee.last_error) from None
-            raise VideogenError(f"the local pipeline run failed ({_plain(error)}): the task's log above says why") from None
-        published = str(task.output)
+        published = _run_pipeline(arguments, work_dir)
         if not storage.is_remote(checkpoints):  # finished: a later identical run starts afresh
             shutil.rmtree(checkpoints, ignore_errors=True)
         published_dir = Path(published).parent
         storage.put(Path(published), output)
-        report = None
-        if not storage.is_remote(output):
-            out_dir = Path(output).resolve().parent
-            for name in ("report.html", "summary.md", "metrics.json"):
-                if (published_dir / name).exists():
-                    storage.put(published_dir / name, str(out_dir / name))
-            report = str(out_dir / "report.html") if (out_dir / "report.html").exists() else None
-        else:
-            report = str(published_dir / "report.html") if (published_dir / "report.html").exists() else None
+        report = _deliver_report(published_dir, output)
     return LocalRunResult(output=output, report=report, published_dir=published_dir,
                           duration_s=time.monotonic() - started)
+
+
+def _local_arguments(arguments: dict, work_dir: Path) -> dict:
+    """The run's parameters with the local defaults: resume key from the inputs, locations under the work dir."""
+    arguments = dict(arguments)
+    arguments.setdefault("resume_key", resume_key(arguments))
+    if not storage.is_remote(arguments["video"]):
+        arguments["video"] = str(_stage_input(Path(arguments["video"]), work_dir / "inputs"))
+    arguments.setdefault("output_root", str(work_dir / "published"))
+    arguments.setdefault("checkpoint_root", str(work_dir / "checkpoints"))
+    return arguments
+
+
+def _run_pipeline(arguments: dict, work_dir: Path) -> str:
+    """Run the pipeline through kfp.local; return the published video's path. A failed task's own one-line error
+    becomes the VideogenError."""
+    from kfp import local
+
+    from pipeline.config import ClusterConfig
+    from pipeline.pipeline import build_pipeline
+
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(work_dir / "kfp"),
+               workspace_root=str(work_dir / "workspace"))
+    pipeline_func = build_pipeline(ClusterConfig().for_local())
+    tee = _ErrorLineTee(sys.stdout)
+    try:
+        with contextlib.redirect_stdout(tee):
+            task = pipeline_func(**arguments)
+    except RuntimeError as error:
+        if tee.last_error:
+            raise VideogenError(tee.last_error) from None
+        raise VideogenError(f"the local pipeline run failed ({_plain(error)}): the task's log above says why") from None
+    return str(task.output)
+
+
+def _deliver_report(published_dir: Path, output: str) -> str | None:
+    """Copy the report files beside a local ``output``; return where report.html is (None if it is not)."""
+    if storage.is_remote(output):
+        return str(published_dir / "report.html") if (published_dir / "report.html").exists() else None
+    out_dir = Path(output).resolve().parent
+    for name in runs.REPORT_NAMES:
+        if (published_dir / name).exists():
+            storage.put(published_dir / name, str(out_dir / name))
+    return str(out_dir / "report.html") if (out_dir / "report.html").exists() else None
 
 
 def resume_key(arguments: dict) -> str:

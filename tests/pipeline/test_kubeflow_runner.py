@@ -1,4 +1,4 @@
-"""videogen.submit through the real ``kfp.Client`` against a local HTTP server that answers the few KFP v2beta1 REST
+"""pipeline.kubeflow_runner through the real ``kfp.Client`` against a local HTTP server that answers the few KFP v2beta1 REST
 endpoints our flow calls (healthz, pipelines list/upload, pipeline versions upload/list, experiments list/create, runs
 create/get).
 
@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import kubeflow_runner
 from tests.s3server import LOOPBACK
-from videogen import storage, submit
+from videogen import runs, storage
 from videogen.errors import StorageError, VideogenError
 
 # The shared S3 server fixtures (tests.s3server), used by name below.
@@ -188,14 +189,14 @@ def _requests(state: FakeKFP, method: str, path: str) -> list[dict]:
 def test_first_submit_creates_pipeline_version_experiment_and_run(kfp_api, no_kfp_context, tmp_path):
     package = _package(tmp_path, "v1")
     arguments = {"video": "s3://videos/in.mp4", "max_epoch": 3, "deterministic": True}
-    result = submit.submit(kfp_api.host, package, arguments, experiment_name="videogen-test", run_name="first",
+    result = kubeflow_runner.submit(kfp_api.host, package, arguments, experiment_name="videogen-test", run_name="first",
                            existing_token="tok-abc", service_account="videogen-pipeline-runner")
 
     assert len(kfp_api.pipelines) == 1
     pipeline = next(iter(kfp_api.pipelines.values()))
     assert pipeline["display_name"] == "video-generation"  # from the YAML's pipelineInfo.name
     assert result.pipeline_id == pipeline["pipeline_id"]
-    assert result.version_name == submit.package_version_name(package) and result.new_version
+    assert result.version_name == kubeflow_runner.package_version_name(package) and result.new_version
     version_names = [v["display_name"] for v in kfp_api.versions[result.pipeline_id]]
     assert version_names == ["video-generation", result.version_name]
 
@@ -213,14 +214,14 @@ def test_first_submit_creates_pipeline_version_experiment_and_run(kfp_api, no_kf
 
 
 def test_same_yaml_reuses_the_version_and_changed_yaml_adds_one(kfp_api, no_kfp_context, tmp_path):
-    first = submit.submit(kfp_api.host, _package(tmp_path, "v1"), {"video": "a"}, experiment_name="e")
-    again = submit.submit(kfp_api.host, _package(tmp_path, "v1"), {"video": "b"}, experiment_name="e")
+    first = kubeflow_runner.submit(kfp_api.host, _package(tmp_path, "v1"), {"video": "a"}, experiment_name="e")
+    again = kubeflow_runner.submit(kfp_api.host, _package(tmp_path, "v1"), {"video": "b"}, experiment_name="e")
     assert (again.pipeline_id, again.version_id, again.new_version) == (first.pipeline_id, first.version_id, False)
     assert len(_requests(kfp_api, "POST", "/apis/v2beta1/pipelines/upload_version")) == 1
     assert len(_requests(kfp_api, "POST", "/apis/v2beta1/pipelines/upload")) == 1
     assert len(kfp_api.experiments) == 1, "the experiment is made once and then found by name"
 
-    changed = submit.submit(kfp_api.host, _package(tmp_path, "v2"), {"video": "c"}, experiment_name="e")
+    changed = kubeflow_runner.submit(kfp_api.host, _package(tmp_path, "v2"), {"video": "c"}, experiment_name="e")
     assert changed.pipeline_id == first.pipeline_id and changed.new_version
     assert changed.version_id != first.version_id
     assert len(kfp_api.versions[first.pipeline_id]) == 3
@@ -232,25 +233,25 @@ def test_same_yaml_reuses_the_version_and_changed_yaml_adds_one(kfp_api, no_kfp_
 
 def test_wait_returns_the_final_state_and_a_failed_run_raises(kfp_api, no_kfp_context, tmp_path):
     package = _package(tmp_path, "v1")
-    done = submit.submit(kfp_api.host, package, {}, wait=True, timeout_s=30, poll_interval_s=0.1)
+    done = kubeflow_runner.submit(kfp_api.host, package, {}, wait=True, timeout_s=30, poll_interval_s=0.1)
     assert done.state == "SUCCEEDED"
     kfp_api.run_state = "FAILED"
     with pytest.raises(VideogenError, match=r"run .* ended FAILED: see its logs at http://.*/#/runs/details/"):
-        submit.submit(kfp_api.host, package, {}, wait=True, timeout_s=30, poll_interval_s=0.1)
+        kubeflow_runner.submit(kfp_api.host, package, {}, wait=True, timeout_s=30, poll_interval_s=0.1)
 
 
 def test_unreachable_or_refusing_host_is_one_line(no_kfp_context, tmp_path, kfp_api):
     package = _package(tmp_path, "v1")
     with pytest.raises(VideogenError, match="cannot reach Kubeflow Pipelines at http://127.0.0.1:9/x"):
-        submit.submit("http://127.0.0.1:9/x", package, {})
+        kubeflow_runner.submit("http://127.0.0.1:9/x", package, {})
     with pytest.raises(VideogenError, match="does not exist: run `videogen compile` first"):
-        submit.submit(kfp_api.host, tmp_path / "missing.yaml", {})
+        kubeflow_runner.submit(kfp_api.host, tmp_path / "missing.yaml", {})
 
 
 def test_published_uri_is_derived_from_the_run_id():
-    assert submit.published_uri("minio://mlpipeline/videogen/", "1234-abcd") == \
+    assert runs.publish_uri("minio://mlpipeline/videogen/", "1234-abcd") == \
         "minio://mlpipeline/videogen/1234-abcd/gen.mp4"
-    assert submit.published_uri("/tmp/out", "r1") == str(Path("/tmp/out/r1/gen.mp4"))
+    assert runs.publish_uri("/tmp/out", "r1") == str(Path("/tmp/out/r1/gen.mp4"))
 
 
 def test_fetch_result_downloads_the_published_video(s3_server, s3_bucket, tmp_path):
@@ -261,13 +262,13 @@ def test_fetch_result_downloads_the_published_video(s3_server, s3_bucket, tmp_pa
     report = tmp_path / "report.html"
     report.write_text("<html></html>")
     output_root = f"minio://{s3_bucket}/videogen"
-    storage.put(video, submit.published_uri(output_root, run_id), client=client)
+    storage.put(video, runs.publish_uri(output_root, run_id), client=client)
     storage.put(report, storage.join_uri(output_root, run_id, "report.html"), client=client)
 
-    out = submit.fetch_result(run_id, tmp_path / "out" / "mine.mp4", output_root, report=True, client=client)
+    out = kubeflow_runner.fetch_result(run_id, tmp_path / "out" / "mine.mp4", output_root, report=True, client=client)
     assert out.read_bytes() == video.read_bytes()
     assert (out.parent / "report.html").read_text() == "<html></html>"
 
     with pytest.raises(StorageError, match="run nope has published no video at minio://.*/videogen/nope/gen.mp4"):
-        submit.fetch_result("nope", tmp_path / "x.mp4", output_root, client=client)
+        kubeflow_runner.fetch_result("nope", tmp_path / "x.mp4", output_root, client=client)
     assert not (tmp_path / "x.mp4").exists()

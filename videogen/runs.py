@@ -1,0 +1,72 @@
+"""What a whole pipeline run takes beyond the stages: its own parameters, and where its results and checkpoints live.
+
+:class:`RunSettings` holds the pipeline parameters that belong to no single stage (``seed`` is here because every
+stage takes it). Every other pipeline parameter is a field of a stage's settings; :func:`parameter_field` finds the
+field that declares a parameter, so ``videogen run`` takes its flags, defaults and help from there.
+
+The location helpers are the one place that spells a run's layout; the components, the local runner and the KFP
+client all call them. This module imports neither kfp nor the ``pipeline`` package, so it also runs inside the
+components' containers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from videogen import storage
+
+VIDEO_NAME = "gen.mp4"
+REPORT_NAMES = ("report.html", "summary.md", "metrics.json")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Parameters of a pipeline run that no single stage owns. Field names are the pipeline parameters and the
+    ``videogen run`` flags; ``metadata["local"]`` says what a local run uses when the flag is left out."""
+
+    video: str = field(metadata={"help": "training video: a path, s3://bucket/key, minio://bucket/key or http(s) URL"})
+    seed: int = field(default=0, metadata={
+        "help": "random seed of every stage (split start frame, initial weights, data order, dropout)"})
+    output_root: str = field(default="minio://mlpipeline/videogen", metadata={
+        "help": "where the pipeline publishes results, as {output_root}/{run id}/gen.mp4",
+        "local": "the work dir"})
+    checkpoint_root: str = field(default="minio://mlpipeline/videogen-checkpoints", metadata={
+        "help": "where training checkpoints live across retries", "local": "the work dir"})
+    resume_key: str = field(default="", metadata={
+        "help": "name of the checkpoints a run resumes from: a new run with the same key continues training and "
+                "generation where an earlier one stopped; empty: the run id, so only retries of the same run resume",
+        "local": "a hash of the video and the parameters, so re-running a killed command resumes"})
+
+
+def stage_settings_classes() -> tuple[type, ...]:
+    """The settings dataclasses in the order :func:`parameter_field` searches them."""
+    from videogen.dataset import PrepareSettings
+    from videogen.evaluate import EvaluateSettings
+    from videogen.generate import GenerateSettings
+    from videogen.train import TrainSettings
+
+    return (RunSettings, PrepareSettings, TrainSettings, GenerateSettings, EvaluateSettings)
+
+
+def parameter_field(name: str) -> tuple[type, dataclasses.Field]:
+    """The settings class and field that declare pipeline parameter ``name`` (the first that has it)."""
+    for settings_cls in stage_settings_classes():
+        for f in dataclasses.fields(settings_cls):
+            if f.name == name:
+                return settings_cls, f
+    raise LookupError(f"pipeline parameter {name!r} is declared by no settings dataclass")
+
+
+def publish_uri(output_root: str, run_id: str, name: str = VIDEO_NAME) -> str:
+    """Where a run publishes a result file: ``{output_root}/{run_id}/{name}``."""
+    return storage.join_uri(output_root, run_id, name)
+
+
+def checkpoint_uri(checkpoint_root: str, run_id: str, resume_key: str = "", stage: str | None = None) -> str:
+    """Where a run keeps checkpoints: ``{checkpoint_root}/{resume_key or run_id}``, and ``/{stage}`` below it.
+
+    Outside the task outputs, so a retried task (same run id) or a new run with the same ``resume_key`` continues.
+    """
+    parts = [resume_key or run_id] + ([stage] if stage else [])
+    return storage.join_uri(checkpoint_root, *parts)
