@@ -80,18 +80,18 @@ def test_storage_stages_get_credentials_from_the_secret_never_a_value(compiled):
     assert "AWS_SECRET_ACCESS_KEY:" not in text and "value: minio123" not in text
 
 
-def test_standalone_minio_overlay_compiles_with_its_own_store_and_secret(tmp_path):
-    """`make compile OVERLAY=standalone-minio` points the storage stages at the overlay's MinIO Service and its
+def test_standalone_seaweedfs_overlay_compiles_with_its_own_store_and_secret(tmp_path):
+    """`make compile OVERLAY=standalone-seaweedfs` points the storage stages at the overlay's SeaweedFS S3 Service and its
     Secret (videogen-s3-credentials), which is what that overlay installs."""
     out = tmp_path / "p.yaml"
-    subprocess.run(["make", "--no-print-directory", "compile", "OVERLAY=standalone-minio", f"PIPELINE_YAML={out}"],
+    subprocess.run(["make", "--no-print-directory", "compile", "OVERLAY=standalone-seaweedfs", f"PIPELINE_YAML={out}"],
                    check=True, capture_output=True, cwd=COMPILED_PATH.parents[1])
     _, executors = _platform(out.read_text())
     (entry,) = executors["exec-train-model"]["secretAsEnv"]
     assert entry["secretName"] == "videogen-s3-credentials"
     spec = yaml.safe_load(out.read_text().split("\n---\n")[0])
     env = spec["deploymentSpec"]["executors"]["exec-train-model"]["container"]["env"]
-    assert {"name": "AWS_ENDPOINT_URL", "value": "http://videogen-minio:9000"} in env
+    assert {"name": "AWS_ENDPOINT_URL", "value": "http://videogen-seaweedfs:8333"} in env
 
 
 def test_compiled_yaml_never_contains_credentials_from_the_environment(tmp_path, monkeypatch):

@@ -77,6 +77,8 @@ def _words(line: str) -> list[str]:
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
     parser = build_parser()
     action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for command in action.choices.values():  # run/submit add their flags on first use (they import kfp)
+        getattr(command, "_ensure_populated", lambda: None)()
     return action.choices
 
 
