@@ -64,7 +64,7 @@ def machine_info() -> dict:
                 flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    from videogen.generate import detect_device
+    from videogen.hardware import detect_device
 
     device, _ = detect_device()
     return {"cpu": cpu, "cores": os.cpu_count(), "cpu_bf16": bool(flags & {"avx512_bf16", "amx_bf16"}),

@@ -236,7 +236,7 @@ def _resolve_precision(value: Any, gpu: bool) -> str:
     same within run-to-run variation (an earlier two-seed comparison that favoured float32 was within it too)."""
     text = str(value).strip().lower()
     if text == "auto":
-        from videogen.generate import _cpu_has_bf16
+        from videogen.hardware import cpu_has_bf16 as _cpu_has_bf16
 
         native = _gpu_supports_bf16() if gpu else _cpu_has_bf16()
         return "mixed_bfloat16" if native else "float32"
@@ -250,7 +250,7 @@ def _resolve_precision(value: Any, gpu: bool) -> str:
 def _resolve_jit(value: Any, gpu: bool) -> bool:
     """The same switch as generation's ("auto" = on for GPUs only). Measured on the 2-core CPU (128 px, ngf 64,
     batch 1): XLA made the train step 0.79x, see make_train_step."""
-    from videogen.generate import _resolve_jit as resolve_jit
+    from videogen.hardware import resolve_jit
 
     try:
         return resolve_jit(value, gpu)
