@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import json
 import logging
 import shutil
 import time
@@ -31,13 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from videogen import video as _video
+from videogen.artifacts import DATASET_FILE, FRAMES_FILE, atomic_write_json, npy_header, open_dataset
+from videogen.artifacts import open_frames_dir as open_frames_dir  # noqa: PLC0414 - the name other code imports
 from videogen.errors import InputError
 from videogen.model import SUPPORTED_IMAGE_SIZES
 
 log = logging.getLogger("videogen.prepare")
 
-FRAMES_FILE = "frames.npy"
-INFO_FILE = "dataset.json"
 # numpy's .npy v1.0 header for a 4-d uint8 array is padded to 128 bytes (a multiple of 64); we reserve that much in
 # front of the streamed frames and write the header once the frame count is known.
 _NPY_HEADER_BYTES = 128
@@ -116,15 +115,6 @@ def _mb(num_bytes: float) -> str:
     return f"{num_bytes / 1e6:,.1f} MB"
 
 
-def _npy_header(shape: tuple[int, ...]) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    np.lib.format.write_array_header_1_0(
-        buffer, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape})
-    return buffer.getvalue()
-
-
 def _temporary_sibling(path: Path) -> Path:
     return path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.partial"
 
@@ -172,7 +162,7 @@ def _write_frames(decoder: _video.FrameDecoder, path: Path, expected: int) -> in
                 eta = f", ETA {max(expected - done, 0) / rate:.0f} s" if expected and rate > 0 else ""
                 log.info("decoded %d/%s frames (%.0f frames/s%s)", done, expected or "?", rate, eta)
         count = decoder.frames_decoded
-        header = _npy_header((count, size, size, 3))
+        header = npy_header((count, size, size, 3))
         if len(header) != _NPY_HEADER_BYTES:  # pragma: no cover - only for absurd frame counts
             raise RuntimeError(f"unexpected .npy header length {len(header)}")
         out.seek(0)
@@ -204,7 +194,7 @@ def prepare(video: Path, output_dir: Path, settings: PrepareSettings = PrepareSe
     video_path, output_dir = Path(video), Path(output_dir)
     size = settings.image_size
     info = _video.probe_video(video_path, timeout_s=settings.timeout_s, max_pixels=settings.max_pixels)
-    _check_replaceable(output_dir, INFO_FILE)
+    _check_replaceable(output_dir, DATASET_FILE)
     if export_ab is not None:
         _check_replaceable(Path(export_ab), "train")
     expected = info.num_frames
@@ -262,8 +252,8 @@ def prepare(video: Path, output_dir: Path, settings: PrepareSettings = PrepareSe
             "notes": notes,
             "decode_frames_per_s": round(num_frames / max(seconds, 1e-9), 1),
         }
-        (temp_dir / INFO_FILE).write_text(json.dumps(dataset_info, indent=2) + "\n")
-        _move_into_place(temp_dir, output_dir, INFO_FILE)
+        atomic_write_json(temp_dir / DATASET_FILE, dataset_info)
+        _move_into_place(temp_dir, output_dir, DATASET_FILE)
     except BaseException:
         shutil.rmtree(temp_dir, ignore_errors=True)
         raise
@@ -275,28 +265,8 @@ def prepare(video: Path, output_dir: Path, settings: PrepareSettings = PrepareSe
     return dataset_info
 
 
-def open_frames_dir(directory: Path, info_file: str, *, what: str, damaged_as: str, made_by: str,
-                    redo: str) -> tuple[np.ndarray, dict]:
-    """Open a stage's output directory of ``frames.npy`` (memory-mapped) + a JSON info file, with one-line errors.
-
-    Shared by :func:`load_dataset` and ``encode.load_generated``; the callers check shapes and fields.
-    """
-    info_path, frames_path = directory / info_file, directory / FRAMES_FILE
-    if not directory.is_dir():
-        raise InputError(f"{what} {directory} does not exist; run {made_by} first")
-    if not info_path.is_file() or not frames_path.is_file():
-        raise InputError(f"{directory} is not a {what} (needs {info_file} and {FRAMES_FILE}); pass the output of "
-                         f"{made_by}")
-    try:
-        info = json.loads(info_path.read_text())
-        frames = np.load(frames_path, mmap_mode="r")
-    except (ValueError, OSError) as error:
-        raise InputError(f"{damaged_as} {directory} is damaged ({type(error).__name__}: {error}); {redo}") from None
-    return frames, info
-
-
 def load_dataset(dataset_dir: Path) -> tuple[np.ndarray, dict]:
-    """Open a dataset directory written by :func:`prepare`.
+    """Open a dataset directory written by :func:`prepare` (see :func:`videogen.artifacts.open_dataset`).
 
     Returns:
         ``(frames, info)``: the memory-mapped uint8 ``(N, S, S, 3)`` frames and the ``dataset.json`` content.
@@ -304,16 +274,8 @@ def load_dataset(dataset_dir: Path) -> tuple[np.ndarray, dict]:
     Raises:
         InputError: the directory is missing or is not a (complete, consistent) dataset.
     """
-    dataset_dir = Path(dataset_dir)
-    frames, info = open_frames_dir(dataset_dir, INFO_FILE, what="dataset directory", damaged_as="dataset",
-                                   made_by="`videogen prepare`", redo="run `videogen prepare` again")
-    size = info.get("image_size") if isinstance(info, dict) else None
-    if (frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (size, size, 3)
-            or frames.shape[0] != info.get("num_frames")):
-        raise InputError(f"dataset {dataset_dir} is inconsistent: {FRAMES_FILE} is {frames.dtype} {frames.shape} but "
-                         f"{INFO_FILE} says {info.get('num_frames') if isinstance(info, dict) else '?'} frames of "
-                         f"{size}x{size}; run `videogen prepare` again")
-    return frames, info
+    dataset = open_dataset(Path(dataset_dir))
+    return dataset.frames, dataset.info
 
 
 def write_ab_pairs(frames: np.ndarray, pairs: tuple[int, int], directory: Path) -> int:
@@ -336,15 +298,16 @@ def write_ab_pairs(frames: np.ndarray, pairs: tuple[int, int], directory: Path) 
 
 
 def export_ab_pairs(dataset_dir: Path, output_dir: Path) -> dict:
-    """Export a dataset as pix2pix-tensorflow's "A|B" paired-image folders ``train/`` and ``val/`` (the seed's format,
-    for people who keep using pix2pix-tensorflow; ``--which_direction AtoB``).
+    """Export a dataset as pix2pix-tensorflow's "A|B" paired-image folders ``train/`` and ``val/`` (the format of the
+    original workflow, for people who keep using pix2pix-tensorflow; ``--which_direction AtoB``).
 
     Written under a temporary name and renamed into place when complete.
 
     Returns:
         ``{"path", "train", "val"}`` with the number of images in each folder.
     """
-    frames, info = load_dataset(dataset_dir)
+    dataset = open_dataset(Path(dataset_dir))
+    frames, info = dataset.frames, dataset.info
     output_dir = Path(output_dir)
     size = info["image_size"]
     # A PNG is never larger than its raw pixels plus a little framing.
@@ -352,7 +315,7 @@ def export_ab_pairs(dataset_dir: Path, output_dir: Path) -> dict:
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     temp_dir = _temporary_sibling(output_dir)
     try:
-        counts = {name: write_ab_pairs(frames, tuple(info[name]), temp_dir / name) for name in ("train", "val")}
+        counts = {name: write_ab_pairs(frames, dataset.block(name), temp_dir / name) for name in ("train", "val")}
         _move_into_place(temp_dir, output_dir, "train")
     except BaseException:
         shutil.rmtree(temp_dir, ignore_errors=True)

@@ -109,14 +109,16 @@ def rollout(model, start_frames_uint8: np.ndarray, n: int, context_frames: int =
         yield frame.numpy()
 
 
-def rollout_batches(model, contexts: np.ndarray, n: int, batch_size: int) -> Iterator[tuple[slice, np.ndarray]]:
-    """Deterministic rollouts of many contexts ``(B, K, S, S, 3)``, ``batch_size`` at a time (one compiled step).
+def rollout_batches(model, contexts: np.ndarray, n: int, batch_size: int,
+                    step_fn=None) -> Iterator[tuple[slice, np.ndarray]]:
+    """Deterministic rollouts of many contexts ``(B, K, S, S, 3)``, ``batch_size`` at a time (one compiled step,
+    ``step_fn`` if given).
 
     Yields ``(rows, frames)``: the slice of ``contexts`` and their ``n`` predicted frames ``(n, rows, S, S, 3)``.
     """
     contexts = np.asarray(contexts, dtype=np.uint8)
     k = contexts.shape[1]
-    step = make_step(model, k, deterministic=True)
+    step = step_fn or make_step(model, k, deterministic=True)
     for first in range(0, len(contexts), batch_size):
         rows = slice(first, min(first + batch_size, len(contexts)))
         frames = list(rollout(model, stack_context(contexts[rows]), n, k, deterministic=True, step_fn=step))
@@ -124,9 +126,9 @@ def rollout_batches(model, contexts: np.ndarray, n: int, batch_size: int) -> Ite
                                                              np.uint8)
 
 
-def rollout_all(model, contexts: np.ndarray, n: int, batch_size: int) -> np.ndarray:
+def rollout_all(model, contexts: np.ndarray, n: int, batch_size: int, step_fn=None) -> np.ndarray:
     """``n`` deterministic predicted frames ``(n, B, S, S, 3)`` from contexts ``(B, K, S, S, 3)``, oldest first."""
-    parts = [frames for _, frames in rollout_batches(model, contexts, n, batch_size)]
+    parts = [frames for _, frames in rollout_batches(model, contexts, n, batch_size, step_fn)]
     if not parts:
         return np.zeros((n, 0, *np.asarray(contexts).shape[2:]), np.uint8)
     return np.concatenate(parts, axis=1)

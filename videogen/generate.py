@@ -25,8 +25,14 @@ from pathlib import Path
 import numpy as np
 
 from videogen import artifacts, hardware
-from videogen.artifacts import (FRAMES_FILE, GENERATION_FILE, GENERATOR_FILE, MODEL_INFO_FILE,  # noqa: F401
-                                PROGRESS_FILE, npy_header)
+from videogen.artifacts import (  # noqa: F401
+    FRAMES_FILE,
+    GENERATION_FILE,
+    GENERATOR_FILE,
+    MODEL_INFO_FILE,
+    PROGRESS_FILE,
+    npy_header,
+)
 from videogen.errors import InputError
 from videogen.frames import make_step, rollout, stack_context, unstack_context  # noqa: F401
 from videogen.generator_io import SavedModelGenerator, inference_copy, load_generator  # noqa: F401

@@ -250,7 +250,7 @@ def _run_facts(metrics: dict, dataset_info: dict, model_info: dict, generation_i
                      f"{_num(model_info.get('train_images_per_s'), 1)} images/s"),
     ]
     if dataset_info.get("partial_decode"):
-        # prepare used what decoded of a cut or damaged input; the run must say so where people look (issue 6).
+        # prepare used what decoded of a cut or damaged input; the run must say so where people look.
         notes = "; ".join(str(n) for n in dataset_info.get("notes") or []) or "the input was cut or damaged"
         facts.append(("Input warning", f"only part of the video decoded: {notes}"))
     if generation_info:
@@ -366,6 +366,15 @@ def _preview_section(uri: str | None, label: str, seconds: float, dropped: bool,
             f'<p class="note">{_e(label)}: first {seconds:g} s, looping, at most {side} px.</p>')
 
 
+def _assessment(metrics: dict) -> dict:
+    """The structured verdict of metrics.json; for metrics written without one, derived from the same numbers."""
+    if isinstance(metrics.get("assessment"), dict):
+        return metrics["assessment"]
+    from videogen.evaluate import assess
+
+    return assess(metrics["one_step"], metrics.get("rollout", []), metrics.get("health"))
+
+
 def render_html(metrics: dict, dataset_info: dict, model_info: dict, generation_info: dict | None,
                 strip_frames: Sequence[StripRow], loss_history: Sequence[dict], preview_frames: np.ndarray | None,
                 *, preview_fps: float | None = None, preview_label: str = "generated video",
@@ -387,8 +396,7 @@ def render_html(metrics: dict, dataset_info: dict, model_info: dict, generation_
     """
     fps = preview_fps or (generation_info or {}).get("fps") or dataset_info.get("fps") or 25.0
     verdict = metrics.get("verdict", "")
-    good = "beats copying" in verdict and not any(
-        f["flagged"] for f in ((metrics.get("health") or {}).get("flags") or {}).values())
+    good = _assessment(metrics)["good"]
     facts = "".join(f'<tr><th class="l">{_e(k)}</th><td class="l">{_e(v)}</td></tr>'
                     for k, v in _run_facts(metrics, dataset_info, model_info, generation_info))
     fixed = (f'<h1>Next-frame model: evaluation report</h1><div class="verdict {"good" if good else "bad"}">'
@@ -465,12 +473,14 @@ def write_report(output_dir: Path, metrics: dict, dataset_info: dict, model_info
                  **html_options: Any) -> tuple[Path, Path]:
     """Write ``report.html`` and ``summary.md`` into output_dir (created); returns their paths.
     ``html_options`` go to :func:`render_html` (``preview_fps``, ``preview_label``, ``max_bytes``)."""
+    from videogen import artifacts
+
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    html_path = output_dir / "report.html"
-    md_path = output_dir / "summary.md"
-    html_path.write_text(render_html(metrics, dataset_info, model_info, generation_info, strip_frames, loss_history,
-                                     preview_frames, **html_options), encoding="utf-8")
-    md_path.write_text(render_markdown(metrics, dataset_info, model_info, generation_info, loss_history),
-                       encoding="utf-8")
+    html_path = output_dir / artifacts.REPORT_FILE
+    md_path = output_dir / artifacts.SUMMARY_FILE
+    artifacts.atomic_write_text(html_path, render_html(metrics, dataset_info, model_info, generation_info,
+                                                       strip_frames, loss_history, preview_frames, **html_options))
+    artifacts.atomic_write_text(md_path, render_markdown(metrics, dataset_info, model_info, generation_info,
+                                                         loss_history))
     return html_path, md_path
