@@ -170,6 +170,52 @@ def _write_frames(decoder: _video.FrameDecoder, path: Path, expected: int) -> in
     return count
 
 
+def _check_space_for(info: _video.VideoInfo, settings: PrepareSettings, output_dir: Path,
+                     export_ab: Path | None) -> int:
+    """The expected frame count (0 = unknown), after refusing a disk too small for it."""
+    size = settings.image_size
+    expected = info.num_frames
+    if settings.max_frames:
+        expected = min(expected, settings.max_frames) if expected else settings.max_frames
+    if expected:
+        check_free_space(output_dir.parent, expected * size * size * 3, f"{expected} frames of {size}x{size}")
+        if export_ab is not None:  # PNG pairs: at most the raw size of two frames each
+            check_free_space(Path(export_ab).parent, expected * size * size * 6, "the A|B PNG pairs")
+    return expected
+
+
+def _decode(video_path: Path, info: _video.VideoInfo, settings: PrepareSettings, frames_path: Path, expected: int,
+            output_dir: Path) -> dict:
+    """Decode the video into ``frames_path``; returns the dataset.json content."""
+    decoder = _video.FrameDecoder(video_path, settings.image_size, info=info, max_frames=settings.max_frames,
+                                  max_pixels=settings.max_pixels, timeout_s=settings.timeout_s)
+    started = time.monotonic()
+    try:
+        num_frames = _write_frames(decoder, frames_path, expected)
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InputError(f"the disk filled up while writing the dataset to {output_dir}; free some space or "
+                             f"lower --image-size / --max-frames") from None
+        raise
+    seconds = time.monotonic() - started
+    if num_frames < _video.MIN_FRAMES:
+        raise InputError(f"video {video_path} decoded to only {num_frames} frame(s); at least "
+                         f"{_video.MIN_FRAMES} are needed, pass a longer or undamaged video")
+    train, val = split_pairs(num_frames, settings.train_ratio)
+    notes = list(decoder.warnings)
+    if info.fps <= 0:
+        notes.append("the container gives no frame rate; 25 fps assumed")
+    return {
+        "fps": info.fps if info.fps > 0 else 25.0, "image_size": settings.image_size, "num_frames": num_frames,
+        "source": str(video_path), "train": list(train), "val": list(val),
+        "start_frame": choose_start_frame(val, settings.seed), "seed": settings.seed,
+        "settings": dataclasses.asdict(settings), "source_width": info.width, "source_height": info.height,
+        "rotation": info.rotation, "source_codec": info.codec, "source_format": info.format_name,
+        "source_frames": info.num_frames, "partial_decode": decoder.partial, "notes": notes,
+        "decode_frames_per_s": round(num_frames / max(seconds, 1e-9), 1),
+    }
+
+
 def prepare(video: Path, output_dir: Path, settings: PrepareSettings = PrepareSettings(),
             export_ab: Path | None = None) -> dict:
     """Probe, decode and store a video as a next-frame dataset (see the module docstring for the layout).
@@ -197,14 +243,8 @@ def prepare(video: Path, output_dir: Path, settings: PrepareSettings = PrepareSe
     _check_replaceable(output_dir, DATASET_FILE)
     if export_ab is not None:
         _check_replaceable(Path(export_ab), "train")
-    expected = info.num_frames
-    if settings.max_frames:
-        expected = min(expected, settings.max_frames) if expected else settings.max_frames
-    if expected:
-        check_free_space(output_dir.parent, expected * size * size * 3, f"{expected} frames of {size}x{size}")
-        if export_ab is not None:  # PNG pairs: at most the raw size of two frames each
-            check_free_space(Path(export_ab).parent, expected * size * size * 6, "the A|B PNG pairs")
-    else:
+    expected = _check_space_for(info, settings, output_dir, export_ab)
+    if not expected:
         log.warning("%s: the container gives no frame count; the free-space check is skipped", video_path)
     log.info("%s: %dx%d (rotation %d), %s, %.3f fps, about %s frames -> %d px dataset in %s", video_path, info.width,
              info.height, info.rotation, info.codec, info.fps, expected or "?", size, output_dir)
@@ -213,53 +253,15 @@ def prepare(video: Path, output_dir: Path, settings: PrepareSettings = PrepareSe
     temp_dir = _temporary_sibling(output_dir)
     temp_dir.mkdir()
     try:
-        decoder = _video.FrameDecoder(video_path, size, info=info, max_frames=settings.max_frames,
-                                     max_pixels=settings.max_pixels, timeout_s=settings.timeout_s)
-        started = time.monotonic()
-        try:
-            num_frames = _write_frames(decoder, temp_dir / FRAMES_FILE, expected)
-        except OSError as error:
-            if error.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise InputError(f"the disk filled up while writing the dataset to {output_dir}; free some space or "
-                                 f"lower --image-size / --max-frames") from None
-            raise
-        seconds = time.monotonic() - started
-        if num_frames < _video.MIN_FRAMES:
-            raise InputError(f"video {video_path} decoded to only {num_frames} frame(s); at least "
-                             f"{_video.MIN_FRAMES} are needed, pass a longer or undamaged video")
-        train, val = split_pairs(num_frames, settings.train_ratio)
-        fps = info.fps if info.fps > 0 else 25.0
-        notes = list(decoder.warnings)
-        if info.fps <= 0:
-            notes.append("the container gives no frame rate; 25 fps assumed")
-        dataset_info = {
-            "fps": fps,
-            "image_size": size,
-            "num_frames": num_frames,
-            "source": str(video_path),
-            "train": list(train),
-            "val": list(val),
-            "start_frame": choose_start_frame(val, settings.seed),
-            "seed": settings.seed,
-            "settings": dataclasses.asdict(settings),
-            "source_width": info.width,
-            "source_height": info.height,
-            "rotation": info.rotation,
-            "source_codec": info.codec,
-            "source_format": info.format_name,
-            "source_frames": info.num_frames,
-            "partial_decode": decoder.partial,
-            "notes": notes,
-            "decode_frames_per_s": round(num_frames / max(seconds, 1e-9), 1),
-        }
+        dataset_info = _decode(video_path, info, settings, temp_dir / FRAMES_FILE, expected, output_dir)
         atomic_write_json(temp_dir / DATASET_FILE, dataset_info)
         _move_into_place(temp_dir, output_dir, DATASET_FILE)
     except BaseException:
         shutil.rmtree(temp_dir, ignore_errors=True)
         raise
     log.info("wrote %d frames of %dx%d to %s (%.0f frames/s); train pairs %s, val pairs %s, start frame %d",
-             num_frames, size, size, output_dir, dataset_info["decode_frames_per_s"], train, val,
-             dataset_info["start_frame"])
+             dataset_info["num_frames"], size, size, output_dir, dataset_info["decode_frames_per_s"],
+             tuple(dataset_info["train"]), tuple(dataset_info["val"]), dataset_info["start_frame"])
     if export_ab is not None:
         export_ab_pairs(output_dir, Path(export_ab))
     return dataset_info

@@ -253,6 +253,14 @@ def _sustained_start(condition: np.ndarray, sustain: int) -> int | None:
     return None
 
 
+def _flag(condition, per_video: list[dict], sustain: int) -> dict[str, Any]:
+    """One health flag over the videos: where ``condition`` (None = not checked) first holds ``sustain`` frames."""
+    starts = [] if condition is None else [_sustained_start(condition(s), sustain) for s in per_video]
+    hit = [(v, t) for v, t in enumerate(starts) if t is not None]
+    return {"flagged": bool(hit), "frame": min(t for _, t in hit) if hit else None,
+            "videos": [{"video": v, "frame": int(t)} for v, t in hit], "checked": condition is not None}
+
+
 def long_rollout_health(generated: np.ndarray, reference: dict[str, float],
                         sustain: int = SUSTAIN_FRAMES) -> dict[str, Any]:
     """Health flags of a generated video against the training frames' statistics.
@@ -300,16 +308,7 @@ def long_rollout_health(generated: np.ndarray, reference: dict[str, float],
         "exploded": lambda s: s["saturated"] > thresholds["exploded_saturated_above"],
     }
     for name, condition in conditions.items():
-        starts = []
-        if condition is not None:
-            starts = [_sustained_start(condition(s), sustain) for s in per_video]
-        hit = [(v, t) for v, t in enumerate(starts) if t is not None]
-        flags[name] = {
-            "flagged": bool(hit),
-            "frame": min(t for _, t in hit) if hit else None,
-            "videos": [{"video": v, "frame": int(t)} for v, t in hit],
-            "checked": condition is not None,
-        }
+        flags[name] = _flag(condition, per_video, sustain)
     series = {key: [np.round(s[key], 4).tolist() for s in per_video[:_SERIES_MAX_VIDEOS]]
               for key in ("mean", "std", "saturated", "change")}
     return {"frames": int(gen.shape[0]), "videos": int(gen.shape[1]), "reference": reference,
@@ -500,21 +499,7 @@ def evaluate(dataset_dir: Path, model_dir: Path, output_dir: Path, settings: Eva
     train_block, val_block = dataset.block("train"), dataset.block("val")
     model, model_info, k_context = _open_model(Path(model_dir), dataset.image_size)
 
-    import keras
-
-    keras.utils.set_random_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
-    step = make_step(model, k_context, deterministic=True)  # one compiled step for every prediction below
-    pairs = _one_step_pairs(val_block, k_context, settings.max_pairs)
-    log.info("one-step: %d val pairs, context %d, image %d px", len(pairs), k_context, dataset.image_size)
-    one_step, strip_predictions = _one_step(model, dataset.frames, pairs, k_context, settings.batch_size, step)
-
-    # Rollouts: start frames are the last context frame, inside the val block (frames val[0]..val[1]).
-    candidates = np.arange(max(val_block[0], k_context - 1), val_block[1])
-    starts = _choose_starts(candidates, len(dataset.frames), max(settings.rollout_steps), settings.num_starts, rng)
-    log.info("rollouts: %d starts %s, k = %s", len(starts), starts.tolist(), list(settings.rollout_steps))
-    rollout, rolled = _rollout_quality(model, dataset.frames, starts, k_context, settings.rollout_steps,
-                                       settings.batch_size, step)
+    one_step, strip_predictions, starts, rollout, rolled = _score(model, dataset, val_block, k_context, settings)
     generated = _Generated(rolled[:, 0], f"{len(rolled)}-frame evaluation rollout from validation frame "
                                          f"{int(starts[0])}")
     if generated_dir is not None:
@@ -544,6 +529,26 @@ def evaluate(dataset_dir: Path, model_dir: Path, output_dir: Path, settings: Eva
     _write(Path(output_dir), metrics, dataset, model_info, generated, strip_predictions, records)
     log.info("%s (%.1f s)", metrics["verdict"], metrics["eval_seconds"])
     return dict(metrics["scalars"])
+
+
+def _score(model, dataset: artifacts.Dataset, val_block: tuple[int, int], k_context: int,
+           settings: EvaluateSettings) -> tuple[dict, dict, np.ndarray, list[dict], np.ndarray]:
+    """One-step scores (and the strip's predictions), the rollout starts, the per-k rollout rows and the rollouts."""
+    import keras
+
+    keras.utils.set_random_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    step = make_step(model, k_context, deterministic=True)  # one compiled step for every prediction below
+    pairs = _one_step_pairs(val_block, k_context, settings.max_pairs)
+    log.info("one-step: %d val pairs, context %d, image %d px", len(pairs), k_context, dataset.image_size)
+    one_step, strip_predictions = _one_step(model, dataset.frames, pairs, k_context, settings.batch_size, step)
+    # Rollouts: start frames are the last context frame, inside the val block (frames val[0]..val[1]).
+    candidates = np.arange(max(val_block[0], k_context - 1), val_block[1])
+    starts = _choose_starts(candidates, len(dataset.frames), max(settings.rollout_steps), settings.num_starts, rng)
+    log.info("rollouts: %d starts %s, k = %s", len(starts), starts.tolist(), list(settings.rollout_steps))
+    rollout, rolled = _rollout_quality(model, dataset.frames, starts, k_context, settings.rollout_steps,
+                                       settings.batch_size, step)
+    return one_step, strip_predictions, starts, rollout, rolled
 
 
 def _open_model(model_dir: Path, size: int):

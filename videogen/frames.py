@@ -15,16 +15,6 @@ _SCALE = 127.5
 
 
 # ------------------------------------------------------------------------------------------------------- conversion
-def to_float(frames) -> np.ndarray:
-    """uint8 frames -> float32 in [-1, 1] (numpy)."""
-    return np.asarray(frames, dtype=np.float32) * np.float32(1.0 / _SCALE) - np.float32(1.0)
-
-
-def to_uint8(images) -> np.ndarray:
-    """Float images in [-1, 1] -> uint8, rounded half to even and clipped (numpy)."""
-    return np.clip(np.rint((np.asarray(images, dtype=np.float32) + 1.0) * _SCALE), 0, 255).astype(np.uint8)
-
-
 def tf_to_float(frames):
     """uint8 frames -> float32 in [-1, 1] (TensorFlow, in-graph)."""
     import tensorflow as tf

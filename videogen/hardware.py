@@ -18,9 +18,6 @@ from videogen.errors import InputError
 
 log = logging.getLogger("videogen.hardware")
 
-PRECISIONS = ("float32", "bfloat16")
-
-
 def nvidia_smi_gpus() -> list[str]:
     """Names of the GPUs nvidia-smi sees (empty without the tool or a driver)."""
     try:
@@ -60,12 +57,6 @@ def gpu_supports_bf16() -> bool:
     return bool(gpus)
 
 
-def has_gpu() -> bool:
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))
-
-
 def _gpu_description(gpus: list) -> str:
     import tensorflow as tf
 
@@ -102,7 +93,7 @@ def detect_device() -> tuple[str, bool]:
 def resolve_precision(setting: Any, on_gpu: bool, *, gpu_native: bool | None = None) -> str:
     """``"float32"`` or ``"bfloat16"`` for a precision setting (auto, float32/fp32, bfloat16/bf16/mixed_bfloat16).
 
-    ``auto`` is bfloat16 where the hardware computes it natively (faster at the same quality, docs/performance.md):
+    ``auto`` is bfloat16 where the hardware computes it natively (faster at the same quality, docs/quality.md):
     on a GPU when ``gpu_native`` says so (default: any GPU), on a CPU with AVX512_BF16 or AMX.
     """
     value = str(setting).strip().lower()

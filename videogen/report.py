@@ -101,6 +101,31 @@ def _bin_mean(xs: np.ndarray, ys: np.ndarray, bins: int) -> tuple[np.ndarray, np
             np.array([ys[a:b].mean() for a, b in zip(edges[:-1], edges[1:], strict=True)]))
 
 
+def _plot_series(lines) -> list[tuple[str, np.ndarray, np.ndarray, str]]:
+    """The finite points of each line, binned to at most ``_PLOT_MAX_POINTS``; empty lines dropped."""
+    data = []
+    for label, xs, ys, color in lines:
+        xs_a, ys_a = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+        keep = np.isfinite(xs_a) & np.isfinite(ys_a)
+        xs_a, ys_a = _bin_mean(xs_a[keep], ys_a[keep], _PLOT_MAX_POINTS)
+        if len(xs_a):
+            data.append((label, xs_a, ys_a, color))
+    return data
+
+
+def _plot_ranges(data, refs) -> tuple[float, float, float, float]:
+    """``(x_lo, x_hi, y_lo, y_hi)`` over the lines and reference values, widened when flat."""
+    all_y = np.concatenate([d[2] for d in data] + [np.array([y for _, y, _ in refs], dtype=np.float64)])
+    all_x = np.concatenate([d[1] for d in data])
+    y_lo, y_hi = float(all_y.min()), float(all_y.max())
+    if y_hi - y_lo < 1e-12:
+        y_lo, y_hi = y_lo - 0.5 * (abs(y_lo) or 1.0), y_hi + 0.5 * (abs(y_hi) or 1.0)
+    x_lo, x_hi = float(all_x.min()), float(all_x.max())
+    if x_hi - x_lo < 1e-12:
+        x_lo, x_hi = x_lo - 1, x_hi + 1
+    return x_lo, x_hi, y_lo, y_hi
+
+
 def svg_plot(title: str, lines: Sequence[tuple[str, Sequence[float], Sequence[float], str]],
              hlines: Sequence[tuple[str, float | None, str]] = (), x_label: str = "step", width: int = 300,
              height: int = 190) -> str:
@@ -117,25 +142,12 @@ def svg_plot(title: str, lines: Sequence[tuple[str, Sequence[float], Sequence[fl
     pw, ph = width - left - right, height - top - bottom
     parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">',
              f'<text x="{width / 2:.0f}" y="14" text-anchor="middle" class="pt">{html.escape(title)}</text>']
-    data = []
-    for label, xs, ys, color in lines:
-        xs_a, ys_a = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
-        keep = np.isfinite(xs_a) & np.isfinite(ys_a)
-        xs_a, ys_a = _bin_mean(xs_a[keep], ys_a[keep], _PLOT_MAX_POINTS)
-        if len(xs_a):
-            data.append((label, xs_a, ys_a, color))
+    data = _plot_series(lines)
     if not data:
         parts.append(f'<text x="{width / 2:.0f}" y="{height / 2:.0f}" text-anchor="middle" class="pl">no data</text>')
         return "".join(parts) + "</svg>"
     refs = [(label, y, c) for label, y, c in hlines if y is not None and math.isfinite(y)]
-    all_y = np.concatenate([d[2] for d in data] + [np.array([y for _, y, _ in refs], dtype=np.float64)])
-    all_x = np.concatenate([d[1] for d in data])
-    y_lo, y_hi = float(all_y.min()), float(all_y.max())
-    if y_hi - y_lo < 1e-12:
-        y_lo, y_hi = y_lo - 0.5 * (abs(y_lo) or 1.0), y_hi + 0.5 * (abs(y_hi) or 1.0)
-    x_lo, x_hi = float(all_x.min()), float(all_x.max())
-    if x_hi - x_lo < 1e-12:
-        x_lo, x_hi = x_lo - 1, x_hi + 1
+    x_lo, x_hi, y_lo, y_hi = _plot_ranges(data, refs)
 
     def px(x: float) -> float:
         return left + (x - x_lo) / (x_hi - x_lo) * pw

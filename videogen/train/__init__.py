@@ -2,7 +2,7 @@
 
 Reads a dataset dir made by the prepare stage (``frames.npy`` uint8 ``(N, S, S, 3)``, memory-mapped, and
 ``dataset.json``). Writes a model dir: ``generator.keras`` (input ``(B, S, S, 3K)`` float32 in [-1, 1], output
-``(B, S, S, 3)``), ``generator_savedmodel/``, ``model.json`` (sizes, steps, settings, loss history, measured images/s),
+``(B, S, S, 3)``), ``generator_savedmodel/``, ``model.json`` (sizes, steps, settings, loss history, images/s),
 TensorBoard event files under ``logs/`` and, unless another checkpoint dir is given, ``checkpoints/``.
 
 Training runs in phases defined by step ranges, so ``max_steps`` is the total of all of them and a resumed run knows

@@ -1,6 +1,6 @@
 """The pix2pix train step: one body, run as is on one device or through ``strategy.run`` on each replica.
 
-Speed choices (measured; the figures are in docs/quality.md and bench/results.md): one persistent tape for both
+Speed choices (bench/run.py times the step): one persistent tape for both
 gradient sets (the same work as the tutorial's two tapes, kept for clarity); two discriminator calls, real and fake
 (one joint call changes the discriminator's batch norm statistics and was not faster); XLA off on CPUs, where it made
 the step slower, on for one GPU.
