@@ -31,7 +31,6 @@ import numpy as np
 
 from videogen import video as _video
 from videogen.artifacts import DATASET_FILE, FRAMES_FILE, atomic_write_json, npy_header, open_dataset
-from videogen.artifacts import open_frames_dir as open_frames_dir  # noqa: PLC0414 - the name other code imports
 from videogen.errors import InputError
 from videogen.model import SUPPORTED_IMAGE_SIZES
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from videogen import artifacts, hardware
-from videogen.artifacts import (  # noqa: F401
+from videogen.artifacts import (
     FRAMES_FILE,
     GENERATION_FILE,
     GENERATOR_FILE,
@@ -34,9 +34,13 @@ from videogen.artifacts import (  # noqa: F401
     npy_header,
 )
 from videogen.errors import InputError
-from videogen.frames import make_step, rollout, stack_context, unstack_context  # noqa: F401
-from videogen.generator_io import SavedModelGenerator, inference_copy, load_generator  # noqa: F401
-from videogen.hardware import detect_device  # noqa: F401
+from videogen.frames import make_step, rollout, stack_context, unstack_context
+from videogen.generator_io import SavedModelGenerator, inference_copy, load_generator
+from videogen.hardware import detect_device
+
+# Also the names other code (the CLI, bench, tests) reads from this module; they live in the modules that own them.
+__all__ = ["GenerateSettings", "SavedModelGenerator", "choose_start_frames", "detect_device", "generate",
+           "inference_copy", "load_generator", "load_start_image", "make_step", "npy_header", "rollout"]
 
 log = logging.getLogger("videogen.generate")
 

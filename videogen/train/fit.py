@@ -158,11 +158,10 @@ def _sample(plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
     return stack_context(np.asarray(block[:-1]))[None], np.asarray(block[-1])[None]
 
 
-def _phase_examples(plan: _Plan, phase_index: int, phase: dict, start_step: int, generator) -> tuple[Any, float]:
+def _phase_examples(plan: _Plan, phase_index: int, phase: dict, phase_seed: int, generator) -> tuple[Any, float]:
     """The phase's example stream (real pairs; in a refine round mixed with fresh rollout pairs) and the seconds the
     rollouts took."""
     s = plan.settings
-    phase_seed = s.seed + 1000 * phase_index + start_step  # a resumed run does not replay the same order
     examples = data.real_examples(plan.dataset.frames, plan.first_pair, plan.end_pair, s.context_frames, phase_seed)
     if phase["name"] == "main":
         return examples, 0.0
@@ -206,9 +205,9 @@ def _fit(plan: _Plan, models: dict[str, Any], devices: _Devices, checkpoints: Ch
     for phase_index, phase in enumerate(plan.phases):
         if start_step >= phase["end_step"]:
             continue
-        examples, seconds = _phase_examples(plan, phase_index, phase, start_step, generator)
+        phase_seed = plan.settings.seed + 1000 * phase_index + start_step  # a resumed run does not replay the order
+        examples, seconds = _phase_examples(plan, phase_index, phase, phase_seed, generator)
         rollout_seconds += seconds
-        phase_seed = plan.settings.seed + 1000 * phase_index + start_step
         batches = data.batches(examples, plan.dataset.image_size, plan.batch, seed=phase_seed + 1,
                                strategy=devices.strategy)
         _run_phase(plan, phase, iter(batches), train_step, models["step"], monitor, save)
