@@ -2,8 +2,9 @@
 
 Reads a dataset dir (``frames.npy``, ``dataset.json``), a model dir (``generator.keras``, ``model.json``) and, when
 given, a generated dir (``frames.npy`` (T, V, S, S, 3), ``generation.json``). Writes into ``output_dir``:
-``metrics.json`` (full detail; :func:`evaluate` returns its flat ``scalars``), ``report.html`` and ``summary.md``
-(see ``videogen.report``).
+``metrics.json`` (full detail; :func:`evaluate` returns its flat ``scalars``; the verdict both as the sentence
+``verdict`` and as fields, ``assessment``, see :func:`assess`), ``report.html`` and ``summary.md`` (see
+``videogen.report``, which colours the verdict from ``assessment``).
 
 What is measured (all on uint8 frames, data range 255):
 - One-step quality on the validation pairs: PSNR/SSIM of the model's prediction of frame i+1 from frames
