@@ -64,7 +64,7 @@ def machine_info() -> dict:
                 flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    from videogen.generate import detect_device
+    from videogen.hardware import detect_device
 
     device, _ = detect_device()
     return {"cpu": cpu, "cores": os.cpu_count(), "cpu_bf16": bool(flags & {"avx512_bf16", "amx_bf16"}),
@@ -315,7 +315,8 @@ def reference_train_step(size: int, ngf: int, batch: int):
 
 def bench_training(work: Path, size: int, ngf: int, batches: list[int], repeats: int, peak_gflops: float,
                    num_frames: int) -> dict:
-    from videogen.train import TrainSettings, _resolve_precision, train
+    from videogen.hardware import keras_training_policy, resolve_precision
+    from videogen.train import TrainSettings, train
 
     out: dict = {"image_size": size, "ngf": ngf, "ndf": ngf}
     for batch in batches:
@@ -335,7 +336,7 @@ def bench_training(work: Path, size: int, ngf: int, batches: list[int], repeats:
                 info = train(dataset_dir, work / f"train_out_{size}_{batch}_{precision}_{r}", settings)
                 values.append(float(info["train_images_per_s"]))
                 if precision == "auto":
-                    resolved = _resolve_precision("auto", gpu=False)
+                    resolved = keras_training_policy(resolve_precision("auto", on_gpu=False))
         ours, ours_f32 = runs["auto"], runs["float32"]
         entry = {"batch": batch, "train_step_gflop_per_image": flops_per_image / 1e9,
                  "videogen_train_precision": resolved,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import json
 import logging
 import shutil
 import time
@@ -31,13 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from videogen import video as _video
+from videogen.artifacts import DATASET_FILE, FRAMES_FILE, atomic_write_json, npy_header, open_dataset
 from videogen.errors import InputError
 from videogen.model import SUPPORTED_IMAGE_SIZES
 
 log = logging.getLogger("videogen.prepare")
 
-FRAMES_FILE = "frames.npy"
-INFO_FILE = "dataset.json"
 # numpy's .npy v1.0 header for a 4-d uint8 array is padded to 128 bytes (a multiple of 64); we reserve that much in
 # front of the streamed frames and write the header once the frame count is known.
 _NPY_HEADER_BYTES = 128
@@ -116,15 +114,6 @@ def _mb(num_bytes: float) -> str:
     return f"{num_bytes / 1e6:,.1f} MB"
 
 
-def _npy_header(shape: tuple[int, ...]) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    np.lib.format.write_array_header_1_0(
-        buffer, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False, "shape": shape})
-    return buffer.getvalue()
-
-
 def _temporary_sibling(path: Path) -> Path:
     return path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.partial"
 
@@ -172,12 +161,58 @@ def _write_frames(decoder: _video.FrameDecoder, path: Path, expected: int) -> in
                 eta = f", ETA {max(expected - done, 0) / rate:.0f} s" if expected and rate > 0 else ""
                 log.info("decoded %d/%s frames (%.0f frames/s%s)", done, expected or "?", rate, eta)
         count = decoder.frames_decoded
-        header = _npy_header((count, size, size, 3))
+        header = npy_header((count, size, size, 3))
         if len(header) != _NPY_HEADER_BYTES:  # pragma: no cover - only for absurd frame counts
             raise RuntimeError(f"unexpected .npy header length {len(header)}")
         out.seek(0)
         out.write(header)
     return count
+
+
+def _check_space_for(info: _video.VideoInfo, settings: PrepareSettings, output_dir: Path,
+                     export_ab: Path | None) -> int:
+    """The expected frame count (0 = unknown), after refusing a disk too small for it."""
+    size = settings.image_size
+    expected = info.num_frames
+    if settings.max_frames:
+        expected = min(expected, settings.max_frames) if expected else settings.max_frames
+    if expected:
+        check_free_space(output_dir.parent, expected * size * size * 3, f"{expected} frames of {size}x{size}")
+        if export_ab is not None:  # PNG pairs: at most the raw size of two frames each
+            check_free_space(Path(export_ab).parent, expected * size * size * 6, "the A|B PNG pairs")
+    return expected
+
+
+def _decode(video_path: Path, info: _video.VideoInfo, settings: PrepareSettings, frames_path: Path, expected: int,
+            output_dir: Path) -> dict:
+    """Decode the video into ``frames_path``; returns the dataset.json content."""
+    decoder = _video.FrameDecoder(video_path, settings.image_size, info=info, max_frames=settings.max_frames,
+                                  max_pixels=settings.max_pixels, timeout_s=settings.timeout_s)
+    started = time.monotonic()
+    try:
+        num_frames = _write_frames(decoder, frames_path, expected)
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InputError(f"the disk filled up while writing the dataset to {output_dir}; free some space or "
+                             f"lower --image-size / --max-frames") from None
+        raise
+    seconds = time.monotonic() - started
+    if num_frames < _video.MIN_FRAMES:
+        raise InputError(f"video {video_path} decoded to only {num_frames} frame(s); at least "
+                         f"{_video.MIN_FRAMES} are needed, pass a longer or undamaged video")
+    train, val = split_pairs(num_frames, settings.train_ratio)
+    notes = list(decoder.warnings)
+    if info.fps <= 0:
+        notes.append("the container gives no frame rate; 25 fps assumed")
+    return {
+        "fps": info.fps if info.fps > 0 else 25.0, "image_size": settings.image_size, "num_frames": num_frames,
+        "source": str(video_path), "train": list(train), "val": list(val),
+        "start_frame": choose_start_frame(val, settings.seed), "seed": settings.seed,
+        "settings": dataclasses.asdict(settings), "source_width": info.width, "source_height": info.height,
+        "rotation": info.rotation, "source_codec": info.codec, "source_format": info.format_name,
+        "source_frames": info.num_frames, "partial_decode": decoder.partial, "notes": notes,
+        "decode_frames_per_s": round(num_frames / max(seconds, 1e-9), 1),
+    }
 
 
 def prepare(video: Path, output_dir: Path, settings: PrepareSettings = PrepareSettings(),
@@ -204,17 +239,11 @@ def prepare(video: Path, output_dir: Path, settings: PrepareSettings = PrepareSe
     video_path, output_dir = Path(video), Path(output_dir)
     size = settings.image_size
     info = _video.probe_video(video_path, timeout_s=settings.timeout_s, max_pixels=settings.max_pixels)
-    _check_replaceable(output_dir, INFO_FILE)
+    _check_replaceable(output_dir, DATASET_FILE)
     if export_ab is not None:
         _check_replaceable(Path(export_ab), "train")
-    expected = info.num_frames
-    if settings.max_frames:
-        expected = min(expected, settings.max_frames) if expected else settings.max_frames
-    if expected:
-        check_free_space(output_dir.parent, expected * size * size * 3, f"{expected} frames of {size}x{size}")
-        if export_ab is not None:  # PNG pairs: at most the raw size of two frames each
-            check_free_space(Path(export_ab).parent, expected * size * size * 6, "the A|B PNG pairs")
-    else:
+    expected = _check_space_for(info, settings, output_dir, export_ab)
+    if not expected:
         log.warning("%s: the container gives no frame count; the free-space check is skipped", video_path)
     log.info("%s: %dx%d (rotation %d), %s, %.3f fps, about %s frames -> %d px dataset in %s", video_path, info.width,
              info.height, info.rotation, info.codec, info.fps, expected or "?", size, output_dir)
@@ -223,80 +252,22 @@ def prepare(video: Path, output_dir: Path, settings: PrepareSettings = PrepareSe
     temp_dir = _temporary_sibling(output_dir)
     temp_dir.mkdir()
     try:
-        decoder = _video.FrameDecoder(video_path, size, info=info, max_frames=settings.max_frames,
-                                     max_pixels=settings.max_pixels, timeout_s=settings.timeout_s)
-        started = time.monotonic()
-        try:
-            num_frames = _write_frames(decoder, temp_dir / FRAMES_FILE, expected)
-        except OSError as error:
-            if error.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise InputError(f"the disk filled up while writing the dataset to {output_dir}; free some space or "
-                                 f"lower --image-size / --max-frames") from None
-            raise
-        seconds = time.monotonic() - started
-        if num_frames < _video.MIN_FRAMES:
-            raise InputError(f"video {video_path} decoded to only {num_frames} frame(s); at least "
-                             f"{_video.MIN_FRAMES} are needed, pass a longer or undamaged video")
-        train, val = split_pairs(num_frames, settings.train_ratio)
-        fps = info.fps if info.fps > 0 else 25.0
-        notes = list(decoder.warnings)
-        if info.fps <= 0:
-            notes.append("the container gives no frame rate; 25 fps assumed")
-        dataset_info = {
-            "fps": fps,
-            "image_size": size,
-            "num_frames": num_frames,
-            "source": str(video_path),
-            "train": list(train),
-            "val": list(val),
-            "start_frame": choose_start_frame(val, settings.seed),
-            "seed": settings.seed,
-            "settings": dataclasses.asdict(settings),
-            "source_width": info.width,
-            "source_height": info.height,
-            "rotation": info.rotation,
-            "source_codec": info.codec,
-            "source_format": info.format_name,
-            "source_frames": info.num_frames,
-            "partial_decode": decoder.partial,
-            "notes": notes,
-            "decode_frames_per_s": round(num_frames / max(seconds, 1e-9), 1),
-        }
-        (temp_dir / INFO_FILE).write_text(json.dumps(dataset_info, indent=2) + "\n")
-        _move_into_place(temp_dir, output_dir, INFO_FILE)
+        dataset_info = _decode(video_path, info, settings, temp_dir / FRAMES_FILE, expected, output_dir)
+        atomic_write_json(temp_dir / DATASET_FILE, dataset_info)
+        _move_into_place(temp_dir, output_dir, DATASET_FILE)
     except BaseException:
         shutil.rmtree(temp_dir, ignore_errors=True)
         raise
     log.info("wrote %d frames of %dx%d to %s (%.0f frames/s); train pairs %s, val pairs %s, start frame %d",
-             num_frames, size, size, output_dir, dataset_info["decode_frames_per_s"], train, val,
-             dataset_info["start_frame"])
+             dataset_info["num_frames"], size, size, output_dir, dataset_info["decode_frames_per_s"],
+             tuple(dataset_info["train"]), tuple(dataset_info["val"]), dataset_info["start_frame"])
     if export_ab is not None:
         export_ab_pairs(output_dir, Path(export_ab))
     return dataset_info
 
 
-def open_frames_dir(directory: Path, info_file: str, *, what: str, damaged_as: str, made_by: str,
-                    redo: str) -> tuple[np.ndarray, dict]:
-    """Open a stage's output directory of ``frames.npy`` (memory-mapped) + a JSON info file, with one-line errors.
-
-    Shared by :func:`load_dataset` and ``encode.load_generated``; the callers check shapes and fields.
-    """
-    info_path, frames_path = directory / info_file, directory / FRAMES_FILE
-    if not directory.is_dir():
-        raise InputError(f"{what} {directory} does not exist; run {made_by} first")
-    if not info_path.is_file() or not frames_path.is_file():
-        raise InputError(f"{directory} is not a {what} (needs {info_file} and {FRAMES_FILE}); pass the output of "
-                         f"{made_by}")
-    try:
-        info = json.loads(info_path.read_text())
-        frames = np.load(frames_path, mmap_mode="r")
-    except (ValueError, OSError) as error:
-        raise InputError(f"{damaged_as} {directory} is damaged ({type(error).__name__}: {error}); {redo}") from None
-    return frames, info
-
-
 def load_dataset(dataset_dir: Path) -> tuple[np.ndarray, dict]:
-    """Open a dataset directory written by :func:`prepare`.
+    """Open a dataset directory written by :func:`prepare` (see :func:`videogen.artifacts.open_dataset`).
 
     Returns:
         ``(frames, info)``: the memory-mapped uint8 ``(N, S, S, 3)`` frames and the ``dataset.json`` content.
@@ -304,16 +275,8 @@ def load_dataset(dataset_dir: Path) -> tuple[np.ndarray, dict]:
     Raises:
         InputError: the directory is missing or is not a (complete, consistent) dataset.
     """
-    dataset_dir = Path(dataset_dir)
-    frames, info = open_frames_dir(dataset_dir, INFO_FILE, what="dataset directory", damaged_as="dataset",
-                                   made_by="`videogen prepare`", redo="run `videogen prepare` again")
-    size = info.get("image_size") if isinstance(info, dict) else None
-    if (frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (size, size, 3)
-            or frames.shape[0] != info.get("num_frames")):
-        raise InputError(f"dataset {dataset_dir} is inconsistent: {FRAMES_FILE} is {frames.dtype} {frames.shape} but "
-                         f"{INFO_FILE} says {info.get('num_frames') if isinstance(info, dict) else '?'} frames of "
-                         f"{size}x{size}; run `videogen prepare` again")
-    return frames, info
+    dataset = open_dataset(Path(dataset_dir))
+    return dataset.frames, dataset.info
 
 
 def write_ab_pairs(frames: np.ndarray, pairs: tuple[int, int], directory: Path) -> int:
@@ -336,15 +299,16 @@ def write_ab_pairs(frames: np.ndarray, pairs: tuple[int, int], directory: Path) 
 
 
 def export_ab_pairs(dataset_dir: Path, output_dir: Path) -> dict:
-    """Export a dataset as pix2pix-tensorflow's "A|B" paired-image folders ``train/`` and ``val/`` (the seed's format,
-    for people who keep using pix2pix-tensorflow; ``--which_direction AtoB``).
+    """Export a dataset as pix2pix-tensorflow's "A|B" paired-image folders ``train/`` and ``val/`` (the format of the
+    original workflow, for people who keep using pix2pix-tensorflow; ``--which_direction AtoB``).
 
     Written under a temporary name and renamed into place when complete.
 
     Returns:
         ``{"path", "train", "val"}`` with the number of images in each folder.
     """
-    frames, info = load_dataset(dataset_dir)
+    dataset = open_dataset(Path(dataset_dir))
+    frames, info = dataset.frames, dataset.info
     output_dir = Path(output_dir)
     size = info["image_size"]
     # A PNG is never larger than its raw pixels plus a little framing.
@@ -352,7 +316,7 @@ def export_ab_pairs(dataset_dir: Path, output_dir: Path) -> dict:
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     temp_dir = _temporary_sibling(output_dir)
     try:
-        counts = {name: write_ab_pairs(frames, tuple(info[name]), temp_dir / name) for name in ("train", "val")}
+        counts = {name: write_ab_pairs(frames, dataset.block(name), temp_dir / name) for name in ("train", "val")}
         _move_into_place(temp_dir, output_dir, "train")
     except BaseException:
         shutil.rmtree(temp_dir, ignore_errors=True)

@@ -15,36 +15,19 @@ from pathlib import Path
 
 import numpy as np
 
+from videogen.artifacts import open_generated
 from videogen.errors import InputError
 from videogen.video import VideoWriter
 
 log = logging.getLogger("videogen.encode")
 
-FRAMES_FILE = "frames.npy"
-INFO_FILE = "generation.json"
 # Frames handed to the writer per call: large enough to keep Python overhead negligible, small enough to stream.
 _BLOCK_FRAMES = 32
 
 
 def load_generated(generated_dir: Path) -> tuple[np.ndarray, dict]:
-    """Open a generated directory: memory-mapped ``(T, V, S, S, 3)`` uint8 frames and the ``generation.json`` content.
-
-    Raises:
-        InputError: the directory is missing, incomplete or inconsistent.
-    """
-    from videogen.dataset import open_frames_dir
-
-    generated_dir = Path(generated_dir)
-    frames_path, info_path = generated_dir / FRAMES_FILE, generated_dir / INFO_FILE
-    frames, info = open_frames_dir(generated_dir, INFO_FILE, what="generated directory",
-                                   damaged_as="generated directory", made_by="`videogen generate`",
-                                   redo="run the generate stage again")
-    if not isinstance(info, dict):
-        raise InputError(f"{info_path} is not a JSON object; run the generate stage again")
-    if frames.dtype != np.uint8 or frames.ndim != 5 or frames.shape[-1] != 3 or frames.shape[2] != frames.shape[3]:
-        raise InputError(f"{frames_path} is {frames.dtype} {frames.shape}, expected uint8 (T, V, S, S, 3); run the "
-                         f"generate stage again")
-    return frames, info
+    """Open a generated directory (see :func:`videogen.artifacts.open_generated`)."""
+    return open_generated(Path(generated_dir))
 
 
 def encode(generated_dir: Path, output: Path, fps: float | None = None, video_index: int = 0) -> dict:

@@ -2,8 +2,9 @@
 
 Reads a dataset dir (``frames.npy``, ``dataset.json``), a model dir (``generator.keras``, ``model.json``) and, when
 given, a generated dir (``frames.npy`` (T, V, S, S, 3), ``generation.json``). Writes into ``output_dir``:
-``metrics.json`` (full detail; :func:`evaluate` returns its flat ``scalars``), ``report.html`` and ``summary.md``
-(see ``videogen.report``).
+``metrics.json`` (full detail; :func:`evaluate` returns its flat ``scalars``; the verdict both as the sentence
+``verdict`` and as fields, ``assessment``, see :func:`assess`), ``report.html`` and ``summary.md`` (see
+``videogen.report``, which colours the verdict from ``assessment``).
 
 What is measured (all on uint8 frames, data range 255):
 - One-step quality on the validation pairs: PSNR/SSIM of the model's prediction of frame i+1 from frames
@@ -23,7 +24,6 @@ drawn from ``settings.seed``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import time
@@ -33,7 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from videogen import artifacts
 from videogen.errors import InputError
+from videogen.frames import context_indices, make_step, rollout_all
 
 log = logging.getLogger("videogen.evaluate")
 
@@ -252,17 +254,25 @@ def _sustained_start(condition: np.ndarray, sustain: int) -> int | None:
     return None
 
 
+def _flag(condition, per_video: list[dict], sustain: int) -> dict[str, Any]:
+    """One health flag over the videos: where ``condition`` (None = not checked) first holds ``sustain`` frames."""
+    starts = [] if condition is None else [_sustained_start(condition(s), sustain) for s in per_video]
+    hit = [(v, t) for v, t in enumerate(starts) if t is not None]
+    return {"flagged": bool(hit), "frame": min(t for _, t in hit) if hit else None,
+            "videos": [{"video": v, "frame": int(t)} for v, t in hit], "checked": condition is not None}
+
+
 def long_rollout_health(generated: np.ndarray, reference: dict[str, float],
                         sustain: int = SUSTAIN_FRAMES) -> dict[str, Any]:
     """Health flags of a generated video against the training frames' statistics.
 
     Thresholds (levels of 255; all relative to the training frames, so a dark or static source does not trip them):
     - collapsed (contrast gone): frame std < 0.25 x the 5th percentile of the training frames' std. A quarter of the
-      contrast of the least contrasty normal frames; on real clips at 64 px that is about 7 (bikes) to 15 (Big Buck
-      Bunny) levels, while a pix2pix rollout gone to flat mush sits near 0-5.
+      contrast of the least contrasty normal frames: well above a pix2pix rollout gone to flat mush, well below any
+      real footage.
     - frozen: mean absolute change between consecutive frames < 0.1 x the training frames' median change, checked only
       when the source moves (median change >= 0.5 levels); the change of frame t is to frame t+1, so the flag's frame
-      is the last one that still differs. Real clips change by a median 1.2-3.7 levels per frame at 64 px.
+      is the last one that still differs.
     - exploded (saturated): fraction of channel values <= 2 or >= 253 above max(0.5, p99 + (1 - p99) / 2), p99 being
       the training frames' 99th percentile: most pixels pinned at 0/255, and well above what the footage itself has
       (a letterboxed or overexposed source raises the bar).
@@ -299,83 +309,37 @@ def long_rollout_health(generated: np.ndarray, reference: dict[str, float],
         "exploded": lambda s: s["saturated"] > thresholds["exploded_saturated_above"],
     }
     for name, condition in conditions.items():
-        starts = []
-        if condition is not None:
-            starts = [_sustained_start(condition(s), sustain) for s in per_video]
-        hit = [(v, t) for v, t in enumerate(starts) if t is not None]
-        flags[name] = {
-            "flagged": bool(hit),
-            "frame": min(t for _, t in hit) if hit else None,
-            "videos": [{"video": v, "frame": int(t)} for v, t in hit],
-            "checked": condition is not None,
-        }
+        flags[name] = _flag(condition, per_video, sustain)
     series = {key: [np.round(s[key], 4).tolist() for s in per_video[:_SERIES_MAX_VIDEOS]]
               for key in ("mean", "std", "saturated", "change")}
     return {"frames": int(gen.shape[0]), "videos": int(gen.shape[1]), "reference": reference,
             "thresholds": thresholds, "flags": flags, "series": series}
 
 
-# ------------------------------------------------------------------------------------------------------------ inputs
-def _block(info: dict, key: str, num_frames: int) -> tuple[int, int]:
-    try:
-        first, end = (int(v) for v in info[key])
-    except (KeyError, TypeError, ValueError):
-        raise InputError(f"dataset.json needs '{key}': [first_pair, end_pair)") from None
-    if not 0 <= first < end <= num_frames - 1:
-        raise InputError(f"dataset.json '{key}' pairs [{first}, {end}) do not fit {num_frames} frames")
-    return first, end
-
-
 # ------------------------------------------------------------------------------------------------------- prediction
-def _to_float(frames: np.ndarray) -> np.ndarray:
-    return np.asarray(frames, dtype=np.float32) / 127.5 - 1.0
-
-
-def _to_uint8(images) -> np.ndarray:
-    return np.clip(np.rint((np.asarray(images, dtype=np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
-def _stack_context(context: np.ndarray) -> np.ndarray:
-    """(B, K, S, S, 3) uint8 -> (B, S, S, 3K) float32, oldest frame first on channels."""
-    b, k, s, _, c = context.shape
-    return _to_float(np.transpose(context, (0, 2, 3, 1, 4)).reshape(b, s, s, k * c))
-
-
-def _predict(model, context: np.ndarray, batch_size: int) -> np.ndarray:
-    """Next frame (B, S, S, 3) uint8 for each context (B, K, S, S, 3) uint8, deterministic (training=False)."""
-    out = []
-    for i in range(0, len(context), batch_size):
-        out.append(_to_uint8(model(_stack_context(context[i:i + batch_size]), training=False)))
-    return np.concatenate(out)
-
-
-def rollout_frames(model, context: np.ndarray, steps: int, batch_size: int = 16) -> np.ndarray:
-    """Feed the model its own uint8-rounded predictions: ``steps`` new frames (steps, B, S, S, 3) from contexts
-    ``(B, K, S, S, 3)`` (oldest first), as a generated video would be stored."""
-    window = np.array(context, dtype=np.uint8)
-    frames = []
-    for _ in range(steps):
-        nxt = _predict(model, window, batch_size)
-        frames.append(nxt)
-        window = np.concatenate([window[:, 1:], nxt[:, None]], axis=1)
-    return np.stack(frames) if frames else np.zeros((0,) + window.shape[:1] + window.shape[2:], np.uint8)
+def rollout_frames(model, context: np.ndarray, steps: int, batch_size: int = 16, step_fn=None) -> np.ndarray:
+    """Feed the model its own uint8-rounded predictions (dropout off): ``steps`` new frames (steps, B, S, S, 3) from
+    contexts ``(B, K, S, S, 3)`` (oldest first), as a generated video would be stored."""
+    return rollout_all(model, context, steps, batch_size, step_fn)
 
 
 def _contexts(frames: np.ndarray, last_indices: np.ndarray, k: int) -> np.ndarray:
-    return np.stack([np.asarray(frames[i - k + 1:i + 1]) for i in last_indices])
+    return np.stack([np.asarray(frames[context_indices(int(i), 0, k)]) for i in last_indices])
 
 
 def _summary(values: np.ndarray) -> float:
     return round(float(np.mean(values)), 4)
 
 
-def _one_step(model, frames, pairs: np.ndarray, k: int, batch_size: int) -> tuple[dict, np.ndarray]:
+def _one_step(model, frames, pairs: np.ndarray, k: int, batch_size: int, step=None) -> tuple[dict, dict]:
+    """One-step PSNR/SSIM of the model and of copying on ``pairs``, and up to 4 predictions for the report's strip."""
     psnr_model, psnr_copy, ssim_model, ssim_copy = [], [], [], []
     strip_predictions = {}
+    step = step or make_step(model, k, deterministic=True)
     strip_at = set(pairs[np.unique(np.linspace(0, len(pairs) - 1, min(4, len(pairs))).round().astype(int))].tolist())
     for i in range(0, len(pairs), batch_size):
         sel = pairs[i:i + batch_size]
-        pred = _predict(model, _contexts(frames, sel, k), batch_size)
+        pred = rollout_frames(model, _contexts(frames, sel, k), 1, batch_size, step)[0]
         real = np.asarray(frames[sel + 1])
         last = np.asarray(frames[sel])
         psnr_model.append(psnr_per_image(pred, real))
@@ -407,10 +371,10 @@ def _choose_starts(candidates: np.ndarray, num_frames: int, longest: int, count:
 
 
 def _rollout_quality(model, frames, starts: np.ndarray, k_context: int, steps: tuple[int, ...],
-                     batch_size: int) -> tuple[list[dict], np.ndarray]:
+                     batch_size: int, step=None) -> tuple[list[dict], np.ndarray]:
     num_frames = len(frames)
     longest = max(steps)
-    rolled = rollout_frames(model, _contexts(frames, starts, k_context), longest, batch_size)  # (L, B, S, S, 3)
+    rolled = rollout_frames(model, _contexts(frames, starts, k_context), longest, batch_size, step)  # (L,B,S,S,3)
     rows = []
     for k in steps:
         ok = np.flatnonzero(starts + k <= num_frames - 1)
@@ -427,8 +391,18 @@ def _rollout_quality(model, frames, starts: np.ndarray, k_context: int, steps: t
     return rows, rolled
 
 
-def verdict(one_step: dict, rollout: list[dict], health: dict | None) -> str:
-    """One plain sentence (or two) on whether the model beats copying the last frame, and any health flag."""
+def assess(one_step: dict, rollout: list[dict], health: dict | None) -> dict[str, Any]:
+    """The verdict as fields (what the report colours) and as one plain sentence (or two), ``text``: does the model
+    beat copying the last frame one-step by more than the margin, and is the generated video healthy."""
+    gain = float(one_step["psnr_gain"])
+    flags = {name: bool(f["flagged"]) for name, f in (health or {}).get("flags", {}).items()}
+    beats_copy = gain > BEATS_COPY_MARGIN_DB
+    return {"beats_copy": beats_copy, "one_step_gain_db": round(gain, 4), "margin_db": BEATS_COPY_MARGIN_DB,
+            "healthy": None if health is None else not any(flags.values()), "flags": flags,
+            "good": beats_copy and not any(flags.values()), "text": _verdict_text(one_step, rollout, health)}
+
+
+def _verdict_text(one_step: dict, rollout: list[dict], health: dict | None) -> str:
     gain = one_step["psnr_gain"]
     if gain > BEATS_COPY_MARGIN_DB:
         text = (f"The model beats copying the last frame by {gain:.2f} dB one-step "
@@ -449,6 +423,11 @@ def verdict(one_step: dict, rollout: list[dict], health: dict | None) -> str:
         text += (" The generated video is " + ", ".join(bad) + "." if bad
                  else " The generated video stays healthy (not collapsed, frozen or exploded).")
     return text
+
+
+def verdict(one_step: dict, rollout: list[dict], health: dict | None) -> str:
+    """The verdict sentence of :func:`assess`."""
+    return _verdict_text(one_step, rollout, health)
 
 
 def scalar_metrics(metrics: dict) -> dict[str, float]:
@@ -478,20 +457,10 @@ def scalar_metrics(metrics: dict) -> dict[str, float]:
 
 
 def history_records(history: Any) -> list[dict]:
-    """Loss history as a list of ``{step, name: value, ...}`` records, from either a list of records or a dict of
-    equal-length lists (``{"step": [...], "gen_l1": [...]}``); anything else gives an empty list."""
-    if isinstance(history, dict):
-        for key in ("points", "records"):  # train.py writes {"phases": [...], "points": [{step, gen_gan, ...}]}
-            if isinstance(history.get(key), list):
-                return history_records(history[key])
-        lists = {k: v for k, v in history.items() if isinstance(v, list)}
-        if not lists:
-            return []
-        n = min(len(v) for v in lists.values())
-        return [{k: v[i] for k, v in lists.items()} for i in range(n)]
-    if isinstance(history, list):
-        return [r for r in history if isinstance(r, dict)]
-    return []
+    """The loss history of model.json (``{"phases": [...], "points": [{step, gen_gan, ...}]}``, or the bare list
+    of points) as a list of records; anything else gives an empty list."""
+    points = history.get("points") if isinstance(history, dict) else history
+    return [r for r in points if isinstance(r, dict)] if isinstance(points, list) else []
 
 
 def _final_losses(records: list[dict]) -> dict[str, float]:
@@ -525,98 +494,131 @@ def evaluate(dataset_dir: Path, model_dir: Path, output_dir: Path, settings: Eva
     Raises:
         InputError: a directory is missing its files, they are malformed, or image sizes do not match.
     """
-    from videogen import report
-
     settings = settings or EvaluateSettings()
     started = time.monotonic()
-    dataset_dir, model_dir, output_dir = Path(dataset_dir), Path(model_dir), Path(output_dir)
+    dataset = artifacts.open_dataset(Path(dataset_dir))
+    train_block, val_block = dataset.block("train"), dataset.block("val")
+    model, model_info, k_context = _open_model(Path(model_dir), dataset.image_size)
 
-    from videogen.dataset import load_dataset
-    from videogen.encode import load_generated
-    from videogen.generate import load_generator
-
-    frames, dataset_info = load_dataset(dataset_dir)
-    num_frames, size = int(frames.shape[0]), int(frames.shape[1])
-    train_block = _block(dataset_info, "train", num_frames)
-    val_block = _block(dataset_info, "val", num_frames)
-
-    model, model_info = load_generator(model_dir)
-    in_shape = tuple(model.input_shape)
-    if len(in_shape) != 4 or in_shape[3] is None or in_shape[3] % 3:
-        raise InputError(f"generator.keras takes {in_shape}; expected (B, S, S, 3K)")
-    k_context = int(model_info.get("context_frames", in_shape[3] // 3))
-    if 3 * k_context != in_shape[3]:
-        raise InputError(f"model.json says context_frames {k_context} but the generator takes {in_shape[3]} channels")
-    model_size = int(model_info.get("image_size", in_shape[1]))
-    if model_size != size or in_shape[1] != size:
-        raise InputError(f"the model works on {model_size} px frames but the dataset has {size} px frames; evaluate "
-                         f"on a dataset prepared with --image-size {model_size}")
-
-    import keras
-
-    keras.utils.set_random_seed(settings.seed)
-    rng = np.random.default_rng(settings.seed)
-
-    # One step: val pairs whose K-frame context lies inside the data.
-    pairs = np.arange(max(val_block[0], k_context - 1), val_block[1])
-    if len(pairs) == 0:
-        raise InputError(f"the val block {list(val_block)} has no pair with {k_context} context frames before it")
-    if len(pairs) > settings.max_pairs:
-        pairs = pairs[np.unique(np.linspace(0, len(pairs) - 1, settings.max_pairs).round().astype(int))]
-    log.info("one-step: %d val pairs, context %d, image %d px", len(pairs), k_context, size)
-    one_step, strip_predictions = _one_step(model, frames, pairs, k_context, settings.batch_size)
-
-    # Rollouts: start frames are the last context frame, inside the val block (frames val[0]..val[1]).
-    candidates = np.arange(max(val_block[0], k_context - 1), val_block[1])
-    starts = _choose_starts(candidates, num_frames, max(settings.rollout_steps), settings.num_starts, rng)
-    log.info("rollouts: %d starts %s, k = %s", len(starts), starts.tolist(), list(settings.rollout_steps))
-    rollout, rolled = _rollout_quality(model, frames, starts, k_context, settings.rollout_steps, settings.batch_size)
-
-    generation_info = None
-    health = None
-    preview = rolled[:, 0]
-    preview_label = f"{len(preview)}-frame evaluation rollout from validation frame {int(starts[0])}"
+    one_step, strip_predictions, starts, rollout, rolled = _score(model, dataset, val_block, k_context, settings)
+    generated = _Generated(rolled[:, 0], f"{len(rolled)}-frame evaluation rollout from validation frame "
+                                         f"{int(starts[0])}")
     if generated_dir is not None:
-        generated_dir = Path(generated_dir)
-        generated, generation_info = load_generated(generated_dir)
-        if generated.shape[2] != size:
-            raise InputError(f"the generated video has {generated.shape[2]} px frames but the dataset has {size} px")
-        if generated.shape[0] == 0 or generated.shape[1] == 0:
-            raise InputError(f"{generated_dir / 'frames.npy'} holds no frames")
-        reference = training_reference(frames, train_block[0], train_block[1] + 1)
-        health = long_rollout_health(generated, reference)
-        preview = generated[:, 0]
-        preview_label = f"generated video 0 ({generated.shape[0]} frames)"
+        generated = _generated_health(Path(generated_dir), dataset, train_block)
 
     records = history_records(model_info.get("history"))
     metrics: dict[str, Any] = {
         "settings": dataclasses.asdict(settings),
         "psnr_cap_db": PSNR_CAP_DB,
         "deterministic": True,
-        "dataset": {"dir": str(dataset_dir), "image_size": size, "num_frames": num_frames,
-                    "fps": dataset_info.get("fps"), "train": list(train_block), "val": list(val_block),
-                    "source": dataset_info.get("source")},
+        "dataset": {"dir": str(dataset.dir), "image_size": dataset.image_size, "num_frames": len(dataset.frames),
+                    "fps": dataset.info.get("fps"), "train": list(train_block), "val": list(val_block),
+                    "source": dataset.info.get("source")},
         "model": {"dir": str(model_dir), "context_frames": k_context, "steps": model_info.get("steps"),
                   "residual": model_info.get("residual"), "train_images_per_s": model_info.get("train_images_per_s")},
-        "generation": None if generation_info is None else {
-            "dir": str(generated_dir), "frames": generation_info.get("frames"),
-            "num_videos": generation_info.get("num_videos"), "frames_per_s": generation_info.get("frames_per_s"),
-            "device": generation_info.get("device")},
+        "generation": generated.summary(),
         "one_step": one_step,
         "rollout_starts": starts.tolist(),
         "rollout": rollout,
-        "health": health,
+        "health": generated.health,
         "final_losses": _final_losses(records),
     }
-    metrics["verdict"] = verdict(one_step, rollout, health)
+    metrics["assessment"] = assess(one_step, rollout, generated.health)
+    metrics["verdict"] = metrics["assessment"]["text"]
     metrics["eval_seconds"] = round(time.monotonic() - started, 3)
     metrics["scalars"] = scalar_metrics(metrics)
-
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    strip = [report.StripRow(frame_index=int(p), input=np.asarray(frames[p]), predicted=pred,
-                             real=np.asarray(frames[p + 1])) for p, pred in sorted(strip_predictions.items())]
-    report.write_report(output_dir, metrics, dataset_info, model_info, generation_info, strip, records, preview,
-                        preview_label=preview_label, preview_fps=float(dataset_info.get("fps") or 25.0))
+    _write(Path(output_dir), metrics, dataset, model_info, generated, strip_predictions, records)
     log.info("%s (%.1f s)", metrics["verdict"], metrics["eval_seconds"])
     return dict(metrics["scalars"])
+
+
+def _score(model, dataset: artifacts.Dataset, val_block: tuple[int, int], k_context: int,
+           settings: EvaluateSettings) -> tuple[dict, dict, np.ndarray, list[dict], np.ndarray]:
+    """One-step scores (and the strip's predictions), the rollout starts, the per-k rollout rows and the rollouts."""
+    import keras
+
+    keras.utils.set_random_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    step = make_step(model, k_context, deterministic=True)  # one compiled step for every prediction below
+    pairs = _one_step_pairs(val_block, k_context, settings.max_pairs)
+    log.info("one-step: %d val pairs, context %d, image %d px", len(pairs), k_context, dataset.image_size)
+    one_step, strip_predictions = _one_step(model, dataset.frames, pairs, k_context, settings.batch_size, step)
+    # Rollouts: start frames are the last context frame, inside the val block (frames val[0]..val[1]).
+    candidates = np.arange(max(val_block[0], k_context - 1), val_block[1])
+    starts = _choose_starts(candidates, len(dataset.frames), max(settings.rollout_steps), settings.num_starts, rng)
+    log.info("rollouts: %d starts %s, k = %s", len(starts), starts.tolist(), list(settings.rollout_steps))
+    rollout, rolled = _rollout_quality(model, dataset.frames, starts, k_context, settings.rollout_steps,
+                                       settings.batch_size, step)
+    return one_step, strip_predictions, starts, rollout, rolled
+
+
+def _open_model(model_dir: Path, size: int):
+    """``(model, model_info, K)`` of a model dir whose generator works on ``size`` px frames."""
+    from videogen.generator_io import load_generator
+
+    model, model_info = load_generator(model_dir)
+    in_shape = tuple(model.input_shape)
+    if len(in_shape) != 4 or in_shape[3] is None or in_shape[3] % 3:
+        raise InputError(f"{artifacts.GENERATOR_FILE} takes {in_shape}; expected (B, S, S, 3K)")
+    k_context = int(model_info.get("context_frames", in_shape[3] // 3))
+    if 3 * k_context != in_shape[3]:
+        raise InputError(f"{artifacts.MODEL_INFO_FILE} says context_frames {k_context} but the generator takes "
+                         f"{in_shape[3]} channels")
+    model_size = int(model_info.get("image_size", in_shape[1]))
+    if model_size != size or in_shape[1] != size:
+        raise InputError(f"the model works on {model_size} px frames but the dataset has {size} px frames; evaluate "
+                         f"on a dataset prepared with --image-size {model_size}")
+    return model, model_info, k_context
+
+
+def _one_step_pairs(val_block: tuple[int, int], k_context: int, max_pairs: int) -> np.ndarray:
+    """Val pairs whose K-frame context lies inside the data, at most ``max_pairs`` evenly spaced."""
+    pairs = np.arange(max(val_block[0], k_context - 1), val_block[1])
+    if len(pairs) == 0:
+        raise InputError(f"the val block {list(val_block)} has no pair with {k_context} context frames before it")
+    if len(pairs) > max_pairs:
+        pairs = pairs[np.unique(np.linspace(0, len(pairs) - 1, max_pairs).round().astype(int))]
+    return pairs
+
+
+@dataclass
+class _Generated:
+    """The video the report previews and, for a generated dir, its info and health."""
+
+    preview: np.ndarray
+    label: str
+    dir: Path | None = None
+    info: dict | None = None
+    health: dict | None = None
+
+    def summary(self) -> dict | None:
+        if self.info is None:
+            return None
+        return {"dir": str(self.dir), **{key: self.info.get(key) for key in
+                                         ("frames", "num_videos", "frames_per_s", "device")}}
+
+
+def _generated_health(generated_dir: Path, dataset: artifacts.Dataset, train_block: tuple[int, int]) -> _Generated:
+    frames, info = artifacts.open_generated(generated_dir)
+    size = dataset.image_size
+    if frames.shape[2] != size:
+        raise InputError(f"the generated video has {frames.shape[2]} px frames but the dataset has {size} px")
+    if frames.shape[0] == 0 or frames.shape[1] == 0:
+        raise InputError(f"{generated_dir / artifacts.FRAMES_FILE} holds no frames")
+    reference = training_reference(dataset.frames, train_block[0], train_block[1] + 1)
+    return _Generated(frames[:, 0], f"generated video 0 ({frames.shape[0]} frames)", generated_dir, info,
+                      long_rollout_health(frames, reference))
+
+
+def _write(output_dir: Path, metrics: dict, dataset: artifacts.Dataset, model_info: dict, generated: _Generated,
+           strip_predictions: dict, records: list[dict]) -> None:
+    """metrics.json, report.html and summary.md."""
+    from videogen import report
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    artifacts.atomic_write_json(output_dir / artifacts.METRICS_FILE, metrics)
+    frames = dataset.frames
+    strip = [report.StripRow(frame_index=int(p), input=np.asarray(frames[p]), predicted=pred,
+                             real=np.asarray(frames[p + 1])) for p, pred in sorted(strip_predictions.items())]
+    report.write_report(output_dir, metrics, dataset.info, model_info, generated.info, strip, records,
+                        generated.preview, preview_label=generated.label, preview_fps=dataset.fps or 25.0)

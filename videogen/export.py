@@ -16,7 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
-SAVEDMODEL_DIR = "generator_savedmodel"
+from videogen.artifacts import SAVEDMODEL_DIR
 
 
 def export_savedmodel(generator, model_dir: Path) -> Path:

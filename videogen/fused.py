@@ -4,10 +4,8 @@ GroupNormalization cannot be folded into the convolution before it like BatchNor
 Keras computes it as a chain of separate element-wise TensorFlow ops, each a full pass over memory, followed by one
 more pass for the ReLU/LeakyReLU after it. ``FusedGroupNormAct`` computes the same GroupNorm (float32 statistics) and
 the activation in one XLA-compiled function, so XLA fuses them into a reduction plus a single element-wise loop, while
-the convolutions around it stay on oneDNN (XLA for the whole network measured slower on the 2-core CPU).
-
-Measured on the 2-core AMD EPYC (Zen 4), bfloat16, (8, 128, 128, 64): Keras GroupNorm + ReLU 30.5 ms, this 11.7 ms.
-Used only by :func:`videogen.generate.inference_copy` (in memory, never saved): saved models keep built-in layers.
+the convolutions around it stay on oneDNN (XLA for the whole network is slower on CPUs). bench/layers.py times both.
+Used only by :func:`videogen.generator_io.inference_copy` (in memory, never saved): saved models keep built-in layers.
 """
 
 from __future__ import annotations

@@ -20,12 +20,11 @@ SUPPORTED_IMAGE_SIZES = (64, 128, 256, 512)
 _DROPOUT_RATE = 0.5
 _DROPOUT_BLOCKS = 3
 # The residual path (last frame + change, clip) stays float32 under a mixed-precision policy: the frame itself must not
-# be rounded to bfloat16's 8-bit mantissa (measured on bikes.mp4, 64 px, 1200 steps: one-step PSNR 32.37 dB with the
-# path in bf16 vs 33.68 dB in float32).
+# be rounded to bfloat16's 8-bit mantissa, which costs over 1 dB of one-step PSNR (docs/quality.md).
 _F32 = "float32"
 
 NORMS = ("batch", "group")
-# Keras' default 0.99 left the moving statistics behind the weights after ~600 steps; 0.9 measured better rollouts
+# Keras' default 0.99 leaves the moving statistics behind the weights in short runs; 0.9 gives better rollouts
 # (docs/quality.md). Only for norm="batch" (and the discriminator, which always runs in training mode).
 _BN_MOMENTUM = 0.9
 _GROUP_MIN_CHANNELS = 4  # channels per group of GroupNormalization (fewer at most where a layer has fewer channels)
@@ -136,6 +135,12 @@ def build_generator(image_size: int = 256, ngf: int = 64, context_frames: int = 
                                          kernel_initializer=init, name="output")(x)
         return keras.Model(inputs, outputs, name="generator")
 
+    return _residual_model(keras, inputs, x, context_frames, delta_scale)
+
+
+def _residual_model(keras, inputs, x, context_frames: int, delta_scale: float):
+    """The residual head: ``clip(last frame + delta_scale * tanh(...), -1, 1)``, from built-in layers only."""
+    layers = keras.layers
     delta = layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh", kernel_initializer="zeros",
                                    name="delta")(x)
     delta = layers.Rescaling(delta_scale, name="delta_scale", dtype=_F32)(delta)  # 2.0: a change can span the whole [-1, 1]

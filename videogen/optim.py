@@ -1,9 +1,9 @@
 """Adam with TensorFlow's fused update kernel.
 
 Keras 3's ``Adam.update_step`` is written in backend-neutral ops: about ten element-wise TensorFlow ops per variable,
-each a full pass over memory. For the 256 px pix2pix pair (57 M parameters) that is ~140 ms per step on the 2-core
-CPU, a quarter of a batch-1 bfloat16 step. ``ResourceApplyAdam`` does the same update in one multi-threaded pass
-(~37 ms, measured in the same process). The arithmetic is the same as Keras': ``m += (g - m)(1 - b1)``,
+each a full pass over memory: for the 256 px pix2pix pair (57 M parameters) a large share of a batch-1 CPU step.
+``ResourceApplyAdam`` does the same update in one multi-threaded pass (bench/run.py times the train step). The
+arithmetic is the same as Keras': ``m += (g - m)(1 - b1)``,
 ``v += (g^2 - v)(1 - b2)``, ``w -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)``; the slot variables,
 ``iterations`` and checkpoints are the Keras optimizer's own, so checkpoints move freely between the two.
 

@@ -101,6 +101,31 @@ def _bin_mean(xs: np.ndarray, ys: np.ndarray, bins: int) -> tuple[np.ndarray, np
             np.array([ys[a:b].mean() for a, b in zip(edges[:-1], edges[1:], strict=True)]))
 
 
+def _plot_series(lines) -> list[tuple[str, np.ndarray, np.ndarray, str]]:
+    """The finite points of each line, binned to at most ``_PLOT_MAX_POINTS``; empty lines dropped."""
+    data = []
+    for label, xs, ys, color in lines:
+        xs_a, ys_a = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+        keep = np.isfinite(xs_a) & np.isfinite(ys_a)
+        xs_a, ys_a = _bin_mean(xs_a[keep], ys_a[keep], _PLOT_MAX_POINTS)
+        if len(xs_a):
+            data.append((label, xs_a, ys_a, color))
+    return data
+
+
+def _plot_ranges(data, refs) -> tuple[float, float, float, float]:
+    """``(x_lo, x_hi, y_lo, y_hi)`` over the lines and reference values, widened when flat."""
+    all_y = np.concatenate([d[2] for d in data] + [np.array([y for _, y, _ in refs], dtype=np.float64)])
+    all_x = np.concatenate([d[1] for d in data])
+    y_lo, y_hi = float(all_y.min()), float(all_y.max())
+    if y_hi - y_lo < 1e-12:
+        y_lo, y_hi = y_lo - 0.5 * (abs(y_lo) or 1.0), y_hi + 0.5 * (abs(y_hi) or 1.0)
+    x_lo, x_hi = float(all_x.min()), float(all_x.max())
+    if x_hi - x_lo < 1e-12:
+        x_lo, x_hi = x_lo - 1, x_hi + 1
+    return x_lo, x_hi, y_lo, y_hi
+
+
 def svg_plot(title: str, lines: Sequence[tuple[str, Sequence[float], Sequence[float], str]],
              hlines: Sequence[tuple[str, float | None, str]] = (), x_label: str = "step", width: int = 300,
              height: int = 190) -> str:
@@ -117,25 +142,12 @@ def svg_plot(title: str, lines: Sequence[tuple[str, Sequence[float], Sequence[fl
     pw, ph = width - left - right, height - top - bottom
     parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">',
              f'<text x="{width / 2:.0f}" y="14" text-anchor="middle" class="pt">{html.escape(title)}</text>']
-    data = []
-    for label, xs, ys, color in lines:
-        xs_a, ys_a = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
-        keep = np.isfinite(xs_a) & np.isfinite(ys_a)
-        xs_a, ys_a = _bin_mean(xs_a[keep], ys_a[keep], _PLOT_MAX_POINTS)
-        if len(xs_a):
-            data.append((label, xs_a, ys_a, color))
+    data = _plot_series(lines)
     if not data:
         parts.append(f'<text x="{width / 2:.0f}" y="{height / 2:.0f}" text-anchor="middle" class="pl">no data</text>')
         return "".join(parts) + "</svg>"
     refs = [(label, y, c) for label, y, c in hlines if y is not None and math.isfinite(y)]
-    all_y = np.concatenate([d[2] for d in data] + [np.array([y for _, y, _ in refs], dtype=np.float64)])
-    all_x = np.concatenate([d[1] for d in data])
-    y_lo, y_hi = float(all_y.min()), float(all_y.max())
-    if y_hi - y_lo < 1e-12:
-        y_lo, y_hi = y_lo - 0.5 * (abs(y_lo) or 1.0), y_hi + 0.5 * (abs(y_hi) or 1.0)
-    x_lo, x_hi = float(all_x.min()), float(all_x.max())
-    if x_hi - x_lo < 1e-12:
-        x_lo, x_hi = x_lo - 1, x_hi + 1
+    x_lo, x_hi, y_lo, y_hi = _plot_ranges(data, refs)
 
     def px(x: float) -> float:
         return left + (x - x_lo) / (x_hi - x_lo) * pw
@@ -250,7 +262,7 @@ def _run_facts(metrics: dict, dataset_info: dict, model_info: dict, generation_i
                      f"{_num(model_info.get('train_images_per_s'), 1)} images/s"),
     ]
     if dataset_info.get("partial_decode"):
-        # prepare used what decoded of a cut or damaged input; the run must say so where people look (issue 6).
+        # prepare used what decoded of a cut or damaged input; the run must say so where people look.
         notes = "; ".join(str(n) for n in dataset_info.get("notes") or []) or "the input was cut or damaged"
         facts.append(("Input warning", f"only part of the video decoded: {notes}"))
     if generation_info:
@@ -366,6 +378,15 @@ def _preview_section(uri: str | None, label: str, seconds: float, dropped: bool,
             f'<p class="note">{_e(label)}: first {seconds:g} s, looping, at most {side} px.</p>')
 
 
+def _assessment(metrics: dict) -> dict:
+    """The structured verdict of metrics.json; for metrics written without one, derived from the same numbers."""
+    if isinstance(metrics.get("assessment"), dict):
+        return metrics["assessment"]
+    from videogen.evaluate import assess
+
+    return assess(metrics["one_step"], metrics.get("rollout", []), metrics.get("health"))
+
+
 def render_html(metrics: dict, dataset_info: dict, model_info: dict, generation_info: dict | None,
                 strip_frames: Sequence[StripRow], loss_history: Sequence[dict], preview_frames: np.ndarray | None,
                 *, preview_fps: float | None = None, preview_label: str = "generated video",
@@ -387,8 +408,7 @@ def render_html(metrics: dict, dataset_info: dict, model_info: dict, generation_
     """
     fps = preview_fps or (generation_info or {}).get("fps") or dataset_info.get("fps") or 25.0
     verdict = metrics.get("verdict", "")
-    good = "beats copying" in verdict and not any(
-        f["flagged"] for f in ((metrics.get("health") or {}).get("flags") or {}).values())
+    good = _assessment(metrics)["good"]
     facts = "".join(f'<tr><th class="l">{_e(k)}</th><td class="l">{_e(v)}</td></tr>'
                     for k, v in _run_facts(metrics, dataset_info, model_info, generation_info))
     fixed = (f'<h1>Next-frame model: evaluation report</h1><div class="verdict {"good" if good else "bad"}">'
@@ -465,12 +485,14 @@ def write_report(output_dir: Path, metrics: dict, dataset_info: dict, model_info
                  **html_options: Any) -> tuple[Path, Path]:
     """Write ``report.html`` and ``summary.md`` into output_dir (created); returns their paths.
     ``html_options`` go to :func:`render_html` (``preview_fps``, ``preview_label``, ``max_bytes``)."""
+    from videogen import artifacts
+
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    html_path = output_dir / "report.html"
-    md_path = output_dir / "summary.md"
-    html_path.write_text(render_html(metrics, dataset_info, model_info, generation_info, strip_frames, loss_history,
-                                     preview_frames, **html_options), encoding="utf-8")
-    md_path.write_text(render_markdown(metrics, dataset_info, model_info, generation_info, loss_history),
-                       encoding="utf-8")
+    html_path = output_dir / artifacts.REPORT_FILE
+    md_path = output_dir / artifacts.SUMMARY_FILE
+    artifacts.atomic_write_text(html_path, render_html(metrics, dataset_info, model_info, generation_info,
+                                                       strip_frames, loss_history, preview_frames, **html_options))
+    artifacts.atomic_write_text(md_path, render_markdown(metrics, dataset_info, model_info, generation_info,
+                                                         loss_history))
     return html_path, md_path

@@ -622,6 +622,20 @@ def _fetch_s3_once(client: StorageClient, bucket: str, key: str, dest: Path, op:
     return dest
 
 
+def _check_http_status(url: str, status: int) -> None:
+    """Raise the retry class an HTTP status calls for (anything but 200 is an error)."""
+    if status == 200:
+        return
+    if status in (404, 410):
+        raise _NotFound(f"{_safe_uri(url)} answered HTTP {status} (not found): check the URL")
+    if status in (401, 403):
+        raise _Permanent(f"{_safe_uri(url)} answered HTTP {status} (access denied): check the URL or "
+                         f"make the file public")
+    if status >= 500 or status == 429:
+        raise _Transient(f"HTTP {status}")
+    raise _Permanent(f"{_safe_uri(url)} answered HTTP {status}: check the URL")
+
+
 def _fetch_http(url: str, dest: Path, config: StorageConfig, timeout_s: float | None) -> Path:
     import certifi
     import urllib3
@@ -644,16 +658,7 @@ def _fetch_http(url: str, dest: Path, config: StorageConfig, timeout_s: float | 
         response = pool.request("GET", url, preload_content=False, decode_content=False)
         tmp: Path | None = None
         try:
-            status = response.status
-            if status != 200:
-                if status in (404, 410):
-                    raise _NotFound(f"{_safe_uri(url)} answered HTTP {status} (not found): check the URL")
-                if status in (401, 403):
-                    raise _Permanent(f"{_safe_uri(url)} answered HTTP {status} (access denied): check the URL or "
-                                     f"make the file public")
-                if status >= 500 or status == 429:
-                    raise _Transient(f"HTTP {status}")
-                raise _Permanent(f"{_safe_uri(url)} answered HTTP {status}: check the URL")
+            _check_http_status(url, response.status)
             length_header = response.headers.get("Content-Length")
             expected = int(length_header) if length_header and length_header.isdigit() else None
             if expected is not None and expected > cap:

@@ -2,7 +2,7 @@
 
 Reads video files (untrusted input) and writes mp4 files; no temporary image files anywhere.
 
-Untrusted media is handled defensively (issue 6): every ffprobe/ffmpeg call
+Untrusted media is handled defensively: every ffprobe/ffmpeg call
 
 - opens inputs as ``file:<absolute path>`` with ``-protocol_whitelist file``, so nothing is fetched over a network and a
   path is never parsed as a URL;
@@ -199,6 +199,38 @@ def _rotation_of(stream: dict) -> int:
         return 0
 
 
+def _ffprobe_json(path: Path, timeout_s: float, max_pixels: int) -> tuple[dict, str]:
+    """ffprobe's streams and format of a checked local file as JSON, and its stderr."""
+    cmd = ["ffprobe", "-v", "error", "-hide_banner"]
+    for key, value in _input_options(max_pixels).items():
+        cmd += [f"-{key}", str(value)]
+    cmd += ["-show_streams", "-show_format", "-of", "json", _input_url(path)]
+    try:
+        result = subprocess.run(cmd, capture_output=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise InputError(f"probing video {path} took longer than {timeout_s:g} s; the file may be damaged or hostile, "
+                         f"try another file or raise --timeout-s") from None
+    stderr = result.stderr.decode("utf-8", "replace")
+    if result.returncode != 0:
+        raise InputError(_ffmpeg_failure(path, stderr, "ffprobe"))
+    try:
+        return json.loads(result.stdout or b"{}"), stderr
+    except json.JSONDecodeError:
+        raise InputError(f"ffprobe gave unreadable output for video {path}; check that it is a valid video") from None
+
+
+def _duration_of(stream: dict, fmt: dict) -> float:
+    """Seconds, from the stream or else the container (0 when neither says)."""
+    for candidate in (stream.get("duration"), fmt.get("duration")):
+        try:
+            duration = float(candidate)
+        except (TypeError, ValueError):
+            continue
+        if duration > 0:
+            return duration
+    return 0.0
+
+
 def probe_video(path: Path, timeout_s: float = DEFAULT_TIMEOUT_S, max_pixels: int = DEFAULT_MAX_PIXELS,
                 min_frames: int = MIN_FRAMES) -> VideoInfo:
     """Probe a video with ffprobe (whitelisted demuxers, local files only, pixel limit, timeout) and refuse what is not
@@ -218,23 +250,7 @@ def probe_video(path: Path, timeout_s: float = DEFAULT_TIMEOUT_S, max_pixels: in
             no video stream (audio-only), too few frames, frames larger than ``max_pixels``, or ffprobe timed out.
     """
     path = check_input_file(path)
-    cmd = ["ffprobe", "-v", "error", "-hide_banner"]
-    for key, value in _input_options(max_pixels).items():
-        cmd += [f"-{key}", str(value)]
-    cmd += ["-show_streams", "-show_format", "-of", "json", _input_url(path)]
-    try:
-        result = subprocess.run(cmd, capture_output=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise InputError(f"probing video {path} took longer than {timeout_s:g} s; the file may be damaged or hostile, "
-                         f"try another file or raise --timeout-s") from None
-    stderr = result.stderr.decode("utf-8", "replace")
-    if result.returncode != 0:
-        raise InputError(_ffmpeg_failure(path, stderr, "ffprobe"))
-    try:
-        data = json.loads(result.stdout or b"{}")
-    except json.JSONDecodeError:
-        raise InputError(f"ffprobe gave unreadable output for video {path}; check that it is a valid video") from None
-
+    data, stderr = _ffprobe_json(path, timeout_s, max_pixels)
     streams = [s for s in data.get("streams", []) if s.get("codec_type") == "video"
                and not (s.get("disposition") or {}).get("attached_pic")]
     if not streams:
@@ -256,14 +272,7 @@ def probe_video(path: Path, timeout_s: float = DEFAULT_TIMEOUT_S, max_pixels: in
     width, height = (coded_h, coded_w) if rotation % 180 == 90 else (coded_w, coded_h)
 
     fps = _parse_rate(stream.get("avg_frame_rate")) or _parse_rate(stream.get("r_frame_rate"))
-    duration = 0.0
-    for candidate in (stream.get("duration"), fmt.get("duration")):
-        try:
-            duration = float(candidate)
-            if duration > 0:
-                break
-        except (TypeError, ValueError):
-            continue
+    duration = _duration_of(stream, fmt)
     try:
         header_frames = int(stream.get("nb_frames") or 0)
     except ValueError:
@@ -334,7 +343,7 @@ def decode_stream(path: Path, image_size: int, *, max_pixels: int = DEFAULT_MAX_
     The filter graph center-crops to a square (after ffmpeg's autorotation, so frames are upright) and scales to
     ``image_size``. ``-fps_mode passthrough`` (``-vsync passthrough`` before FFmpeg 5.1, see
     :func:`passthrough_option`) emits every decoded frame exactly once: the default constant-rate conversion
-    duplicates frames of variable-frame-rate videos (FACTS.md: 59 frames out of 40 real ones).
+    duplicates frames of variable-frame-rate videos.
 
     Returns:
         An ffmpeg-python output stream; ``.get_args()`` gives the command line (without the ``ffmpeg`` binary).
@@ -548,21 +557,6 @@ class FrameDecoder:
             log.warning("%s: %s", self.path, message)
 
 
-def iter_frames(path: Path, image_size: int, *, info: VideoInfo | None = None, max_frames: int = 0,
-                max_pixels: int = DEFAULT_MAX_PIXELS, timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[np.ndarray]:
-    """Decode ``path`` through a pipe and yield upright, center-cropped, scaled frames, uint8 ``(S, S, 3)``.
-
-    See :class:`FrameDecoder` for the partial-file policy and errors; use it directly to learn whether the decode was
-    partial.
-
-    Raises:
-        InputError: ffmpeg failed (the message quotes its first error and last stderr line), stalled, or the input
-            is not a file.
-    """
-    yield from FrameDecoder(path, image_size, info=info, max_frames=max_frames, max_pixels=max_pixels,
-                            timeout_s=timeout_s)
-
-
 def _rate_string(fps: float) -> str:
     rate = Fraction(fps).limit_denominator(100000)
     return f"{rate.numerator}/{rate.denominator}"
@@ -771,21 +765,3 @@ class VideoWriter:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         self._temp.unlink(missing_ok=True)
-
-
-def count_frames(path: Path, timeout_s: float = DEFAULT_TIMEOUT_S) -> int:
-    """Count the decodable video frames of a local file with ``ffprobe -count_frames`` (whitelisted, with a timeout)."""
-    path = check_input_file(path)
-    cmd = ["ffprobe", "-v", "error", "-hide_banner"]
-    for key, value in _input_options(DEFAULT_MAX_PIXELS).items():
-        cmd += [f"-{key}", str(value)]
-    cmd += ["-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "json",
-            _input_url(path)]
-    try:
-        result = subprocess.run(cmd, capture_output=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise InputError(f"counting frames of {path} took longer than {timeout_s:g} s") from None
-    if result.returncode != 0:
-        raise InputError(_ffmpeg_failure(path, result.stderr.decode("utf-8", "replace"), "ffprobe"))
-    streams = json.loads(result.stdout or b"{}").get("streams", [])
-    return int(streams[0].get("nb_read_frames", 0)) if streams else 0

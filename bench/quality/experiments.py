@@ -59,22 +59,23 @@ def score(dataset_dir: Path, model_dir: Path, work: Path, frames: int = 96) -> d
     import keras
     import numpy as np
 
+    from videogen import artifacts
     from videogen import evaluate as ev
     from videogen import generate as gen
 
-    info = json.loads((dataset_dir / "dataset.json").read_text())
-    data = np.load(dataset_dir / "frames.npy")
+    dataset = artifacts.open_dataset(dataset_dir)
+    data = np.asarray(dataset.frames)
     model_info = json.loads((model_dir / "model.json").read_text())
     k = int(model_info["context_frames"])
     model = keras.models.load_model(model_dir / "generator.keras", compile=False)
     settings = ev.EvaluateSettings()
-    val = ev._block(info, "val", len(data))
+    val = dataset.block("val")
     pairs = np.arange(max(val[0], k - 1), val[1])
     one_step, _ = ev._one_step(model, data, pairs, k, settings.batch_size)
     rng = np.random.default_rng(settings.seed)
     starts = ev._choose_starts(pairs, len(data), max(settings.rollout_steps), settings.num_starts, rng)
     rollout, _ = ev._rollout_quality(model, data, starts, k, settings.rollout_steps, settings.batch_size)
-    train_block = ev._block(info, "train", len(data))
+    train_block = dataset.block("train")
     reference = ev.training_reference(data, train_block[0], train_block[1] + 1)
     health = {}
     for mode, deterministic in (("dropout_on", False), ("dropout_off", True)):

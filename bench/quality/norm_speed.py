@@ -40,6 +40,7 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
+    from videogen import frames as frames_module
     from videogen import generate as gen
     from videogen.model import build_discriminator, build_generator
     from videogen.train import make_train_step
@@ -59,9 +60,9 @@ def main() -> None:
         row = [f"{norm}: train step {train_ms:.0f} ms"]
         for precision in ("float32", "bfloat16"):
             copy = gen.inference_copy(g, precision)
-            gen._freeze_batchnorm(copy)
+            frames_module.freeze_batchnorm(copy)
             for deterministic in (True, False):
-                fn = gen.make_step(copy, 1, deterministic)
+                fn = frames_module.make_step(copy, 1, deterministic)
                 row.append(f"generate {precision} dropout {'off' if deterministic else 'on'} "
                            f"{median_ms(lambda f=fn: f(inputs)[1].numpy(), args.steps):.0f} ms/frame")
         print(f"{args.size} px ngf {args.ngf} batch {args.batch} | " + " | ".join(row), flush=True)

@@ -47,7 +47,7 @@ def test_encode_picks_the_requested_video_and_fps(tmp_path):
     out = tmp_path / "one.mp4"
     result = encode.encode(tmp_path / "gen", out, fps=10, video_index=1)
     assert result["fps"] == 10.0 and ffprobe_stream(out)["avg_frame_rate"] == "10/1"
-    decoded = np.stack(list(video.iter_frames(out, 64))).astype(np.int16)
+    decoded = np.stack(list(video.FrameDecoder(out, 64))).astype(np.int16)
     assert decoded.shape[0] == 12
     assert np.abs(decoded - frames[:, 1]).mean() < np.abs(decoded - frames[:, 0]).mean() / 3
 

@@ -234,7 +234,7 @@ def test_health_flags_stay_quiet_on_real_footage():
 
 
 def test_loss_history_in_the_train_stage_format_feeds_the_loss_curves():
-    """model.json's history as train.py writes it ({"phases": [...], "points": [...]}) gives the loss records."""
+    """model.json's history as the train stage writes it ({"phases": [...], "points": [...]}) gives the loss records."""
     history = {"phases": [{"name": "main"}], "points": [
         {"step": 50, "phase": "main", "gen_gan": 0.7, "gen_l1": 0.1, "disc": 0.6},
         {"step": 100, "phase": "main", "gen_gan": 0.8, "gen_l1": 0.08, "disc": 0.5}]}

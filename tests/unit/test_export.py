@@ -33,7 +33,7 @@ def test_generation_falls_back_to_the_savedmodel_where_keras_is_older_than_3(tmp
     float32) to within one uint8 level, and the log says which model it served."""
     import json
 
-    from videogen import generate
+    from videogen import generate, generator_io
 
     generator = build_generator(64, ngf=8, context_frames=1, residual=True)
     generator.save(tmp_path / "generator.keras")
@@ -45,7 +45,7 @@ def test_generation_falls_back_to_the_savedmodel_where_keras_is_older_than_3(tmp
     Image.fromarray(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(start)
     settings = generate.GenerateSettings(frames=5, deterministic=True, precision="float32")
     generate.generate(tmp_path, tmp_path / "keras-out", settings, start_image=start)
-    monkeypatch.setattr(generate, "_keras_major", lambda: 2)
+    monkeypatch.setattr(generator_io, "_keras_major", lambda: 2)
     model, _ = generate.load_generator(tmp_path)
     assert isinstance(model, generate.SavedModelGenerator)
     generate.generate(tmp_path, tmp_path / "savedmodel-out", settings, start_image=start)

@@ -213,7 +213,7 @@ def test_hls_playlist_named_mp4_is_refused_not_followed(tmp_path, target, synthe
     assert "HLS playlist" in message
     # The decoder is whitelisted too, not only the probe: a direct decode is refused the same way.
     with pytest.raises(InputError, match="'hls' file"):
-        list(video.iter_frames(playlist, 64))
+        list(video.FrameDecoder(playlist, 64))
 
 
 def test_ffconcat_script_named_mp4_is_refused(tmp_path, synthetic_video):
@@ -238,13 +238,13 @@ def test_failed_prepare_keeps_previous_dataset_and_leaves_no_partial_output(synt
 
 
 def test_decode_failure_reports_ffmpegs_last_line(tmp_path):
-    """When ffmpeg exits non-zero mid-decode (a frame over the decoder's pixel limit), iter_frames raises a
+    """When ffmpeg exits non-zero mid-decode (a frame over the decoder's pixel limit), FrameDecoder raises a
     one-line InputError naming the problem rather than yielding a short, silent result."""
     big = tmp_path / "big.mp4"
     ffmpeg("-f", "lavfi", "-i", "color=c=blue:s=320x240:r=25", "-frames:v", "3", "-c:v", "libx264", "-preset",
            "ultrafast", str(big))
     with pytest.raises(InputError, match="320x240") as caught:
-        list(video.iter_frames(big, 64, max_pixels=100 * 100))
+        list(video.FrameDecoder(big, 64, max_pixels=100 * 100))
     assert "\n" not in str(caught.value)
 
 

@@ -9,7 +9,9 @@ import pytest
 
 from tests.media import moving_square_frames
 from videogen.errors import InputError
-from videogen.train import TrainSettings, _context_indices, _real_examples, plan_phases, train
+from videogen.frames import context_indices as _context_indices
+from videogen.train import TrainSettings, plan_phases, train
+from videogen.train.data import real_examples as _real_examples
 
 TINY = dict(batch_size=2, ngf=8, ndf=8, log_every=1, refine_rounds=0)
 

@@ -15,7 +15,8 @@ import pytest
 
 from tests.unit.test_train import write_dataset
 from videogen.errors import InputError
-from videogen.train import TrainSettings, _parse_devices, validate_settings
+from videogen.hardware import parse_devices as _parse_devices
+from videogen.train import TrainSettings, validate_settings
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,13 +7,13 @@ import subprocess
 import numpy as np
 import pytest
 
-from tests.media import moving_square_frames, real_clip, write_video
+from tests.media import ffprobe_stream, moving_square_frames, real_clip, write_video
 from videogen import video
 from videogen.errors import InputError, VideogenError
 
 
 def test_round_trip_keeps_exact_frame_count_size_and_content(tmp_path):
-    """Frames encoded by VideoWriter decode back through iter_frames with exactly the same count and size, and close
+    """Frames encoded by VideoWriter decode back through FrameDecoder with exactly the same count and size, and close
     content (H.264 yuv420p at crf 18 is lossy but near)."""
     frames = moving_square_frames(30, 64)
     out = tmp_path / "round.mp4"
@@ -23,14 +23,14 @@ def test_round_trip_keeps_exact_frame_count_size_and_content(tmp_path):
         writer.write(frames[10:])  # a block of frames at once
     assert writer.result["frames"] == 30
     assert writer.result["bytes"] == out.stat().st_size > 0
-    decoded = np.stack(list(video.iter_frames(out, 64)))
+    decoded = np.stack(list(video.FrameDecoder(out, 64)))
     assert decoded.shape == (30, 64, 64, 3) and decoded.dtype == np.uint8
     assert np.abs(decoded.astype(np.int16) - frames).mean() < 4.0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["round.mp4"]  # no temporary file left
 
 
 def test_round_trip_at_other_size_scales_inside_ffmpeg(tmp_path):
-    """iter_frames scales in ffmpeg's filter graph: a 64 px video decodes to exactly 32 px frames, count unchanged."""
+    """FrameDecoder scales in ffmpeg's filter graph: a 64 px video decodes to exactly 32 px frames, count unchanged."""
     out = tmp_path / "v.mp4"
     with video.VideoWriter(out, 64, 64, 25) as writer:
         writer.write(moving_square_frames(12, 64))
@@ -74,13 +74,13 @@ def test_decode_stream_args_whitelist_formats_protocols_pixels_and_keep_every_fr
     assert "-f rawvideo" in joined and "-pix_fmt rgb24 pipe:" in joined
 
 
-def test_iter_frames_center_crops_landscape_video_to_square(tmp_path):
+def test_decoder_center_crops_landscape_video_to_square(tmp_path):
     """A 96x64 frame with red 16 px side bars and a blue middle crops to the blue 64x64 center."""
     frame = np.zeros((64, 96, 3), dtype=np.uint8)
     frame[:, :] = (0, 0, 255)
     frame[:, :16] = frame[:, 80:] = (255, 0, 0)
     path = write_video(tmp_path / "wide.mp4", np.repeat(frame[None], 4, axis=0))
-    decoded = np.stack(list(video.iter_frames(path, 64)))
+    decoded = np.stack(list(video.FrameDecoder(path, 64)))
     assert decoded.shape == (4, 64, 64, 3)
     assert decoded[:, :, :, 2].min() > 200 and decoded[:, :, :, 0].max() < 60
 
@@ -143,7 +143,7 @@ def test_encoded_file_plays_as_h264_yuv420p_with_faststart(tmp_path):
     assert probe.stdout.strip() == "h264,yuv420p,25/2"
     data = out.read_bytes()
     assert data.index(b"moov") < data.index(b"mdat")
-    assert video.count_frames(out) == 6
+    assert int(ffprobe_stream(out)["nb_read_frames"]) == 6
 
 
 def test_watchdog_kills_a_process_that_makes_no_progress():

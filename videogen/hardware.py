@@ -1,0 +1,188 @@
+"""What the machine can do, and the settings that depend on it: device, bfloat16, XLA, the training devices.
+
+One vocabulary for precision: ``"float32"`` or ``"bfloat16"``. Training maps ``"bfloat16"`` to Keras' mixed policy
+(float32 variables, bf16 compute) in :func:`keras_training_policy`; generation builds its own bf16 inference copy
+(``videogen.generator_io.inference_copy``). Parsing a setting needs no TensorFlow; detecting devices imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import re
+import subprocess
+from typing import Any
+
+from videogen.errors import InputError
+
+log = logging.getLogger("videogen.hardware")
+
+def nvidia_smi_gpus() -> list[str]:
+    """Names of the GPUs nvidia-smi sees (empty without the tool or a driver)."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                             text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+
+
+def _cpuinfo_field(prefix: str) -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(prefix):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_has_bf16() -> bool:
+    """The CPU computes bfloat16 natively (AVX512_BF16 or AMX)."""
+    flags = set((_cpuinfo_field("flags") or "").split())
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def gpu_supports_bf16() -> bool:
+    """Every visible GPU has compute capability 8.0 or newer (and there is one)."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    for device in gpus:
+        capability = tf.config.experimental.get_device_details(device).get("compute_capability", (0, 0))
+        if tuple(capability) < (8, 0):
+            return False
+    return bool(gpus)
+
+
+def _gpu_description(gpus: list) -> str:
+    import tensorflow as tf
+
+    try:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        name = details.get("device_name", gpus[0].name)
+        cc = details.get("compute_capability")
+        if cc:
+            name = f"{name} (compute capability {cc[0]}.{cc[1]})"
+    except Exception:  # details are informational only
+        name = gpus[0].name
+    return f"GPU: {name}" + (f" (+{len(gpus) - 1} more)" if len(gpus) > 1 else "")
+
+
+def detect_device() -> tuple[str, bool]:
+    """``(description, on_gpu)`` of the device TensorFlow runs on.
+
+    A GPU that TensorFlow cannot use (e.g. a K80, compute capability 3.7, with TensorFlow's CUDA 12 build, or a CPU-only
+    TensorFlow on a GPU node) is reported with a warning and the work falls back to the CPU instead of failing.
+    """
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return _gpu_description(gpus), True
+    seen = nvidia_smi_gpus()
+    if seen:
+        log.warning("GPU present (%s) but TensorFlow cannot use it (CPU-only build, or a GPU too old for its CUDA "
+                    "build, e.g. a K80 with CUDA 12); running on the CPU", ", ".join(seen))
+    cpu = _cpuinfo_field("model name") or platform.processor() or "CPU"
+    return f"CPU: {cpu}, {os.cpu_count()} cores", False
+
+
+def resolve_precision(setting: Any, on_gpu: bool, *, gpu_native: bool | None = None) -> str:
+    """``"float32"`` or ``"bfloat16"`` for a precision setting (auto, float32/fp32, bfloat16/bf16/mixed_bfloat16).
+
+    ``auto`` is bfloat16 where the hardware computes it natively (faster at the same quality, docs/quality.md):
+    on a GPU when ``gpu_native`` says so (default: any GPU), on a CPU with AVX512_BF16 or AMX.
+    """
+    value = str(setting).strip().lower()
+    if value in ("auto", ""):
+        if on_gpu:
+            return "bfloat16" if gpu_native is None or gpu_native else "float32"
+        return "bfloat16" if cpu_has_bf16() else "float32"
+    if value in ("float32", "fp32"):
+        return "float32"
+    if value in ("bfloat16", "bf16", "mixed_bfloat16"):
+        return "bfloat16"
+    raise InputError(f"precision must be auto, float32 or bfloat16, got {setting!r}")
+
+
+def keras_training_policy(precision: str) -> str:
+    """The Keras dtype policy that trains at ``precision``: bf16 compute keeps float32 variables and losses."""
+    return "mixed_bfloat16" if precision == "bfloat16" else "float32"
+
+
+def resolve_jit(setting: Any, on_gpu: bool) -> bool:
+    """XLA on or off for a jit_compile setting: ``auto`` is on for GPUs (fused element-wise ops after each conv) and
+    off for CPUs, where it was slower."""
+    value = str(setting).strip().lower()
+    if value in ("auto", ""):
+        return on_gpu
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise InputError(f"jit_compile must be auto, true or false, got {setting!r}")
+
+
+# ------------------------------------------------------------------------------------------------- training devices
+def parse_devices(value: Any) -> tuple[str, Any]:
+    """Read the ``devices`` setting without TensorFlow: ``("auto", None)``, ``("single", None)``,
+    ``("count", (kind, n or None for all))`` or ``("names", [device names])``. A list or tuple of names also works."""
+    if isinstance(value, (list, tuple)):
+        names = [str(v).strip() for v in value if str(v).strip()]
+        if names:
+            return "names", names
+    else:
+        text = str(value).strip()
+        low = text.lower()
+        if low == "auto":
+            return "auto", None
+        if low in ("single", "default", "one"):
+            return "single", None
+        if low in ("gpu", "gpus", "all"):
+            return "count", ("GPU", None)
+        match = re.fullmatch(r"(cpu|gpu):(\d+)", low)
+        if match and int(match.group(2)) >= 1:
+            return "count", (match.group(1).upper(), int(match.group(2)))
+        if text.startswith("/"):
+            return "names", [part.strip() for part in text.split(",") if part.strip()]
+    raise InputError(f"invalid train setting: devices must be auto, single, gpu, gpu:N, cpu:N (N >= 1) or "
+                     f"comma-separated device names starting with /, got {value!r}")
+
+
+def _auto_devices(batch_size: int) -> list[str] | None:
+    import tensorflow as tf
+
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+    if len(gpus) > batch_size:
+        log.warning("batch size %d is smaller than the %d GPUs: training on %d of them", batch_size, len(gpus),
+                    batch_size)
+        gpus = gpus[:batch_size]
+    return gpus if len(gpus) > 1 else None
+
+
+def resolve_devices(value: Any, batch_size: int) -> list[str] | None:
+    """Device names for MirroredStrategy, or None for the plain single-device step (no strategy)."""
+    import tensorflow as tf
+
+    mode, arg = parse_devices(value)
+    if mode == "single":
+        return None
+    if mode == "auto":
+        return _auto_devices(batch_size)
+    if mode == "count":
+        kind, count = arg
+        available = [d.name for d in tf.config.list_logical_devices(kind)]
+        count = count or len(available)
+        if not available or count > len(available):
+            raise InputError(f"invalid train setting: devices={value!r} asks for {count or 1} {kind} devices, but "
+                             f"{len(available)} are visible")
+        names = available[:count]
+    else:
+        names = arg
+    if batch_size < len(names):
+        raise InputError(f"invalid train setting: batch_size {batch_size} is smaller than the {len(names)} devices of "
+                         f"devices={value!r} (the batch is the global batch, split across them)")
+    return names

@@ -1,0 +1,119 @@
+"""Training examples: real pairs from the dataset, refinement pairs from the model's own rollouts, the paper's random
+jitter, and the batched ``tf.data`` pipelines the step consumes.
+
+An example is ``(inputs uint8 (S, S, 3K), target uint8 (S, S, 3))``: the K frames up to frame i stacked on channels,
+and frame i+1. Frames stay uint8 until the step converts them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from videogen.frames import context_indices, rollout_batches, stack_context
+
+_JITTER_SCALE = 1.12  # the paper's 256 -> 286 resize before the random 256 crop
+
+
+def jitter(inputs, target, image_size: int, seed):
+    """The paper's random jitter, drawn once and applied identically to the input frames and the target.
+
+    Input and target are stacked on channels before the resize (to ``round(1.12 * S)``), the random ``S`` crop and the
+    random mirror, so frame t and frame t+1 always move together; a mismatch would teach the generator a spurious shift.
+
+    Args:
+        inputs: uint8 ``(S, S, 3K)``, the context frames.
+        target: uint8 ``(S, S, 3)``, the next frame.
+        image_size: S.
+        seed: int tensor of shape ``[2]`` for the stateless random ops (same seed, same crop and flip).
+
+    Returns:
+        ``(inputs, target)``, uint8, same shapes.
+    """
+    import tensorflow as tf
+
+    channels = inputs.shape[-1]
+    stacked = tf.concat([inputs, target], axis=-1)
+    big = int(round(_JITTER_SCALE * image_size))
+    stacked = tf.image.resize(stacked, [big, big], method="bilinear")
+    stacked = tf.cast(tf.clip_by_value(tf.round(stacked), 0.0, 255.0), tf.uint8)  # uint8 until the model needs float
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=2)
+    stacked = tf.image.stateless_random_crop(stacked, [image_size, image_size, channels + 3], seed=seeds[0])
+    stacked = tf.image.stateless_random_flip_left_right(stacked, seed=seeds[1])
+    return stacked[..., :channels], stacked[..., channels:]
+
+
+def pair_example(frames: np.ndarray, pair: int, first_pair: int, context_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """The unjittered example of pair ``pair``: context clamped at ``first_pair``, target frame ``pair + 1``."""
+    block = frames[context_indices(pair, first_pair, context_frames) + [pair + 1]]  # one read from the memory map
+    return stack_context(block[:-1]), np.ascontiguousarray(block[-1])
+
+
+def real_examples(frames: np.ndarray, first_pair: int, end_pair: int, context_frames: int, seed: int):
+    """Endless shuffled tf.data stream of unjittered (inputs (S,S,3K) uint8, target (S,S,3) uint8) training pairs."""
+    import tensorflow as tf
+
+    size = frames.shape[1]
+
+    def load(pair):
+        inputs, target = tf.numpy_function(lambda p: pair_example(frames, int(p), first_pair, context_frames), [pair],
+                                           [tf.uint8, tf.uint8], stateful=False)
+        inputs.set_shape([size, size, 3 * context_frames])
+        target.set_shape([size, size, 3])
+        return inputs, target
+
+    pairs = tf.data.Dataset.range(first_pair, end_pair)
+    pairs = pairs.shuffle(end_pair - first_pair, seed=seed, reshuffle_each_iteration=True).repeat()
+    return pairs.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+
+
+def mixed_examples(real, pool_inputs: np.ndarray, pool_targets: np.ndarray, refine_mix: float, seed: int):
+    """Real examples mixed with refinement pairs, ``refine_mix`` of them from the pool (endless, shuffled)."""
+    import tensorflow as tf
+
+    rollouts = tf.data.Dataset.from_tensor_slices((pool_inputs, pool_targets))
+    rollouts = rollouts.shuffle(len(pool_inputs), seed=seed).repeat()
+    return tf.data.Dataset.sample_from_datasets([real, rollouts], weights=[1.0 - refine_mix, refine_mix], seed=seed)
+
+
+def batches(examples, image_size: int, batch_size: int, seed: int, strategy=None):
+    """Jitter each example with its own stateless seed, batch with fixed shapes, prefetch; under a strategy, split each
+    global batch across the replicas."""
+    import tensorflow as tf
+
+    seeds = tf.data.Dataset.random(seed=seed).batch(2)
+    ds = tf.data.Dataset.zip(examples, seeds)
+    ds = ds.map(lambda example, s: jitter(example[0], example[1], image_size, s),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    if strategy is not None:
+        options = tf.data.Options()  # one worker: no sharding
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        ds = strategy.experimental_distribute_dataset(ds.with_options(options))
+    return ds
+
+
+def refinement_examples(generator, frames: np.ndarray, first_pair: int, end_pair: int, *, context_frames: int,
+                        rollout_length: int, rollout_starts: int, seed: int, batch_size: int):
+    """Roll the current generator out (dropout off) from random training frames; return refinement pairs.
+
+    From start frame i the model predicts i+1, then i+2 from its own prediction, and so on ``rollout_length`` steps.
+    Pair j is (context window holding the model's own j latest predictions -> real frame i+j+1): exactly the
+    inputs a long generation feeds back, labelled with what really came next.
+
+    Returns:
+        ``(inputs uint8 (P, S, S, 3K), targets uint8 (P, S, S, 3))``, grouped by chunks of ``batch_size`` starts.
+    """
+    k = context_frames
+    length = min(rollout_length, end_pair - first_pair)  # start i needs frames up to i + length
+    candidates = np.arange(first_pair, end_pair - length + 1)
+    rng = np.random.default_rng(seed)
+    starts = np.sort(rng.choice(candidates, size=min(rollout_starts, len(candidates)), replace=False))
+    windows = np.stack([frames[context_indices(int(i), first_pair, k)] for i in starts])  # (P, K, S, S, 3)
+    inputs_out, targets_out = [], []
+    for rows, predicted in rollout_batches(generator, windows, length, batch_size):  # predicted (length, B, S, S, 3)
+        window, chunk = windows[rows], starts[rows]
+        for j in range(1, length + 1):
+            window = np.concatenate([window[:, 1:], predicted[j - 1][:, None]], axis=1)
+            inputs_out.append(stack_context(window))
+            targets_out.append(np.stack([np.asarray(frames[int(i) + j + 1]) for i in chunk]))
+    return np.concatenate(inputs_out), np.concatenate(targets_out)

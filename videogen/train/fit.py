@@ -1,0 +1,331 @@
+"""The train stage end to end: plan the run, pick devices and precision, build the models, restore, run the phases,
+export the generator and write model.json."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from videogen import artifacts, hardware
+from videogen.frames import context_indices, stack_context
+from videogen.train import data
+from videogen.train.checkpoint import Checkpoints, Mirror, local_checkpoint_dir
+from videogen.train.monitor import WARMUP_STEPS, Monitor, format_duration
+from videogen.train.settings import (
+    TrainSettings,
+    plan_phases,
+    resolve_jit,
+    resolve_precision,
+    total_steps,
+    validate_settings,
+)
+from videogen.train.step import LOSS_NAMES, make_distributed_train_step, make_train_step
+
+logger = logging.getLogger("videogen.train")
+
+
+@dataclass
+class _Plan:
+    """What the run does: the data, the batch, the step budget and its phases."""
+
+    settings: TrainSettings
+    dataset: artifacts.Dataset
+    first_pair: int
+    end_pair: int
+    batch: int
+    total: int
+    phases: list[dict]
+
+    @property
+    def num_pairs(self) -> int:
+        return self.end_pair - self.first_pair
+
+
+def _plan(settings: TrainSettings, dataset: artifacts.Dataset) -> _Plan:
+    first_pair, end_pair = dataset.block("train")
+    num_pairs, batch = end_pair - first_pair, settings.batch_size
+    if num_pairs < batch:
+        logger.warning("only %d training pairs: batch size clamped from %d to %d", num_pairs, batch, num_pairs)
+        batch = num_pairs
+    total = total_steps(settings, num_pairs)
+    return _Plan(settings, dataset, first_pair, end_pair, batch, total, plan_phases(settings, total))
+
+
+@dataclass
+class _Devices:
+    """Where and how the step runs."""
+
+    strategy: Any  # tf.distribute.MirroredStrategy, or None for one device
+    names: list[str] | None
+    gpu: bool
+    jit: bool
+    precision: str  # "float32" or "bfloat16"
+
+    @property
+    def replicas(self) -> int:
+        return self.strategy.num_replicas_in_sync if self.strategy else 1
+
+    def scope(self):
+        return self.strategy.scope() if self.strategy else contextlib.nullcontext()
+
+
+def _choose_devices(settings: TrainSettings, batch: int) -> _Devices:
+    """Data parallelism over several devices with MirroredStrategy, else the plain step on the default device. The
+    strategy path is tested on 2 logical CPU devices (tests/unit/test_train_distributed.py); NCCL all-reduce and
+    XLA with several GPUs are untested, so XLA there is opt-in (jit_compile=true)."""
+    import tensorflow as tf
+
+    names = hardware.resolve_devices(settings.devices, batch)
+    strategy = tf.distribute.MirroredStrategy(names) if names else None
+    gpu = any("GPU" in n.upper() for n in names) if names else bool(tf.config.list_physical_devices("GPU"))
+    jit = resolve_jit(settings.jit_compile, gpu)
+    if strategy and jit and str(settings.jit_compile).strip().lower() == "auto":
+        jit = False
+    if strategy and jit and not all("GPU" in n.upper() for n in names):
+        logger.warning("XLA is off: MirroredStrategy compiles its replica step only on GPU devices")
+        jit = False
+    devices = _Devices(strategy, names, gpu, jit, resolve_precision(settings.precision, gpu))
+    if strategy:
+        r = devices.replicas
+        logger.info("distribution: MirroredStrategy over %d replicas (%s): global batch %d, %s per replica; learning "
+                    "rate %g as set (losses are means over the global batch)", r, ", ".join(names), batch,
+                    f"{batch // r}" if batch % r == 0 else f"{batch // r}-{batch // r + 1}", settings.learning_rate)
+    else:
+        logger.info("distribution: none (one device, 1 replica)")
+    return devices
+
+
+def _build_generator(settings: TrainSettings, size: int):
+    from videogen.model import build_generator
+
+    return build_generator(size, settings.ngf, settings.context_frames, settings.residual, norm=settings.norm,
+                           dropout=settings.dropout)
+
+
+def _build_models(settings: TrainSettings, size: int, devices: _Devices) -> dict[str, Any]:
+    """Both models, both optimizers and the step counter, created under the strategy's scope (mirrored on each
+    replica); the models compute at the run's precision, their variables stay float32."""
+    import keras
+    import tensorflow as tf
+
+    from videogen.model import build_discriminator
+    from videogen.optim import FusedAdam
+
+    keras.utils.set_random_seed(settings.seed)
+    previous_policy = keras.config.dtype_policy()
+    with devices.scope():
+        keras.config.set_dtype_policy(hardware.keras_training_policy(devices.precision))
+        try:
+            generator = _build_generator(settings, size)
+            discriminator = build_discriminator(size, settings.ndf, settings.context_frames)
+        finally:
+            keras.config.set_dtype_policy(previous_policy)
+        # Keras' Adam updated by TensorFlow's fused kernel: far fewer ops per step (videogen/optim.py).
+        generator_optimizer = FusedAdam(settings.learning_rate, beta_1=settings.beta1)
+        discriminator_optimizer = FusedAdam(settings.learning_rate, beta_1=settings.beta1)
+        # Create the optimizer slots now so that a restore fills them in place instead of deferring.
+        generator_optimizer.build(generator.trainable_variables)
+        discriminator_optimizer.build(discriminator.trainable_variables)
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    return {"step": step, "generator": generator, "discriminator": discriminator,
+            "generator_optimizer": generator_optimizer, "discriminator_optimizer": discriminator_optimizer}
+
+
+def _make_step(models: dict[str, Any], plan: _Plan, devices: _Devices):
+    s = plan.settings
+    networks = (models["generator"], models["discriminator"], models["generator_optimizer"],
+                models["discriminator_optimizer"], models["step"])
+    losses = {"gan_weight": s.gan_weight, "l1_weight": s.l1_weight, "input_noise": s.input_noise,
+              "jit_compile": devices.jit}
+    if devices.strategy is None:
+        return make_train_step(*networks, batch_size=plan.batch, image_size=plan.dataset.image_size,
+                               context_frames=s.context_frames, **losses)
+    return make_distributed_train_step(devices.strategy, *networks, global_batch_size=plan.batch, **losses)
+
+
+def _sample(plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed sample for TensorBoard: the first validation pair if there is one, else the first training pair."""
+    val = plan.dataset.info.get("val") or [plan.first_pair, plan.first_pair]
+    first = int(val[0]) if int(val[1]) > int(val[0]) else plan.first_pair
+    block = plan.dataset.frames[context_indices(first, first, plan.settings.context_frames) + [first + 1]]
+    return stack_context(np.asarray(block[:-1]))[None], np.asarray(block[-1])[None]
+
+
+def _phase_examples(plan: _Plan, phase_index: int, phase: dict, phase_seed: int, generator) -> tuple[Any, float]:
+    """The phase's example stream (real pairs; in a refine round mixed with fresh rollout pairs) and the seconds the
+    rollouts took."""
+    s = plan.settings
+    examples = data.real_examples(plan.dataset.frames, plan.first_pair, plan.end_pair, s.context_frames, phase_seed)
+    if phase["name"] == "main":
+        return examples, 0.0
+    t0 = time.perf_counter()
+    pool_inputs, pool_targets = data.refinement_examples(
+        generator, plan.dataset.frames, plan.first_pair, plan.end_pair, context_frames=s.context_frames,
+        rollout_length=s.rollout_length, rollout_starts=s.rollout_starts, seed=s.seed + phase_index,
+        batch_size=plan.batch)
+    seconds = time.perf_counter() - t0
+    logger.info("%s: %d rollout pairs from the current model (%.1f s), mixed %.0f%% with real pairs", phase["name"],
+                len(pool_inputs), seconds, 100 * s.refine_mix)
+    return data.mixed_examples(examples, pool_inputs, pool_targets, s.refine_mix, phase_seed), seconds
+
+
+def _run_phase(plan: _Plan, phase: dict, batches, train_step, step, monitor: Monitor, save) -> None:
+    """Train from the current step to the end of ``phase``, checkpointing every ``checkpoint_every`` steps."""
+    sums = monitor.start_phase(phase["name"], int(step.numpy()))
+    current, steps_in_phase = int(step.numpy()), 0
+    while current < phase["end_step"]:
+        t0 = time.perf_counter()
+        inputs, target = next(batches)
+        losses = [float(v) for v in train_step(inputs, target)]  # float() waits for the step to finish
+        current += 1
+        steps_in_phase += 1
+        monitor.step_done(phase["name"], sums, current, losses, time.perf_counter() - t0, steps_in_phase)
+        if current % plan.settings.checkpoint_every == 0 and current != plan.total:
+            save(current)
+
+
+def _fit(plan: _Plan, models: dict[str, Any], devices: _Devices, checkpoints: Checkpoints, monitor: Monitor,
+         start_step: int) -> float:
+    """Run the phases left after ``start_step`` and save the final checkpoint; returns the seconds spent in rollouts."""
+    train_step = _make_step(models, plan, devices)
+    generator = models["generator"]
+
+    def save(at_step: int) -> None:
+        checkpoints.save(at_step)
+        monitor.write_sample(generator, at_step)
+
+    rollout_seconds = 0.0
+    for phase_index, phase in enumerate(plan.phases):
+        if start_step >= phase["end_step"]:
+            continue
+        phase_seed = plan.settings.seed + 1000 * phase_index + start_step  # a resumed run does not replay the order
+        examples, seconds = _phase_examples(plan, phase_index, phase, phase_seed, generator)
+        rollout_seconds += seconds
+        batches = data.batches(examples, plan.dataset.image_size, plan.batch, seed=phase_seed + 1,
+                               strategy=devices.strategy)
+        _run_phase(plan, phase, iter(batches), train_step, models["step"], monitor, save)
+    if checkpoints.latest_step() != plan.total:
+        save(plan.total)
+    return rollout_seconds
+
+
+def _export(generator, settings: TrainSettings, output_dir: Path, devices: _Devices) -> Path:
+    """Write ``generator.keras`` (atomically) and the SavedModel beside it; both float32 and strategy-free."""
+    from videogen.export import export_savedmodel
+
+    export = generator
+    if devices.precision != "float32" or devices.strategy is not None:
+        # A float32 generator loads and runs the same everywhere (the K80 has no bf16); under a strategy, a plain
+        # copy outside its scope (no mirrored variables in the file).
+        export = _build_generator(settings, generator.input_shape[1])
+        export.set_weights(generator.get_weights())
+    path = output_dir / artifacts.GENERATOR_FILE
+    tmp_path = output_dir / f".{artifacts.GENERATOR_FILE}.tmp.keras"
+    export.save(tmp_path)
+    artifacts.move_file(tmp_path, path)
+    export_savedmodel(export, output_dir)  # for the K80 image, whose Keras 2 cannot read generator.keras
+    return path
+
+
+def _phase_summary(plan: _Plan, history: dict) -> list[dict]:
+    summary = []
+    for phase in plan.phases:
+        sums = history["phase_sums"].get(phase["name"], {"steps": 0})
+        n = sums.get("steps", 0)
+        summary.append({**phase, "final": sums.get("final"),
+                        "mean": {name: sums[name] / n for name in LOSS_NAMES} if n else None})
+    return summary
+
+
+def _model_info(plan: _Plan, devices: _Devices, monitor: Monitor, steps: int, start_step: int,
+                rollout_seconds: float, duration_s: float, checkpoint_dir: str) -> dict:
+    """The content of model.json: what the generator is, how it was trained, and how fast."""
+    s, dataset = plan.settings, plan.dataset
+    return {
+        "image_size": dataset.image_size, "fps": dataset.fps, "steps": steps, "context_frames": s.context_frames,
+        "residual": s.residual, "norm": s.norm, "dropout": s.dropout, "ngf": s.ngf, "ndf": s.ndf,
+        "batch_size": plan.batch, "settings": dataclasses.asdict(s),
+        "history": {"phases": _phase_summary(plan, monitor.history), "points": monitor.history["points"]},
+        "train_images_per_s": monitor.images_per_s,
+        "train_images_per_s_note": f"steady state of this process's steps (first {WARMUP_STEPS} steps of each phase, "
+                                   "checkpoint saves and rollouts left out); data loading included",
+        "timed_images": monitor.timed_images,
+        "rollout_s": round(rollout_seconds, 3),
+        "resumed_from_step": start_step if start_step else None,
+        "jit_compile": devices.jit,
+        "precision": hardware.keras_training_policy(devices.precision),
+        "device": "GPU" if devices.gpu else "CPU",
+        "replicas": devices.replicas, "devices": devices.names,
+        "distribution": "MirroredStrategy" if devices.strategy else None,
+        "duration_s": round(duration_s, 3),
+        "dataset": {"dir": str(dataset.dir), "source": dataset.info.get("source"),
+                    "train": [plan.first_pair, plan.end_pair], "num_frames": int(len(dataset.frames))},
+        "checkpoint_dir": checkpoint_dir,
+    }
+
+
+def train(dataset_dir: Path, output_dir: Path, settings: TrainSettings, checkpoint_dir: str | None = None) -> dict:
+    """Train the next-frame pix2pix model on a prepared dataset and export it.
+
+    Args:
+        dataset_dir: dataset dir from the prepare stage.
+        output_dir: model dir to write (created).
+        settings: the stage's settings.
+        checkpoint_dir: where checkpoints live: None = ``output_dir/checkpoints``; a local path is used directly; an
+            ``s3://`` or ``minio://`` URI is mirrored (its latest checkpoint pulled before start, each save pushed)
+            through a temporary local copy outside ``output_dir``, so a retried task in a fresh pod resumes and the
+            model dir (the task's output artifact) carries no checkpoints.
+
+    Returns:
+        The content of ``model.json``.
+
+    Raises:
+        InputError: the dataset dir or a setting is not usable, or the checkpoint dir holds another model.
+    """
+    started = time.perf_counter()
+    validate_settings(settings)
+    dataset = artifacts.open_dataset(Path(dataset_dir))
+    dataset.check_trainable()
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as scratch:
+        local_ckpt, remote_uri = local_checkpoint_dir(output_dir, checkpoint_dir, scratch)
+        local_ckpt.mkdir(parents=True, exist_ok=True)
+        info = _train(_plan(settings, dataset), output_dir, local_ckpt, remote_uri, started)
+    artifacts.atomic_write_json(output_dir / artifacts.MODEL_INFO_FILE, info)
+    logger.info("trained %d steps in %s (%s img/s steady state); wrote %s", info["steps"],
+                format_duration(info["duration_s"]),
+                f"{info['train_images_per_s']:.2f}" if info["train_images_per_s"] else "n/a",
+                output_dir / artifacts.GENERATOR_FILE)
+    return info
+
+
+def _train(plan: _Plan, output_dir: Path, local_ckpt: Path, remote_uri: str | None, started: float) -> dict:
+    """Pull the checkpoint, build, restore, fit, export: like the pix2pix tutorial's ``fit`` with resumption."""
+    mirror = Mirror(remote_uri, local_ckpt)
+    mirror.pull()
+    devices = _choose_devices(plan.settings, plan.batch)
+    models = _build_models(plan.settings, plan.dataset.image_size, devices)
+    logger.info("precision %s, XLA %s, %s", hardware.keras_training_policy(devices.precision),
+                "on" if devices.jit else "off", "GPU" if devices.gpu else "CPU")
+    checkpoints = Checkpoints(local_ckpt, mirror, **models)
+    start_step = checkpoints.restore(plan.total)
+    monitor = Monitor(output_dir / artifacts.LOGS_DIR, checkpoints.history, plan.total, plan.batch,
+                      plan.settings.log_every, _sample(plan))
+    s = plan.settings
+    logger.info("training %d steps at batch %d on %d pairs (%d px, K=%d, jit %s, %s, %d replica%s): phases %s",
+                plan.total, plan.batch, plan.num_pairs, plan.dataset.image_size, s.context_frames, devices.jit,
+                "GPU" if devices.gpu else "CPU", devices.replicas, "" if devices.replicas == 1 else "s",
+                ", ".join(f"{p['name']} [{p['first_step']}, {p['end_step']})" for p in plan.phases))
+    rollout_seconds = _fit(plan, models, devices, checkpoints, monitor, start_step)
+    monitor.close()
+    _export(models["generator"], s, output_dir, devices)
+    return _model_info(plan, devices, monitor, int(models["step"].numpy()), start_step, rollout_seconds,
+                       time.perf_counter() - started, remote_uri or str(local_ckpt))
