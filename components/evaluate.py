@@ -17,16 +17,16 @@ def evaluate_model(dataset: Input[Dataset], model: Input[Model], generated: Inpu
     import tempfile
     from pathlib import Path
 
+    from videogen import artifacts, runs, storage
     from videogen import evaluate as stage
-    from videogen import runs, storage
     from videogen.errors import exit_on_user_error
 
     settings = stage.EvaluateSettings(seed=seed)
     with exit_on_user_error(), tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         scalars = stage.evaluate(Path(dataset.path), Path(model.path), out, settings, generated_dir=Path(generated.path))
-        shutil.copyfile(out / "report.html", report.path)
-        shutil.copyfile(out / "summary.md", summary.path)
+        shutil.copyfile(out / artifacts.REPORT_FILE, report.path)
+        shutil.copyfile(out / artifacts.SUMMARY_FILE, summary.path)
         for name in runs.REPORT_NAMES:
             storage.put(out / name, runs.publish_uri(output_root, run_id, name))
     for name, value in scalars.items():

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from videogen import runs, storage
+from videogen.artifacts import REPORT_FILE, SUMMARY_FILE
 from videogen.errors import StorageError, VideogenError
 
 logger = logging.getLogger("videogen.submit")
@@ -235,7 +236,7 @@ def fetch_result(run_id: str, output: str | Path, output_root: str, *, report: b
         raise StorageError(f"run {run_id} has published no video at {uri}: it may still be running, have failed, "
                            f"or have used another --output-root") from None
     if report:
-        for name in ("report.html", "summary.md"):
+        for name in (REPORT_FILE, SUMMARY_FILE):
             try:
                 storage.fetch(runs.publish_uri(output_root, run_id, name), path.parent / name, client=client)
             except storage.ObjectNotFoundError:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from videogen import runs, storage
+from videogen.artifacts import CHECKPOINTS_DIR, REPORT_FILE
 from videogen.errors import VideogenError, WorkDirBusyError
 
 log = logging.getLogger("videogen.run")
@@ -112,7 +113,7 @@ def _local_arguments(arguments: dict, work_dir: Path) -> dict:
     if not storage.is_remote(arguments["video"]):
         arguments["video"] = str(_stage_input(Path(arguments["video"]), work_dir / "inputs"))
     arguments.setdefault("output_root", str(work_dir / "published"))
-    arguments.setdefault("checkpoint_root", str(work_dir / "checkpoints"))
+    arguments.setdefault("checkpoint_root", str(work_dir / CHECKPOINTS_DIR))
     return arguments
 
 
@@ -141,12 +142,12 @@ def _run_pipeline(arguments: dict, work_dir: Path) -> str:
 def _deliver_report(published_dir: Path, output: str) -> str | None:
     """Copy the report files beside a local ``output``; return where report.html is (None if it is not)."""
     if storage.is_remote(output):
-        return str(published_dir / "report.html") if (published_dir / "report.html").exists() else None
+        return str(published_dir / REPORT_FILE) if (published_dir / REPORT_FILE).exists() else None
     out_dir = Path(output).resolve().parent
     for name in runs.REPORT_NAMES:
         if (published_dir / name).exists():
             storage.put(published_dir / name, str(out_dir / name))
-    return str(out_dir / "report.html") if (out_dir / "report.html").exists() else None
+    return str(out_dir / REPORT_FILE) if (out_dir / REPORT_FILE).exists() else None
 
 
 def resume_key(arguments: dict) -> str:

@@ -15,9 +15,10 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from videogen import storage
+from videogen.artifacts import METRICS_FILE, REPORT_FILE, SUMMARY_FILE
 
 VIDEO_NAME = "gen.mp4"
-REPORT_NAMES = ("report.html", "summary.md", "metrics.json")
+REPORT_NAMES = (REPORT_FILE, SUMMARY_FILE, METRICS_FILE)
 
 
 @dataclass(frozen=True)
