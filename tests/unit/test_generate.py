@@ -243,11 +243,15 @@ def test_video_names_for_k_videos():
     assert video_names("dir.x/clip", 2) == ["dir.x/clip", "dir.x/clip_1"]
 
 
+@pytest.mark.timeout(1500)
 def test_bench_quick_smoke(tmp_path):
-    """`python -m bench.run --quick` measures every part at tiny sizes and writes results.json + results.md."""
+    """`python -m bench.run --quick` measures every part at tiny sizes and writes results.json + results.md.
+
+    It proves the benchmark runs, not how fast: the limit is generous (it takes about a minute on an idle 2-core
+    machine) so that a machine busy with other work does not fail it."""
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--out", str(tmp_path)], cwd=root,
-                          capture_output=True, text=True, timeout=240)
+                          capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
     assert {"machine", "generation", "memory", "training", "prepare"} <= set(results)
