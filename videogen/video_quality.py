@@ -595,3 +595,34 @@ def diversity(videos: list[np.ndarray] | np.ndarray, source_frames: np.ndarray) 
     spread = float(np.mean([stack[:, t].astype(np.float32).std(axis=0).mean() for t in range(stack.shape[1])]))
     source = float(source_frames.astype(np.float32).std(axis=0).mean())
     return {"diversity": _ratio(spread, source), "spread": spread, "source": source, "num_videos": int(len(stack))}
+
+
+# ---------------------------------------------------------------------------------------------------------- wording
+
+
+def _video_list(videos: list[dict]) -> str:
+    numbers = [str(v["video"]) for v in videos]
+    return f"video {numbers[0]}" if len(numbers) == 1 else f"videos {', '.join(numbers)}"
+
+
+def verdict_line(combined: dict, place: dict | None = None, videos: int = 1) -> str:
+    """One sentence from :func:`combine_verdicts` (of ``videos`` scored videos) and :func:`placement`: what failed and
+    from which frame, and where the model sits between copying the last frame ("frozen") and replaying the clip."""
+    if combined["ok"]:
+        text = (f"Video quality: {'the' if videos == 1 else f'all {videos}'} generated video{'s' if videos > 1 else ''}"
+                " pass every check (not frozen, jitter, mush, blur, noise, drift or replay).")
+    else:
+        failed = [f"{name} from frame {f['frame']} ({_video_list(f['videos'])})"
+                  for name, f in combined["failures"].items()]
+        text = f"Video quality: {'; '.join(failed)} (of {videos} scored video{'s' if videos > 1 else ''})."
+    if place:
+        motion, replay = place["motion"], place["replay_share"]
+        if motion["position"] is not None:
+            text += (f" Between the baselines it moves {motion['position']:.2f} of the way from copying the last frame"
+                     f" (frozen, motion {motion['copy_last_frame']:.2f}) to replaying the clip (Video Textures, "
+                     f"motion {motion['video_textures']:.2f}),")
+        else:
+            text += " Against the baselines it"
+        text += (f" replays {replay['model']:.0%} of its frames (copying {replay['copy_last_frame']:.0%}, Video "
+                 f"Textures {replay['video_textures']:.0%}).")
+    return text
