@@ -609,12 +609,12 @@ def verdict_line(combined: dict, place: dict | None = None, videos: int = 1) -> 
     """One sentence from :func:`combine_verdicts` (of ``videos`` scored videos) and :func:`placement`: what failed and
     from which frame, and where the model sits between copying the last frame ("frozen") and replaying the clip."""
     if combined["ok"]:
-        text = (f"Video quality: {'the' if videos == 1 else f'all {videos}'} generated video{'s' if videos > 1 else ''}"
-                " pass every check (not frozen, jitter, mush, blur, noise, drift or replay).")
+        text = (f"Video quality ({videos} video{'s' if videos > 1 else ''} scored): every check passes (not frozen, "
+                "jitter, mush, blur, noise, drift or replay).")
     else:
         failed = [f"{name} from frame {f['frame']} ({_video_list(f['videos'])})"
                   for name, f in combined["failures"].items()]
-        text = f"Video quality: {'; '.join(failed)} (of {videos} scored video{'s' if videos > 1 else ''})."
+        text = f"Video quality ({videos} video{'s' if videos > 1 else ''} scored): {'; '.join(failed)}."
     if place:
         motion, replay = place["motion"], place["replay_share"]
         if motion["position"] is not None:
