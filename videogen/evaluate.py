@@ -16,6 +16,22 @@ What is measured (all on uint8 frames, data range 255):
 - Long-rollout health of the generated video against the training frames: per-frame mean, standard deviation,
   mean absolute change between consecutive frames and saturated fraction, and the flags "collapsed", "frozen" and
   "exploded" with the frame where each starts (see :func:`long_rollout_health` for the thresholds and why).
+- Video quality of the generated videos against the clip (:mod:`videogen.video_quality`, section ``video_quality``
+  of metrics.json, see :func:`video_quality`): per 100-frame window motion, realism, sharpness, contrast and replay,
+  drift, and the verdict (frozen, jitter, mush, blur, noise, drift, replay, each with the frame it starts). The
+  training frames are the train block's frames, the held-out frames the val block's, the source the whole clip. The
+  copy-last-frame and Video Textures baselines (from video 0's start frame, as long as the videos) are scored the same
+  way, and the videos' diversity is measured when there are several.
+
+  Cost caps (scoring costs about 4 s per 2000 frames per video at 64 px, and grows with the pixels: ~67 s at 256 px):
+  at most :data:`VQ_MAX_VIDEOS` (4) videos are scored (the first ones; the first :data:`VQ_MAX_DIVERSITY_VIDEOS` (8)
+  count for diversity); all frames, clip included, are halved in size (area averaging) while the scored videos and
+  the two baselines hold more than :data:`VQ_PIXEL_BUDGET` pixels (3 videos of 2000 frames at 64 px), but not below
+  64 px: the default 2000-frame video of 256 px frames is scored at 64 px, a 200-frame one at 128 px. Past that the
+  time grows with the length (about 2 s per 1000 frames per video at 64 px, plus the replay search against the
+  clip). Video Textures plays the last :data:`VQ_TEXTURES_MAX_FRAMES` (1000) training frames (its frame-distance
+  matrix is quadratic). What was applied is in ``video_quality``: ``scored_size``, ``videos_scored``, ``cost``,
+  ``seconds``.
 
 Evaluation is deterministic: dropout off and BatchNorm in inference mode (``model(x, training=False)``), start frames
 drawn from ``settings.seed``.
@@ -498,12 +514,13 @@ def evaluate(dataset_dir: Path, model_dir: Path, output_dir: Path, settings: Eva
         model_dir: the train stage's output (``generator.keras``, ``model.json``).
         output_dir: where ``metrics.json``, ``report.html`` and ``summary.md`` go (created).
         settings: evaluation settings (defaults if None).
-        generated_dir: optional generate stage output; its video gets the long-rollout health checks and is
-            previewed in the report.
+        generated_dir: optional generate stage output; its videos get the long-rollout health checks and the
+            video-quality scores (with the baselines and diversity), and video 0 is previewed in the report.
 
     Returns:
         The flat ``{name: float}`` metrics for KFP ``Metrics.log_metric`` and the CLI (names like
-        ``one_step_psnr_model``, ``rollout10_psnr_copy``, ``health_frozen_frame``; see :func:`scalar_metrics`).
+        ``one_step_psnr_model``, ``rollout10_psnr_copy``, ``health_frozen_frame``, ``video_ok``, ``motion_min``;
+        see :func:`scalar_metrics` and :func:`video_quality_scalars`).
         They are also ``metrics.json["scalars"]``; metrics.json holds the full detail (settings, per-k rows with
         start counts, health thresholds and per-frame series, verdict).
 
