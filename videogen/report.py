@@ -384,7 +384,7 @@ def _assessment(metrics: dict) -> dict:
         return metrics["assessment"]
     from videogen.evaluate import assess
 
-    return assess(metrics["one_step"], metrics.get("rollout", []), metrics.get("health"))
+    return assess(metrics["one_step"], metrics.get("rollout", []), metrics.get("health"), metrics.get("video_quality"))
 
 
 def render_html(metrics: dict, dataset_info: dict, model_info: dict, generation_info: dict | None,
