@@ -16,6 +16,22 @@ What is measured (all on uint8 frames, data range 255):
 - Long-rollout health of the generated video against the training frames: per-frame mean, standard deviation,
   mean absolute change between consecutive frames and saturated fraction, and the flags "collapsed", "frozen" and
   "exploded" with the frame where each starts (see :func:`long_rollout_health` for the thresholds and why).
+- Video quality of the generated videos against the clip (:mod:`videogen.video_quality`, section ``video_quality``
+  of metrics.json, see :func:`video_quality`): per 100-frame window motion, realism, sharpness, contrast and replay,
+  drift, and the verdict (frozen, jitter, mush, blur, noise, drift, replay, each with the frame it starts). The
+  training frames are the train block's frames, the held-out frames the val block's, the source the whole clip. The
+  copy-last-frame and Video Textures baselines (from video 0's start frame, as long as the videos) are scored the same
+  way, and the videos' diversity is measured when there are several.
+
+  Cost caps (scoring costs about 4 s per 2000 frames per video at 64 px, and grows with the pixels: ~67 s at 256 px):
+  at most :data:`VQ_MAX_VIDEOS` (4) videos are scored (the first ones; the first :data:`VQ_MAX_DIVERSITY_VIDEOS` (8)
+  count for diversity); all frames, clip included, are halved in size (area averaging) while the scored videos and
+  the two baselines hold more than :data:`VQ_PIXEL_BUDGET` pixels (3 videos of 2000 frames at 64 px), but not below
+  64 px: the default 2000-frame video of 256 px frames is scored at 64 px, a 200-frame one at 128 px. Past that the
+  time grows with the length (about 2 s per 1000 frames per video at 64 px, plus the replay search against the
+  clip). Video Textures plays the last :data:`VQ_TEXTURES_MAX_FRAMES` (1000) training frames (its frame-distance
+  matrix is quadratic). What was applied is in ``video_quality``: ``scored_size``, ``videos_scored``, ``cost``,
+  ``seconds``.
 
 Evaluation is deterministic: dropout off and BatchNorm in inference mode (``model(x, training=False)``), start frames
 drawn from ``settings.seed``.
@@ -34,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from videogen import artifacts
+from videogen import video_quality as vq
 from videogen.errors import InputError
 from videogen.frames import context_indices, make_step, rollout_all
 
@@ -59,6 +76,14 @@ SUSTAIN_FRAMES = 5  # a flag needs its condition on this many consecutive frames
 
 # The verdict: the model "beats copying" only if its one-step PSNR is higher by more than this.
 BEATS_COPY_MARGIN_DB = 0.25
+
+# Video quality (videogen.video_quality) and what caps its cost; see the module docstring.
+VQ_WINDOW = 100  # frames per window of the per-window curves
+VQ_MAX_VIDEOS = 4  # generated videos scored (the first ones); the rest only count for diversity
+VQ_MAX_DIVERSITY_VIDEOS = 8  # videos compared for diversity (the first ones)
+VQ_PIXEL_BUDGET = 3 * 2000 * 64 * 64  # frame pixels scored (videos + 2 baselines) before frames are halved ...
+VQ_MIN_SIDE = 64  # ... down to this side at least
+VQ_TEXTURES_MAX_FRAMES = 1000  # the Video Textures baseline plays the last this-many training frames
 
 _TRAIN_STATS_MAX_FRAMES = 1000
 _SERIES_MAX_VIDEOS = 8
@@ -391,15 +416,21 @@ def _rollout_quality(model, frames, starts: np.ndarray, k_context: int, steps: t
     return rows, rolled
 
 
-def assess(one_step: dict, rollout: list[dict], health: dict | None) -> dict[str, Any]:
-    """The verdict as fields (what the report colours) and as one plain sentence (or two), ``text``: does the model
-    beat copying the last frame one-step by more than the margin, and is the generated video healthy."""
+def assess(one_step: dict, rollout: list[dict], health: dict | None, quality: dict | None = None) -> dict[str, Any]:
+    """The verdict as fields (what the report colours) and as plain sentences, ``text``: does the model beat copying
+    the last frame one-step by more than the margin, is the generated video healthy, and does it pass the
+    video-quality checks (``video_ok``, None when they did not run; ``video_failures``: check name -> first frame)."""
     gain = float(one_step["psnr_gain"])
     flags = {name: bool(f["flagged"]) for name, f in (health or {}).get("flags", {}).items()}
     beats_copy = gain > BEATS_COPY_MARGIN_DB
+    judged = (quality or {}).get("verdict")
+    video_ok = None if judged is None else bool(judged["ok"])
+    text = _verdict_text(one_step, rollout, health) + (f" {quality['text']}" if judged is not None else "")
     return {"beats_copy": beats_copy, "one_step_gain_db": round(gain, 4), "margin_db": BEATS_COPY_MARGIN_DB,
             "healthy": None if health is None else not any(flags.values()), "flags": flags,
-            "good": beats_copy and not any(flags.values()), "text": _verdict_text(one_step, rollout, health)}
+            "video_ok": video_ok,
+            "video_failures": {name: f["frame"] for name, f in (judged or {}).get("failures", {}).items()},
+            "good": beats_copy and not any(flags.values()) and video_ok is not False, "text": text}
 
 
 def _verdict_text(one_step: dict, rollout: list[dict], health: dict | None) -> str:
@@ -445,6 +476,7 @@ def scalar_metrics(metrics: dict) -> dict[str, float]:
         for name, flag in health["flags"].items():
             out[f"health_{name}"] = float(flag["flagged"])
             out[f"health_{name}_frame"] = float(flag["frame"]) if flag["frame"] is not None else -1.0
+    out.update(video_quality_scalars(metrics.get("video_quality")))
     for key, value in metrics.get("final_losses", {}).items():
         out[f"final_{key}"] = float(value)
     model = metrics.get("model", {})
@@ -482,12 +514,13 @@ def evaluate(dataset_dir: Path, model_dir: Path, output_dir: Path, settings: Eva
         model_dir: the train stage's output (``generator.keras``, ``model.json``).
         output_dir: where ``metrics.json``, ``report.html`` and ``summary.md`` go (created).
         settings: evaluation settings (defaults if None).
-        generated_dir: optional generate stage output; its video gets the long-rollout health checks and is
-            previewed in the report.
+        generated_dir: optional generate stage output; its videos get the long-rollout health checks and the
+            video-quality scores (with the baselines and diversity), and video 0 is previewed in the report.
 
     Returns:
         The flat ``{name: float}`` metrics for KFP ``Metrics.log_metric`` and the CLI (names like
-        ``one_step_psnr_model``, ``rollout10_psnr_copy``, ``health_frozen_frame``; see :func:`scalar_metrics`).
+        ``one_step_psnr_model``, ``rollout10_psnr_copy``, ``health_frozen_frame``, ``video_ok``, ``motion_min``;
+        see :func:`scalar_metrics` and :func:`video_quality_scalars`).
         They are also ``metrics.json["scalars"]``; metrics.json holds the full detail (settings, per-k rows with
         start counts, health thresholds and per-frame series, verdict).
 
@@ -504,7 +537,7 @@ def evaluate(dataset_dir: Path, model_dir: Path, output_dir: Path, settings: Eva
     generated = _Generated(rolled[:, 0], f"{len(rolled)}-frame evaluation rollout from validation frame "
                                          f"{int(starts[0])}")
     if generated_dir is not None:
-        generated = _generated_health(Path(generated_dir), dataset, train_block)
+        generated = _generated_health(Path(generated_dir), dataset, train_block, val_block, settings.seed)
 
     records = history_records(model_info.get("history"))
     metrics: dict[str, Any] = {
@@ -521,9 +554,10 @@ def evaluate(dataset_dir: Path, model_dir: Path, output_dir: Path, settings: Eva
         "rollout_starts": starts.tolist(),
         "rollout": rollout,
         "health": generated.health,
+        "video_quality": generated.quality,
         "final_losses": _final_losses(records),
     }
-    metrics["assessment"] = assess(one_step, rollout, generated.health)
+    metrics["assessment"] = assess(one_step, rollout, generated.health, generated.quality)
     metrics["verdict"] = metrics["assessment"]["text"]
     metrics["eval_seconds"] = round(time.monotonic() - started, 3)
     metrics["scalars"] = scalar_metrics(metrics)
@@ -583,13 +617,14 @@ def _one_step_pairs(val_block: tuple[int, int], k_context: int, max_pairs: int) 
 
 @dataclass
 class _Generated:
-    """The video the report previews and, for a generated dir, its info and health."""
+    """The video the report previews and, for a generated dir, its info, health and video quality."""
 
     preview: np.ndarray
     label: str
     dir: Path | None = None
     info: dict | None = None
     health: dict | None = None
+    quality: dict | None = None
 
     def summary(self) -> dict | None:
         if self.info is None:
@@ -598,7 +633,8 @@ class _Generated:
                                          ("frames", "num_videos", "frames_per_s", "device")}}
 
 
-def _generated_health(generated_dir: Path, dataset: artifacts.Dataset, train_block: tuple[int, int]) -> _Generated:
+def _generated_health(generated_dir: Path, dataset: artifacts.Dataset, train_block: tuple[int, int],
+                      val_block: tuple[int, int], seed: int) -> _Generated:
     frames, info = artifacts.open_generated(generated_dir)
     size = dataset.image_size
     if frames.shape[2] != size:
@@ -606,8 +642,11 @@ def _generated_health(generated_dir: Path, dataset: artifacts.Dataset, train_blo
     if frames.shape[0] == 0 or frames.shape[1] == 0:
         raise InputError(f"{generated_dir / artifacts.FRAMES_FILE} holds no frames")
     reference = training_reference(dataset.frames, train_block[0], train_block[1] + 1)
-    return _Generated(frames[:, 0], f"generated video 0 ({frames.shape[0]} frames)", generated_dir, info,
-                      long_rollout_health(frames, reference))
+    health = long_rollout_health(frames, reference)
+    quality = video_quality(frames, info.get("start_frames"), dataset, train_block, val_block, seed)
+    log.info("video quality: %s (%.1f s)", quality.get("text", quality.get("skipped")), quality.get("seconds", 0.0))
+    return _Generated(frames[:, 0], f"generated video 0 ({frames.shape[0]} frames)", generated_dir, info, health,
+                      quality)
 
 
 def _write(output_dir: Path, metrics: dict, dataset: artifacts.Dataset, model_info: dict, generated: _Generated,
@@ -622,3 +661,122 @@ def _write(output_dir: Path, metrics: dict, dataset: artifacts.Dataset, model_in
                              real=np.asarray(frames[p + 1])) for p, pred in sorted(strip_predictions.items())]
     report.write_report(output_dir, metrics, dataset.info, model_info, generated.info, strip, records,
                         generated.preview, preview_label=generated.label, preview_fps=dataset.fps or 25.0)
+
+
+# --------------------------------------------------------------------------------------------------- video quality
+def _vq_side(size: int, frames: int, videos: int) -> int:
+    """The frame side the video-quality measures run at: halved from ``size`` (not below 64 px) while the pixels of
+    ``videos`` generated videos and the two baselines of ``frames`` frames exceed :data:`VQ_PIXEL_BUDGET`."""
+    side = size
+    while side // 2 >= VQ_MIN_SIDE and (videos + 2) * frames * side * side > VQ_PIXEL_BUDGET:
+        side //= 2
+    return side
+
+
+def _resized(frames: np.ndarray, side: int) -> np.ndarray:
+    """uint8 frames ``(N, S, S, 3)`` at ``side`` px (area averaging, one frame read at a time); unchanged (a memmap
+    stays a memmap) when they already are."""
+    if frames.shape[1] == side:
+        return frames
+    import cv2
+
+    out = np.empty((len(frames), side, side, 3), np.uint8)
+    for i in range(len(frames)):
+        out[i] = cv2.resize(np.asarray(frames[i]), (side, side), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def _baseline_start(start_frames: Any, dataset: artifacts.Dataset, val_block: tuple[int, int]) -> int:
+    """The dataset frame video 0 started from (generation.json's ``start_frames[0]``); for a video started from an
+    image, the dataset's ``start_frame`` (else the first val frame)."""
+    first = start_frames[0] if isinstance(start_frames, list) and start_frames else None
+    if isinstance(first, int) and 0 <= first < len(dataset.frames):
+        return first
+    fallback = dataset.info.get("start_frame")
+    return fallback if isinstance(fallback, int) and 0 <= fallback < len(dataset.frames) else val_block[0]
+
+
+def video_quality(generated: np.ndarray, start_frames: Any, dataset: artifacts.Dataset, train_block: tuple[int, int],
+                  val_block: tuple[int, int], seed: int = 0) -> dict[str, Any]:
+    """The ``video_quality`` section of metrics.json: every generated video (up to :data:`VQ_MAX_VIDEOS`) and the two
+    baselines scored by :mod:`videogen.video_quality` against the clip, their combined verdict, where the model sits
+    between the baselines, and the diversity of the videos (see the module docstring for the cost caps).
+
+    Args:
+        generated: uint8 ``(T, V, S, S, 3)`` (a memmap is read one frame at a time).
+        start_frames: generation.json's ``start_frames``; the baselines start from video 0's.
+        dataset: the dataset; its train block gives the training frames, its val block the held-out frames.
+        train_block, val_block: the dataset's pair blocks (pair i is frame i -> i+1).
+        seed: seed of the patch sampling and of the Video Textures jumps.
+    """
+    started = time.monotonic()
+    length, count = int(generated.shape[0]), int(generated.shape[1])
+    if length < 2:
+        return {"skipped": f"the generated video has {length} frame(s); the video-quality measures need 2"}
+    scored = min(count, VQ_MAX_VIDEOS)
+    side = _vq_side(dataset.image_size, length, scored)
+    clip = _resized(dataset.frames, side)
+    train = clip[train_block[0]:train_block[1] + 1]
+    ref = vq.reference(train, clip[val_block[0]:val_block[1] + 1], clip, seed=seed)
+    start = _baseline_start(start_frames, dataset, val_block)
+    textures_from = max(train_block[0], train_block[1] + 1 - VQ_TEXTURES_MAX_FRAMES)
+    baseline_videos = vq.baseline_videos(clip[textures_from:train_block[1] + 1], clip[start], length + 1, seed=seed)
+    videos = [_resized(generated[:, v], side) for v in range(min(count, VQ_MAX_DIVERSITY_VIDEOS))]
+    scores = [{"video": v, **vq.judge(videos[v], window=VQ_WINDOW, ref=ref)} for v in range(scored)]
+    baselines = {name: vq.judge(video[1:], window=VQ_WINDOW, ref=ref) for name, video in baseline_videos.items()}
+    combined = vq.combine_verdicts([s["verdict"] for s in scores])
+    place = vq.placement(scores, baselines["copy_last_frame"], baselines["video_textures"])
+    return {
+        "window": VQ_WINDOW, "frames": length, "num_videos": count, "videos_scored": scored,
+        "image_size": dataset.image_size, "scored_size": side, "thresholds": dataclasses.asdict(vq.THRESHOLDS),
+        "reference": ref.values(), "baseline_start_frame": start,
+        "textures_frames": [textures_from, train_block[1] + 1],
+        "cost": {"max_videos": VQ_MAX_VIDEOS, "pixel_budget": VQ_PIXEL_BUDGET, "min_side": VQ_MIN_SIDE,
+                 "textures_max_frames": VQ_TEXTURES_MAX_FRAMES, "diversity_max_videos": VQ_MAX_DIVERSITY_VIDEOS},
+        "videos": scores, "baselines": baselines,
+        "diversity": ({**vq.diversity(videos, clip), "same_start": len(set(map(str, start_frames or []))) <= 1}
+                      if len(videos) > 1 else None),
+        "verdict": combined, "placement": place,
+        "text": vq.verdict_line(combined, place, scored),
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def _worst(scores: list[dict]) -> dict[str, float]:
+    """The flat extremes over videos and windows: ``motion_min/max``, ``realism_last`` (worst last window),
+    ``sharpness_min/max``, ``drift_realism`` (worst, when there is drift) and ``replay_share`` (highest)."""
+    def valid(key: str) -> list[float]:
+        return [v for s in scores for v in s[key] if v is not None]
+
+    out: dict[str, float] = {}
+    for key in ("motion", "sharpness"):
+        if valid(key):
+            out[f"{key}_min"], out[f"{key}_max"] = float(min(valid(key))), float(max(valid(key)))
+    last = [s["realism"][-1] for s in scores if s["realism"][-1] is not None]
+    drift = [s["drift"]["realism"] for s in scores if s.get("drift") and s["drift"].get("realism") is not None]
+    for name, values in (("realism_last", last), ("drift_realism", drift)):
+        if values:
+            out[name] = float(max(values))
+    out["replay_share"] = float(max(s["replay_share"] for s in scores))
+    return out
+
+
+def video_quality_scalars(section: dict | None) -> dict[str, float]:
+    """The KFP scalars of the ``video_quality`` section (empty when it was not computed): ``video_ok`` (0/1),
+    ``video_failure_frame`` (earliest failure start, -1 for none), the model's :func:`_worst` extremes, its
+    ``motion_position`` between the baselines, ``diversity`` (more than one video), and ``copy_`` / ``textures_``
+    ``motion_max``, ``realism_last`` and ``replay_share`` of the baselines."""
+    if not section or not section.get("videos"):
+        return {}
+    failures = section["verdict"]["failures"]
+    out = {"video_ok": float(section["verdict"]["ok"]),
+           "video_failure_frame": float(min((f["frame"] for f in failures.values()), default=-1)),
+           **_worst(section["videos"])}
+    if section["placement"]["motion"]["position"] is not None:
+        out["motion_position"] = float(section["placement"]["motion"]["position"])
+    if section.get("diversity") and section["diversity"]["diversity"] is not None:
+        out["diversity"] = float(section["diversity"]["diversity"])
+    for prefix, name in (("copy_", "copy_last_frame"), ("textures_", "video_textures")):
+        worst = _worst([section["baselines"][name]])
+        out.update({prefix + key: worst[key] for key in ("motion_max", "realism_last", "replay_share") if key in worst})
+    return out

@@ -384,7 +384,7 @@ def _assessment(metrics: dict) -> dict:
         return metrics["assessment"]
     from videogen.evaluate import assess
 
-    return assess(metrics["one_step"], metrics.get("rollout", []), metrics.get("health"))
+    return assess(metrics["one_step"], metrics.get("rollout", []), metrics.get("health"), metrics.get("video_quality"))
 
 
 def render_html(metrics: dict, dataset_info: dict, model_info: dict, generation_info: dict | None,
@@ -414,7 +414,7 @@ def render_html(metrics: dict, dataset_info: dict, model_info: dict, generation_
     fixed = (f'<h1>Next-frame model: evaluation report</h1><div class="verdict {"good" if good else "bad"}">'
              f'{_e(verdict)}</div><table>{facts}</table>{_quality_tables(metrics)}')
     losses = _loss_section(loss_history)
-    health = _health_section(metrics)
+    health = _health_section(metrics) + _video_quality_section(metrics)
 
     def page(strip_html: str, preview_html: str) -> str:
         return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>videogen evaluation</title>'
@@ -436,6 +436,109 @@ def render_html(metrics: dict, dataset_info: dict, model_info: dict, generation_
     if len(doc.encode("utf-8")) <= max_bytes:
         return doc
     raise ValueError(f"the report does not fit {max_bytes} bytes even without images ({len(doc.encode())} bytes)")
+
+
+# ----------------------------------------------------------------------------------------------------- video quality
+# (key in metrics, plot legend, table row, colour)
+_BASELINES = (("copy_last_frame", "copy", "copy last frame (frozen)", "#7f8c8d"),
+              ("video_textures", "textures", "Video Textures (replay)", "#b7950b"))
+_VQ_RULES = {
+    "frozen": lambda t: f"motion below {t['motion_min']:g} x the clip's in some window",
+    "jitter": lambda t: f"motion above {t['motion_max']:g} x the clip's in some window",
+    "mush": lambda t: f"last-window realism above {t['realism_max']:g} (patch distance over held-out frames')",
+    "blur": lambda t: f"sharpness below {t['sharpness_min']:g} x the clip's in some window",
+    "noise": lambda t: f"sharpness above {t['sharpness_max']:g} x the clip's in some window",
+    "drift": lambda t: f"last-window realism above {t['drift_max']:g} x the second window's",
+    "replay": lambda t: f"more than {t['replay_max']:.0%} of frames within {t['replay_psnr_db']:g} dB PSNR of a real "
+                        "frame",
+}
+
+
+def _window_steps(scores: dict, key: str) -> tuple[list[float], list[float]]:
+    """A per-window curve as steps over the generated frames: each window's value from its first to its last frame."""
+    starts, values = scores["window_starts"], scores[key]
+    ends = [*starts[1:], scores["num_frames"]]
+    xs, ys = [], []
+    for a, b, v in zip(starts, ends, values, strict=True):
+        y = math.nan if v is None else float(v)
+        xs += [a, b - 1]
+        ys += [y, y]
+    return xs, ys
+
+
+def _vq_plots(quality: dict) -> str:
+    t = quality["thresholds"]
+    limits = {"motion": [("frozen below", t["motion_min"]), ("jitter above", t["motion_max"])],
+              "realism": [("mush above", t["realism_max"])],
+              "sharpness": [("blur below", t["sharpness_min"]), ("noise above", t["sharpness_max"])]}
+    plots = []
+    for key, hlines in limits.items():
+        lines = [(f"video {s['video']}", *_window_steps(s, key), _VIDEO_COLORS[s["video"] % len(_VIDEO_COLORS)])
+                 for s in quality["videos"]]
+        lines += [(label, *_window_steps(quality["baselines"][name], key), color)
+                  for name, label, _, color in _BASELINES]
+        plots.append(svg_plot(f"{key} (1 = like the clip)", lines, x_label="generated frame", width=460,
+                              hlines=[("clip", 1.0, "#1e8449"), *((label, y, "#c0392b") for label, y in hlines)]))
+    return f'<div class="plots">{"".join(plots)}</div>'
+
+
+def _vq_rows(quality: dict) -> list[tuple[str, dict]]:
+    """``(label, scores)`` of the scored videos and the two baselines."""
+    return ([(f"video {s['video']}", s) for s in quality["videos"]]
+            + [(label, quality["baselines"][name]) for name, _, label, _ in _BASELINES])
+
+
+def _vq_numbers(scores: dict) -> list[str]:
+    """motion min-max, realism last, sharpness min-max, realism drift, replay share of one video, as text."""
+    def span(key: str) -> str:
+        valid = [v for v in scores[key] if v is not None]
+        return f"{min(valid):.2f}-{max(valid):.2f}" if valid else "n/a"
+
+    drift = (scores.get("drift") or {}).get("realism")
+    return [span("motion"), _num(scores["realism"][-1]), span("sharpness"), _num(drift),
+            f"{scores['replay_share']:.0%}", ", ".join(scores["verdict"]["failed"]) or "none"]
+
+
+_VQ_COLUMNS = ("motion", "realism (last)", "sharpness", "drift", "replay", "failed")
+
+
+def _video_quality_section(metrics: dict) -> str:
+    quality = metrics.get("video_quality")
+    if not quality or not quality.get("videos"):
+        why = (quality or {}).get("skipped", "no generated video was given")
+        return f'<h2>Video quality</h2><p class="note">Not scored: {_e(why)}.</p>'
+    judged = quality["verdict"]
+    checks = "".join(
+        f'<tr><td class="l">{_e(name)}</td><td class="l">'
+        + (f'<span class="flag on">yes, from frame {judged["failures"][name]["frame"]}</span>'
+           if name in judged["failures"] else '<span class="flag off">no</span>')
+        + f'</td><td class="l">{_e(rule(quality["thresholds"]))}</td></tr>' for name, rule in _VQ_RULES.items())
+    table = "".join(f'<tr><td class="l">{_e(label)}</td>' + "".join(f"<td>{_e(v)}</td>" for v in _vq_numbers(s))
+                    + "</tr>" for label, s in _vq_rows(quality))
+    diversity = quality.get("diversity")
+    div_note = ("" if not diversity else f" Diversity of the {diversity['num_videos']} videos: "
+                f"{_num(diversity['diversity'])} (0 = identical, 1 = as different as the clip's frames over time).")
+    return (f'<h2>Video quality against the clip ({quality["frames"]} frames, {quality["videos_scored"]} of '
+            f'{quality["num_videos"]} video(s) scored at {quality["scored_size"]} px)</h2>'
+            f'<div class="verdict {"good" if judged["ok"] else "bad"}">{_e(quality["text"])}</div>'
+            f'<table><tr><th class="l">check</th><th class="l">failed</th><th class="l">rule</th></tr>{checks}</table>'
+            f'<table><tr><th class="l"></th>{"".join(f"<th>{c}</th>" for c in _VQ_COLUMNS)}</tr>{table}</table>'
+            f'{_vq_plots(quality)}<p class="note">Ratios against the real clip per {quality["window"]}-frame window '
+            f'(1 = like it); copy = the start frame repeated, textures = a Video Textures replay of training frames, '
+            f'both from frame {quality["baseline_start_frame"]}.{_e(div_note)}</p>')
+
+
+def _vq_markdown(metrics: dict) -> list[str]:
+    quality = metrics.get("video_quality")
+    lines = ["", "## Video quality", ""]
+    if not quality or not quality.get("videos"):
+        return lines + [f"Not scored: {_md((quality or {}).get('skipped', 'no generated video was given'))}."]
+    lines += [_md(quality["text"]), "", "| | " + " | ".join(_VQ_COLUMNS) + " |", "|---" + "|---:" * 5 + "|---|"]
+    lines += [f"| {_md(label)} | " + " | ".join(_md(v) for v in _vq_numbers(s)) + " |" for label, s in _vq_rows(quality)]
+    diversity = quality.get("diversity")
+    if diversity:
+        lines += ["", f"Diversity of the {diversity['num_videos']} videos: {_num(diversity['diversity'])}."]
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------------------- markdown
@@ -476,6 +579,7 @@ def render_markdown(metrics: dict, dataset_info: dict, model_info: dict, generat
             state = (f"yes, from frame {flag['frame']}" if flag["flagged"]
                      else ("not checked (static source)" if not flag.get("checked", True) else "no"))
             lines.append(f"- {name}: {state}")
+    lines += _vq_markdown(metrics)
     text = "\n".join(lines) + "\n"
     return text[:MAX_MARKDOWN_CHARS]
 

@@ -130,9 +130,12 @@ def _sharpness(frames: np.ndarray) -> np.ndarray:
 
 
 def _contrast(frames: np.ndarray) -> np.ndarray:
-    """Standard deviation of all pixel values (RGB) of each frame."""
-    flat = frames.reshape(len(frames), -1).astype(np.float32)
-    return flat.std(axis=1).astype(np.float64)
+    """Standard deviation of all pixel values (RGB) of each frame (converted a few hundred frames at a time)."""
+    out = np.empty(len(frames), dtype=np.float64)
+    for i in range(0, len(frames), 256):
+        flat = np.asarray(frames[i:i + 256]).reshape(-1, int(np.prod(frames.shape[1:]))).astype(np.float32)
+        out[i:i + len(flat)] = flat.std(axis=1)
+    return out
 
 
 def _sample_patches(frames: np.ndarray, frame_index: np.ndarray, patch: int, rng: np.random.Generator) -> np.ndarray:
@@ -231,9 +234,78 @@ def _window_means(per_frame: np.ndarray, bounds: list[tuple[int, int]]) -> list[
 # ------------------------------------------------------------------------------------------------------------ score
 
 
-def score_video(generated: np.ndarray, train_frames: np.ndarray, heldout_frames: np.ndarray,
-                source_frames: np.ndarray | None = None, window: int = 100, seed: int = 0,
-                thresholds: Thresholds = THRESHOLDS, patches: PatchSettings = PatchSettings()) -> dict:
+@dataclass(frozen=True)
+class Reference:
+    """What every generated video is measured against, computed once by :func:`reference` (so that scoring several
+    videos and the baselines against one clip costs the clip's flow, sharpness and patch bank once)."""
+
+    frame_shape: tuple[int, ...]
+    segments: tuple[np.ndarray, ...]  # the source clip in time order, as segments without flow across their bounds
+    bank: np.ndarray  # training-frame patches (float32) that realism queries are matched against
+    seed: int
+    patches: PatchSettings
+    motion_px: float  # mean flow magnitude of consecutive source frames
+    realism_rms: float  # mean nearest-bank distance of held-out patches (0-255 scale)
+    sharpness: float  # mean Laplacian variance of source frames
+    contrast: float  # mean pixel std of source frames
+
+    def values(self) -> dict:
+        return {"motion_px": self.motion_px, "realism_rms": self.realism_rms, "sharpness": self.sharpness,
+                "contrast": self.contrast}
+
+
+def _rngs(seed: int) -> list[np.random.Generator]:
+    """Separate streams for the bank, the generated queries and the held-out queries."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)]
+
+
+def reference(train_frames: np.ndarray, heldout_frames: np.ndarray, source_frames: np.ndarray | None = None,
+              seed: int = 0, patches: PatchSettings = PatchSettings()) -> Reference:
+    """The real clip's side of :func:`score_video` (arguments as there)."""
+    train_frames = _check_frames("train_frames", train_frames)
+    heldout_frames = _check_frames("heldout_frames", heldout_frames)
+    segments = (_segments(_check_frames("source_frames", source_frames, min_frames=2)) if source_frames is not None
+                else _segments(train_frames, heldout_frames))
+    shape = train_frames.shape[1:]
+    for name, arr in (("heldout_frames", heldout_frames), ("source_frames", segments[0])):
+        if arr.shape[1:] != shape:
+            raise ValueError(f"{name} frames are {arr.shape[1:]}, train_frames are {shape}")
+    source_flow = np.concatenate([_flow_magnitudes(s) for s in segments])
+    bank_rng, _, held_rng = _rngs(seed)
+    bank_index = bank_rng.integers(0, len(train_frames), size=patches.bank_size)
+    bank = _sample_patches(train_frames, bank_index, patches.patch, bank_rng)
+    return Reference(
+        frame_shape=tuple(shape), segments=tuple(segments), bank=bank, seed=seed, patches=patches,
+        motion_px=float(source_flow.mean()) if len(source_flow) else math.nan,
+        realism_rms=float(_patch_distances(heldout_frames, bank, patches, held_rng).mean()),
+        sharpness=float(np.concatenate([_sharpness(s) for s in segments]).mean()),
+        contrast=float(np.concatenate([_contrast(s) for s in segments]).mean()))
+
+
+def _absolute(generated: np.ndarray, ref: Reference, bounds: list[tuple[int, int]]) -> dict[str, list[float]]:
+    """The generated video's per-window absolute values (units of :meth:`Reference.values`)."""
+    flow = _flow_magnitudes(generated)
+    motion = [float(np.mean(flow[max(a, 1) - 1:b - 1])) if b - 1 > max(a, 1) - 1 else math.nan for a, b in bounds]
+    gen_dist = _patch_distances(generated, ref.bank, ref.patches, _rngs(ref.seed)[1]).mean(axis=1)
+    return {"motion_px": motion, "realism_rms": _window_means(gen_dist, bounds),
+            "sharpness": _window_means(_sharpness(generated), bounds),
+            "contrast": _window_means(_contrast(generated), bounds)}
+
+
+def _drift(curves: dict[str, list], windows: int) -> tuple[dict | None, int | None]:
+    """Last-window over reference-window ratios of each curve, and the reference window's index."""
+    ref_window = 1 if windows >= 3 else (0 if windows == 2 else None)
+    if ref_window is None:
+        return None, None
+    return ({name: (_ratio(values[-1], values[ref_window])
+                    if values[-1] is not None and values[ref_window] is not None else None)
+             for name, values in curves.items()}, ref_window)
+
+
+def score_video(generated: np.ndarray, train_frames: np.ndarray | None = None,
+                heldout_frames: np.ndarray | None = None, source_frames: np.ndarray | None = None, window: int = 100,
+                seed: int = 0, thresholds: Thresholds = THRESHOLDS, patches: PatchSettings = PatchSettings(),
+                ref: Reference | None = None) -> dict:
     """Measure a generated video against the real clip.
 
     Args:
@@ -247,6 +319,8 @@ def score_video(generated: np.ndarray, train_frames: np.ndarray, heldout_frames:
         seed: Seed of the patch sampling (bank, generated queries and held-out queries use separate streams).
         thresholds: Only ``replay_psnr_db`` is used here (the rest by :func:`verdict`).
         patches: Patch sampling of the realism measure.
+        ref: The clip's side computed once by :func:`reference`; then the frames, ``seed`` and ``patches`` are not
+            needed (those of ``ref`` are used).
 
     Returns:
         A JSON-ready dict. Per-window lists (one value per window, ratios against the real clip):
@@ -261,67 +335,29 @@ def score_video(generated: np.ndarray, train_frames: np.ndarray, heldout_frames:
         is zero is None.
     """
     generated = _check_frames("generated", generated, min_frames=2)
-    train_frames = _check_frames("train_frames", train_frames)
-    heldout_frames = _check_frames("heldout_frames", heldout_frames)
-    segments = (_segments(_check_frames("source_frames", source_frames, min_frames=2)) if source_frames is not None
-                else _segments(train_frames, heldout_frames))
-    shape = generated.shape[1:]
-    for name, arr in (("train_frames", train_frames), ("heldout_frames", heldout_frames), ("source_frames", segments[0])):
-        if arr.shape[1:] != shape:
-            raise ValueError(f"{name} frames are {arr.shape[1:]}, generated frames are {shape}")
+    ref = ref or reference(train_frames, heldout_frames, source_frames, seed=seed, patches=patches)
+    if generated.shape[1:] != ref.frame_shape:
+        raise ValueError(f"the real frames are {ref.frame_shape}, generated frames are {generated.shape[1:]}")
     bounds = window_bounds(len(generated), window)
-
-    # Motion: generated pairs per window; the source's mean over all its consecutive pairs.
-    flow = _flow_magnitudes(generated)
-    motion_abs = [float(np.mean(flow[max(a, 1) - 1:b - 1])) if b - 1 > max(a, 1) - 1 else math.nan for a, b in bounds]
-    source_flow = np.concatenate([_flow_magnitudes(s) for s in segments])
-    source_motion = float(source_flow.mean()) if len(source_flow) else math.nan
-
-    # Sharpness and contrast.
-    sharp_abs = _window_means(_sharpness(generated), bounds)
-    source_sharp = float(np.concatenate([_sharpness(s) for s in segments]).mean())
-    contrast_abs = _window_means(_contrast(generated), bounds)
-    source_contrast = float(np.concatenate([_contrast(s) for s in segments]).mean())
-
-    # Realism: one bank of training patches; the same number of query patches per frame for generated and held-out.
-    bank_rng, gen_rng, held_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
-    bank_index = bank_rng.integers(0, len(train_frames), size=patches.bank_size)
-    bank = _sample_patches(train_frames, bank_index, patches.patch, bank_rng)
-    gen_dist = _patch_distances(generated, bank, patches, gen_rng).mean(axis=1)
-    held_dist = float(_patch_distances(heldout_frames, bank, patches, held_rng).mean())
-    realism_abs = _window_means(gen_dist, bounds)
-
-    # Replay: closest source frame by PSNR.
-    psnr = _best_psnr(generated, np.concatenate(segments))
-    copied = psnr >= thresholds.replay_psnr_db
-    replay = _window_means(copied.astype(np.float64), bounds)
-
-    curves = {
-        "motion": [_ratio(v, source_motion) for v in motion_abs],
-        "realism": [_ratio(v, held_dist) for v in realism_abs],
-        "sharpness": [_ratio(v, source_sharp) for v in sharp_abs],
-        "contrast": [_ratio(v, source_contrast) for v in contrast_abs],
-    }
-    ref_window = 1 if len(bounds) >= 3 else (0 if len(bounds) == 2 else None)
-    drift = None
-    if ref_window is not None:
-        drift = {name: (_ratio(values[-1], values[ref_window])
-                        if values[-1] is not None and values[ref_window] is not None else None)
-                 for name, values in curves.items()}
+    absolute = _absolute(generated, ref, bounds)
+    copied = _best_psnr(generated, np.concatenate(ref.segments)) >= thresholds.replay_psnr_db
+    reference_values = ref.values()
+    curves = {name: [_ratio(v, reference_values[key]) for v in absolute[key]]
+              for name, key in (("motion", "motion_px"), ("realism", "realism_rms"), ("sharpness", "sharpness"),
+                                ("contrast", "contrast"))}
+    drift, ref_window = _drift(curves, len(bounds))
     return {
         "num_frames": int(len(generated)),
         "window": int(window),
         "window_starts": [a for a, _ in bounds],
         **curves,
-        "replay": replay,
+        "replay": _window_means(copied.astype(np.float64), bounds),
         "replay_share": float(copied.mean()),
         "replay_psnr_db": float(thresholds.replay_psnr_db),
         "drift": drift,
         "drift_reference_window": ref_window,
-        "reference": {"motion_px": source_motion, "realism_rms": held_dist, "sharpness": source_sharp,
-                      "contrast": source_contrast},
-        "absolute": {"motion_px": _finite(motion_abs), "realism_rms": _finite(realism_abs),
-                     "sharpness": _finite(sharp_abs), "contrast": _finite(contrast_abs)},
+        "reference": reference_values,
+        "absolute": {key: _finite(values) for key, values in absolute.items()},
     }
 
 
@@ -333,6 +369,41 @@ def _first_window(values: list[float | None], fails) -> int | None:
         if v is not None and fails(v):
             return k
     return None
+
+
+def _range_checks(scores: dict, t: Thresholds):
+    """``(name, measure, value, limit, window)`` of the per-window bounds that fail: frozen, jitter, blur, noise."""
+    for measure, low_name, low, high_name, high in (("motion", "frozen", t.motion_min, "jitter", t.motion_max),
+                                                    ("sharpness", "blur", t.sharpness_min, "noise", t.sharpness_max)):
+        values = scores[measure]
+        valid = [v for v in values if v is not None]
+        k = _first_window(values, lambda v, low=low: v < low)
+        if k is not None:
+            yield low_name, measure, min(valid), low, k
+        k = _first_window(values, lambda v, high=high: v > high)
+        if k is not None:
+            yield high_name, measure, max(valid), high, k
+
+
+def _trend_checks(scores: dict, t: Thresholds):
+    """``(name, measure, value, limit, window)`` of the failing mush, drift and replay checks."""
+    realism = scores["realism"]
+    if realism[-1] is not None and realism[-1] > t.realism_max:
+        yield "mush", "realism", realism[-1], t.realism_max, _first_window(realism, lambda v: v > t.realism_max)
+    drift = (scores.get("drift") or {}).get("realism")
+    ref = scores.get("drift_reference_window")
+    if drift is not None and drift > t.drift_max:
+        base = realism[ref]
+        later = [(v / base if v is not None else None) for v in realism[ref + 1:]]
+        k = _first_window(later, lambda v: v > t.drift_max)
+        yield "drift", "realism drift", drift, t.drift_max, ref + 1 + k if k is not None else len(realism) - 1
+    if scores["replay_share"] > t.replay_max:
+        k = _first_window(scores["replay"], lambda v: v > t.replay_max)
+        yield "replay", "replay share", scores["replay_share"], t.replay_max, k if k is not None else 0
+
+
+# The order failures are reported in (and :func:`verdict`'s ``failed`` list follows).
+CHECKS = ("frozen", "jitter", "mush", "blur", "noise", "drift", "replay")
 
 
 def verdict(scores: dict, thresholds: Thresholds = THRESHOLDS) -> dict:
@@ -356,59 +427,66 @@ def verdict(scores: dict, thresholds: Thresholds = THRESHOLDS) -> dict:
         ``replay`` the first window with more than ``replay_max`` of its frames replayed). ``value`` is the failing
         measure (the worst window's value for per-window checks).
     """
-    t = thresholds
     starts = scores["window_starts"]
-    failures: dict[str, dict] = {}
-
-    def fail(name: str, measure: str, value: float, limit: float, window: int) -> None:
-        failures[name] = {"measure": measure, "value": float(value), "limit": float(limit), "window": int(window),
-                          "frame": int(starts[window])}
-
-    motion = scores["motion"]
-    valid_motion = [v for v in motion if v is not None]
-    k = _first_window(motion, lambda v: v < t.motion_min)
-    if k is not None:
-        fail("frozen", "motion", min(valid_motion), t.motion_min, k)
-    k = _first_window(motion, lambda v: v > t.motion_max)
-    if k is not None:
-        fail("jitter", "motion", max(valid_motion), t.motion_max, k)
-
-    realism = scores["realism"]
-    if realism[-1] is not None and realism[-1] > t.realism_max:
-        fail("mush", "realism", realism[-1], t.realism_max, _first_window(realism, lambda v: v > t.realism_max))
-
-    sharp = scores["sharpness"]
-    valid_sharp = [v for v in sharp if v is not None]
-    k = _first_window(sharp, lambda v: v < t.sharpness_min)
-    if k is not None:
-        fail("blur", "sharpness", min(valid_sharp), t.sharpness_min, k)
-    k = _first_window(sharp, lambda v: v > t.sharpness_max)
-    if k is not None:
-        fail("noise", "sharpness", max(valid_sharp), t.sharpness_max, k)
-
-    drift = (scores.get("drift") or {}).get("realism")
-    ref = scores.get("drift_reference_window")
-    if drift is not None and drift > t.drift_max:
-        base = realism[ref]
-        later = [(v / base if v is not None else None) for v in realism[ref + 1:]]
-        k = _first_window(later, lambda v: v > t.drift_max)
-        fail("drift", "realism drift", drift, t.drift_max, ref + 1 + k if k is not None else len(realism) - 1)
-
-    if scores["replay_share"] > t.replay_max:
-        k = _first_window(scores["replay"], lambda v: v > t.replay_max)
-        fail("replay", "replay share", scores["replay_share"], t.replay_max, k if k is not None else 0)
-
-    return {"ok": not failures, "failed": list(failures), "failures": failures, "thresholds": asdict(t)}
+    found = {name: {"measure": measure, "value": float(value), "limit": float(limit), "window": int(window),
+                    "frame": int(starts[window])}
+             for checks in (_range_checks, _trend_checks)
+             for name, measure, value, limit, window in checks(scores, thresholds)}
+    failures = {name: found[name] for name in CHECKS if name in found}
+    return {"ok": not failures, "failed": list(failures), "failures": failures, "thresholds": asdict(thresholds)}
 
 
-def judge(generated: np.ndarray, train_frames: np.ndarray, heldout_frames: np.ndarray,
+def judge(generated: np.ndarray, train_frames: np.ndarray | None = None, heldout_frames: np.ndarray | None = None,
           source_frames: np.ndarray | None = None, window: int = 100, seed: int = 0,
-          thresholds: Thresholds = THRESHOLDS, patches: PatchSettings = PatchSettings()) -> dict:
+          thresholds: Thresholds = THRESHOLDS, patches: PatchSettings = PatchSettings(),
+          ref: Reference | None = None) -> dict:
     """:func:`score_video` and its :func:`verdict` in one dict: the scores plus a ``verdict`` key."""
     scores = score_video(generated, train_frames, heldout_frames, source_frames=source_frames, window=window,
-                         seed=seed, thresholds=thresholds, patches=patches)
+                         seed=seed, thresholds=thresholds, patches=patches, ref=ref)
     scores["verdict"] = verdict(scores, thresholds)
     return scores
+
+
+def combine_verdicts(verdicts: list[dict]) -> dict:
+    """The verdicts of several videos as one: ``{"ok", "failed", "failures": {name: {"measure", "limit", "frame",
+    "videos": [{"video", "frame", "value"}]}}}``, ``frame`` the earliest start over the videos that fail ``name``
+    (videos numbered by their position in ``verdicts``)."""
+    failures: dict[str, dict] = {}
+    for name in CHECKS:
+        hits = [(v, verdict_["failures"][name]) for v, verdict_ in enumerate(verdicts) if name in verdict_["failures"]]
+        if hits:
+            failures[name] = {"measure": hits[0][1]["measure"], "limit": hits[0][1]["limit"],
+                              "frame": min(f["frame"] for _, f in hits),
+                              "videos": [{"video": v, "frame": f["frame"], "value": f["value"]} for v, f in hits]}
+    return {"ok": not failures, "failed": list(failures), "failures": failures}
+
+
+def _mean_valid(values: list[float | None]) -> float | None:
+    valid = [v for v in values if v is not None]
+    return float(np.mean(valid)) if valid else None
+
+
+def placement(videos: list[dict], copy: dict, textures: dict) -> dict:
+    """Where generated videos sit between the two baselines (results of :func:`score_video`).
+
+    ``motion``: mean motion ratio over windows (and videos) of the model, of copy-last-frame ("frozen") and of Video
+    Textures ("replay"), and ``position`` = (model - copy) / (textures - copy): 0 = as still as copying the start
+    frame, 1 = moves like the replayed clip (None when the baselines' motion is equal). ``replay_share`` and
+    ``realism_last`` (last-window realism) of the three, the model's as the mean over its videos.
+    """
+    def mean_of(key, pick):
+        return _mean_valid([pick(s[key]) for s in videos])
+
+    motion = {"model": mean_of("motion", _mean_valid), "copy_last_frame": _mean_valid(copy["motion"]),
+              "video_textures": _mean_valid(textures["motion"])}
+    low, high, model = motion["copy_last_frame"], motion["video_textures"], motion["model"]
+    usable = None not in (low, high, model) and abs(high - low) > 1e-9
+    motion["position"] = float((model - low) / (high - low)) if usable else None
+    return {"motion": motion,
+            "replay_share": {"model": mean_of("replay_share", float), "copy_last_frame": copy["replay_share"],
+                             "video_textures": textures["replay_share"]},
+            "realism_last": {"model": mean_of("realism", lambda r: r[-1]), "copy_last_frame": copy["realism"][-1],
+                             "video_textures": textures["realism"][-1]}}
 
 
 # -------------------------------------------------------------------------------------------------------- baselines
@@ -517,3 +595,34 @@ def diversity(videos: list[np.ndarray] | np.ndarray, source_frames: np.ndarray) 
     spread = float(np.mean([stack[:, t].astype(np.float32).std(axis=0).mean() for t in range(stack.shape[1])]))
     source = float(source_frames.astype(np.float32).std(axis=0).mean())
     return {"diversity": _ratio(spread, source), "spread": spread, "source": source, "num_videos": int(len(stack))}
+
+
+# ---------------------------------------------------------------------------------------------------------- wording
+
+
+def _video_list(videos: list[dict]) -> str:
+    numbers = [str(v["video"]) for v in videos]
+    return f"video {numbers[0]}" if len(numbers) == 1 else f"videos {', '.join(numbers)}"
+
+
+def verdict_line(combined: dict, place: dict | None = None, videos: int = 1) -> str:
+    """One sentence from :func:`combine_verdicts` (of ``videos`` scored videos) and :func:`placement`: what failed and
+    from which frame, and where the model sits between copying the last frame ("frozen") and replaying the clip."""
+    if combined["ok"]:
+        text = (f"Video quality ({videos} video{'s' if videos > 1 else ''} scored): every check passes (not frozen, "
+                "jitter, mush, blur, noise, drift or replay).")
+    else:
+        failed = [f"{name} from frame {f['frame']} ({_video_list(f['videos'])})"
+                  for name, f in combined["failures"].items()]
+        text = f"Video quality ({videos} video{'s' if videos > 1 else ''} scored): {'; '.join(failed)}."
+    if place:
+        motion, replay = place["motion"], place["replay_share"]
+        if motion["position"] is not None:
+            text += (f" Between the baselines it moves {motion['position']:.2f} of the way from copying the last frame"
+                     f" (frozen, motion {motion['copy_last_frame']:.2f}) to replaying the clip (Video Textures, "
+                     f"motion {motion['video_textures']:.2f}),")
+        else:
+            text += " Against the baselines it"
+        text += (f" replays {replay['model']:.0%} of its frames (copying {replay['copy_last_frame']:.0%}, Video "
+                 f"Textures {replay['video_textures']:.0%}).")
+    return text

@@ -17,7 +17,7 @@ def artifact(cls, tmp_path, name):
 @pytest.mark.e2e
 def test_components_chain_from_video_to_published_mp4_and_report(tmp_path, synthetic_video):
     """prepare -> train -> generate -> encode -> evaluate through the component functions; the video and report are
-    published under {output_root}/{run_id}/ and the metrics are logged."""
+    published under {output_root}/{run_id}/ and the metrics, the video-quality ones included, are logged."""
     dataset = artifact(dsl.Dataset, tmp_path, "dataset")
     call_component(prepare_dataset, video=str(synthetic_video), dataset=dataset, image_size=64, train_ratio=0.8,
                    seed=1)
@@ -47,6 +47,11 @@ def test_components_chain_from_video_to_published_mp4_and_report(tmp_path, synth
     call_component(evaluate_model, dataset=dataset, model=model, generated=generated, metrics=metrics,
                    report=report, summary=summary, run_id="run-1", output_root=str(tmp_path / "published"))
     assert metrics.metadata and all(isinstance(v, (int, float)) for v in metrics.metadata.values())
+    # The video-quality judgement of the generated video and the baselines is logged as Metrics too.
+    for name in ("video_ok", "video_failure_frame", "motion_min", "motion_max", "sharpness_min", "replay_share",
+                 "copy_replay_share", "textures_replay_share"):
+        assert name in metrics.metadata, name
+    assert metrics.metadata["video_ok"] in (0.0, 1.0)
     assert "<html" in (tmp_path / "report").read_text().lower()
     assert json.loads((tmp_path / "published" / "run-1" / "metrics.json").read_text())
 

@@ -155,6 +155,92 @@ def test_evaluate_writes_metrics_json_report_and_flat_kfp_scalars(square_run):
     assert (out / "report.html").stat().st_size < 2_000_000 and (out / "summary.md").is_file()
 
 
+def test_evaluate_scores_every_generated_video_and_both_baselines_into_metrics_json(square_run):
+    """With a generated dir, metrics.json gets a video_quality section: each of the 2 videos scored per window with its
+    verdict, the copy-last-frame and Video Textures baselines scored the same way from video 0's start, the diversity
+    of the videos (0: they are identical), the combined verdict and the placement; the assessment carries it as
+    fields and the scalars as flat numbers. The generated videos are the clip's own frames, so "replay" fails."""
+    result, _, scalars = square_run
+    quality = result["video_quality"]
+    assert [v["video"] for v in quality["videos"]] == [0, 1] and quality["videos_scored"] == 2
+    for scores in (*quality["videos"], *quality["baselines"].values()):
+        assert scores["num_frames"] == 30 and scores["window_starts"] == [0] and "verdict" in scores
+    assert set(quality["baselines"]) == {"copy_last_frame", "video_textures"}
+    assert quality["baseline_start_frame"] == 31  # dataset.json's start_frame (generation.json names none)
+    assert quality["baselines"]["copy_last_frame"]["verdict"]["failures"]["frozen"]["frame"] == 0
+    assert quality["diversity"]["diversity"] == 0.0 and scalars["diversity"] == 0.0
+    assert quality["verdict"]["failures"]["replay"]["videos"] == [{"video": 0, "frame": 0, "value": 1.0},
+                                                                  {"video": 1, "frame": 0, "value": 1.0}]
+    assert quality["scored_size"] == SIZE and quality["cost"]["max_videos"] == ev.VQ_MAX_VIDEOS
+    assessment = result["assessment"]
+    assert assessment["video_ok"] is False and assessment["video_failures"] == {"replay": 0}
+    assert not assessment["good"] and "replay from frame 0 (videos 0, 1)" in result["verdict"]
+    assert scalars["video_ok"] == 0.0 and scalars["video_failure_frame"] == 0.0 and scalars["replay_share"] == 1.0
+    for name in ("motion_min", "motion_max", "sharpness_min", "sharpness_max", "motion_position",
+                 "copy_motion_max", "copy_replay_share", "textures_motion_max", "textures_replay_share"):
+        assert isinstance(scalars[name], float), name
+    assert scalars["motion_min"] == pytest.approx(1.0, abs=0.2)  # the clip's own motion
+    assert scalars["copy_motion_max"] < 0.05
+
+
+@pytest.fixture(scope="module")
+def frozen_run(tmp_path_factory):
+    """An evaluation whose one generated video repeats its start frame (frame 31) 30 times."""
+    root = tmp_path_factory.mktemp("frozen")
+    frames = moving_square_frames(40, SIZE)
+    dataset = _write_dataset(root / "dataset", frames)
+    model = _write_model(root / "model", context_frames=1)
+    generated = root / "generated"
+    generated.mkdir()
+    np.save(generated / "frames.npy", np.repeat(frames[31][None, None], 30, axis=0))
+    (generated / "generation.json").write_text(json.dumps({"frames": 30, "num_videos": 1, "fps": 25.0,
+                                                           "start_frames": [31]}))
+    settings = ev.EvaluateSettings(rollout_steps=(1, 2), num_starts=2, batch_size=8)
+    scalars = ev.evaluate(dataset, model, root / "out", settings, generated_dir=generated)
+    return scalars, root / "out"
+
+
+def test_frozen_generated_video_is_named_frozen_from_frame_0_in_report_summary_and_scalars(frozen_run):
+    """A generated video that never moves fails "frozen" from frame 0: video_ok is 0 in the KFP scalars, the report
+    and the summary say "frozen from frame 0", and the report draws the motion, realism and sharpness curves."""
+    scalars, out = frozen_run
+    assert scalars["video_ok"] == 0.0 and scalars["video_failure_frame"] == 0.0 and scalars["motion_max"] < 0.05
+    assert "diversity" not in scalars  # one video
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["assessment"]["video_failures"]["frozen"] == 0
+    html = (out / "report.html").read_text()
+    summary = (out / "summary.md").read_text()
+    for text in (html, summary):
+        assert "Video quality (1 video scored): frozen from frame 0 (video 0)" in text
+    for title in ("motion (1 = like the clip)", "realism (1 = like the clip)", "sharpness (1 = like the clip)"):
+        assert title in html
+    assert "| video 0 | 0.00-0.00 |" in summary and "| copy last frame (frozen) |" in summary
+
+
+def test_video_quality_cost_cap_halves_large_frames_down_to_64_px():
+    """The default 2000-frame video at 256 px is scored at 64 px; a short one keeps more detail; small frames stay."""
+    assert ev._vq_side(256, 2000, 1) == 64
+    assert ev._vq_side(256, 200, 1) == 128
+    assert ev._vq_side(256, 20, 1) == 256
+    assert ev._vq_side(64, 100_000, 4) == 64 and ev._vq_side(48, 2000, 1) == 48
+
+
+def test_video_quality_scores_at_most_four_videos_and_compares_all_for_diversity(tmp_path):
+    """Six generated videos: the first four are scored, all six count for diversity; 30 frames of 128 px fit the pixel
+    budget, so they are scored at full size. A one-frame video has no motion to score: the section says why."""
+    from videogen import artifacts
+
+    frames = moving_square_frames(40, 128)
+    dataset = artifacts.open_dataset(_write_dataset(tmp_path / "dataset", frames))
+    rng = np.random.default_rng(0)
+    generated = np.stack([np.roll(frames[10:40], int(s), axis=2) for s in rng.integers(0, 20, 6)], axis=1)
+    quality = ev.video_quality(generated, [31] * 6, dataset, (0, 28), (29, 39))
+    assert quality["videos_scored"] == 4 and [v["video"] for v in quality["videos"]] == [0, 1, 2, 3]
+    assert quality["diversity"]["num_videos"] == 6 and quality["diversity"]["same_start"]
+    assert quality["scored_size"] == 128
+    assert ev.video_quality(generated[:1], [31], dataset, (0, 28), (29, 39))["skipped"]
+
+
 def test_evaluate_rejects_a_dataset_whose_image_size_differs_from_the_model(tmp_path):
     """A 32 px dataset with a 64 px model is a user error with a clear message, not a TensorFlow shape error."""
     dataset = _write_dataset(tmp_path / "dataset", moving_square_frames(40, 32))

@@ -124,6 +124,55 @@ def test_write_report_writes_both_files(tmp_path):
     assert html_path.read_text().startswith("<!DOCTYPE html>") and md_path.read_text().startswith("# ")
 
 
+def _noisy_square() -> np.ndarray:
+    """The moving square with +-3 noise, so that held-out patches are not all in the training bank (realism defined)."""
+    frames = moving_square_frames(40, SIZE).astype(int)
+    noise = np.random.default_rng(0).integers(-3, 4, frames.shape)
+    return np.clip(frames + noise, 0, 255).astype(np.uint8)
+
+
+def _video_quality(generated: np.ndarray) -> dict:
+    """The evaluate stage's video_quality section for one generated video of the noisy moving square."""
+    from pathlib import Path
+
+    from videogen.artifacts import Dataset
+
+    frames = _noisy_square()
+    dataset = Dataset(Path("dataset"), frames, {"start_frame": 31})
+    return ev.video_quality(generated[:, None], [31], dataset, (0, 28), (29, 39))
+
+
+def test_video_quality_section_draws_curves_with_thresholds_baselines_and_names_failures():
+    """The report's video-quality section: the verdict line, the checks with the frame each failure starts, a table
+    of the video and both baselines, and motion / realism / sharpness curves over the generated frames with the
+    threshold lines and the baselines; the summary has the line and the table. Frames 0-4 move, then the video
+    freezes: "frozen" starts at frame 0, the first frame of its only (30-frame) window."""
+    generated = _noisy_square()[5:35].copy()
+    generated[5:] = generated[4]
+    metrics, dataset_info, model_info, generation_info, strip, history, preview = _inputs()
+    metrics["video_quality"] = quality = _video_quality(generated)
+    assert quality["verdict"]["failures"]["frozen"]["frame"] == 0
+    html = report.render_html(metrics, dataset_info, model_info, generation_info, strip, history, preview)
+    assert "Video quality (1 video scored): frozen from frame 0 (video 0)" in html
+    assert '<span class="flag on">yes, from frame 0</span></td><td class="l">motion below 0.5 x' in html
+    for text in ("motion (1 = like the clip)", "realism (1 = like the clip)", "sharpness (1 = like the clip)",
+                 "frozen below", "jitter above", "mush above", "blur below", "noise above", ">copy<", ">textures<",
+                 "Video Textures (replay)", "copy last frame (frozen)"):
+        assert text in html, text
+    assert len(html.encode("utf-8")) < 2_000_000 and not EXTERNAL_URL.search(html)
+    md = report.render_markdown(metrics, dataset_info, model_info, generation_info, history)
+    assert "## Video quality" in md and "frozen from frame 0 (video 0)" in md and "| Video Textures (replay) |" in md
+    assert "<" not in md and ">" not in md
+
+
+def test_report_without_a_generated_video_says_the_video_quality_was_not_scored():
+    metrics, dataset_info, model_info, generation_info, strip, history, preview = _inputs()
+    html = report.render_html(metrics, dataset_info, model_info, generation_info, strip, history, preview)
+    assert "Not scored: no generated video was given." in html
+    assert "Not scored: no generated video was given." in report.render_markdown(metrics, dataset_info, model_info,
+                                                                                  generation_info, history)
+
+
 def _chromium(args: list[str], profile) -> subprocess.CompletedProcess:
     return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                            "--disable-background-networking", "--disable-component-update", "--disable-sync",

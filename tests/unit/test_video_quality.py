@@ -221,3 +221,45 @@ def test_module_imports_neither_tensorflow_nor_kfp():
     code = "import sys, videogen.video_quality; print([m for m in ('tensorflow', 'kfp') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------------------------ several videos, one reference
+
+
+def test_reference_computed_once_scores_like_scoring_from_the_frames(carphone):
+    """score_video with a precomputed reference (what evaluate does for several videos and the baselines) gives the
+    same result as score_video given the frames: the bank and the query streams come from the same seed."""
+    ref = vq.reference(carphone.train, carphone.heldout, seed=4)
+    video = _real_run(carphone)
+    assert vq.score_video(video, ref=ref, window=WINDOW) == vq.score_video(video, carphone.train, carphone.heldout,
+                                                                           window=WINDOW, seed=4)
+
+
+def _verdict(**frames) -> dict:
+    return {"failures": {name: {"measure": "m", "value": 1.0, "limit": 0.5, "window": 0, "frame": frame}
+                         for name, frame in frames.items()}}
+
+
+def test_combined_verdict_takes_the_earliest_frame_and_names_the_failing_videos():
+    combined = vq.combine_verdicts([_verdict(replay=200), _verdict(), _verdict(frozen=300, replay=100)])
+    assert not combined["ok"] and combined["failed"] == ["frozen", "replay"]
+    assert combined["failures"]["replay"]["frame"] == 100
+    assert [v["video"] for v in combined["failures"]["replay"]["videos"]] == [0, 2]
+    line = vq.verdict_line(combined, videos=3)
+    assert line == "Video quality (3 videos scored): frozen from frame 300 (video 2); replay from frame 100 (videos 0, 2)."
+    assert vq.combine_verdicts([_verdict()])["ok"]
+
+
+def test_placement_puts_copying_at_0_and_the_textures_replay_at_1(carphone):
+    """The motion position of a video that is the copy baseline is 0, of the Video Textures baseline 1; the verdict
+    line places the model between "frozen" and "replay"."""
+    ref = vq.reference(carphone.train, carphone.heldout)
+    videos = vq.baseline_videos(carphone.train, carphone.heldout[0], LENGTH)
+    copy, textures = (vq.score_video(videos[name], ref=ref, window=WINDOW)
+                      for name in ("copy_last_frame", "video_textures"))
+    assert vq.placement([copy], copy, textures)["motion"]["position"] == pytest.approx(0.0)
+    place = vq.placement([textures], copy, textures)
+    assert place["motion"]["position"] == pytest.approx(1.0)
+    assert place["replay_share"]["model"] == textures["replay_share"]
+    line = vq.verdict_line(vq.combine_verdicts([vq.verdict(textures)]), place)
+    assert "replay from frame 0" in line and "moves 1.00 of the way from copying the last frame (frozen" in line
