@@ -128,7 +128,8 @@ def pipeline_parameters() -> list[str]:
 
 def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per pipeline parameter, from the settings field that declares it. Where ``metadata["local"]`` says
-    what a local run uses instead, the flag is unset by default and its help names both defaults."""
+    what a local run uses instead, the flag is unset by default and its help names both defaults; so it is where
+    ``metadata["runner"]`` says what both runners fill in."""
     from videogen import runs
 
     names = pipeline_parameters()
@@ -137,6 +138,9 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
         if "local" in f.metadata:
             add_field_flag(parser, settings_cls, f, default=None, help_text=(
                 f"{f.metadata['help']} (default: locally, {f.metadata['local']}; on a cluster, {f.default or 'empty'})"))
+        elif "runner" in f.metadata:
+            add_field_flag(parser, settings_cls, f, default=None,
+                           help_text=f"{f.metadata['help']} (default: {f.metadata['runner']})")
         else:
             add_field_flag(parser, settings_cls, f)
     parser.set_defaults(pipeline_parameters=tuple(names))
