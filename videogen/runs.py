@@ -55,7 +55,7 @@ def resolve_video_identity(arguments: dict, client: storage.StorageClient | None
     """``arguments`` with ``video_identity`` set from the video (:func:`videogen.storage.object_identity`), unless
     the caller gave one. When the store cannot be asked, the identity stays empty (the cache then keys on the URI
     alone, as before) and a warning says so."""
-    if arguments.get("video_identity") is not None:
+    if arguments.get("video_identity") is not None or not arguments.get("video"):
         return arguments
     try:
         identity = storage.object_identity(str(arguments["video"]), client=client)
