@@ -108,7 +108,7 @@ run: setup  ## submit a run to KFP_HOST with VIDEO and RUN_ARGS
 
 fetch: setup  ## download a cluster run's video: make fetch RUN_ID=...
 	@test -n "$(RUN_ID)" || { echo "fetch: error: pass RUN_ID=<the run id that make run printed>" >&2; exit 2; }
-	$(VENV)/bin/videogen fetch --run-id $(RUN_ID) --output $(OUTPUT) --report
+	$(VENV)/bin/videogen fetch --host $(KFP_HOST) $(KFP_FLAGS) --run-id $(RUN_ID) --output $(OUTPUT) --report
 
 clean:  ## remove local outputs (keeps .venv)
 	rm -rf out work

@@ -11,8 +11,9 @@ name works on every later submit, whatever name the backend gave the first versi
 
 Results: the pipeline's last stage publishes the video to ``{output_root}/{run id}/gen.mp4`` (``videogen.runs``;
 the run id comes from KFP's ``dsl.PIPELINE_JOB_ID_PLACEHOLDER``, ``{{$.pipeline_job_uuid}}``, which the backend
-replaces with the run's UUID, the same id ``kfp.Client`` returns), because ``kfp.Client`` has no API that returns a
-run's artifact URIs.
+replaces with the run's UUID, the same id ``kfp.Client`` returns). ``fetch_result`` downloads the results through
+KFP's v2beta1 artifact API (signed URLs; :class:`ArtifactAPI`) where the backend has it, and from that published
+location otherwise.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import hashlib
 import io
 import json
 import logging
+import os
 import time
+import urllib.parse
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,13 +163,15 @@ def submit(host: str, package_path: str | Path, arguments: dict, *, pipeline_nam
            experiment_name: str = "videogen", run_name: str | None = None, existing_token: str | None = None,
            cookies: str | None = None, namespace: str | None = None, ssl_ca_cert: str | None = None,
            wait: bool = False, timeout_s: float = 24 * 3600, poll_interval_s: float = 15.0,
-           service_account: str | None = None, client: Any = None) -> SubmitResult:
+           service_account: str | None = None, client: Any = None,
+           storage_client: storage.StorageClient | None = None) -> SubmitResult:
     """Upload the compiled pipeline (new version only when it changed), start a run in the experiment, maybe wait.
 
     Args:
         host: KFP API URL, e.g. ``http://localhost:8080/pipeline`` (a port-forward) or the Kubeflow gateway URL.
         package_path: compiled pipeline YAML.
-        arguments: pipeline parameters of the run.
+        arguments: pipeline parameters of the run; ``video_identity``, unless given, is resolved from the video
+            (``videogen.runs.resolve_video_identity``), so prepare's cached dataset follows the video's content.
         pipeline_name: pipeline name in KFP (default: the YAML's ``pipelineInfo.name``).
         experiment_name: experiment of the run (created if missing).
         run_name: display name of the run (default: pipeline name and a timestamp).
@@ -175,6 +180,7 @@ def submit(host: str, package_path: str | Path, arguments: dict, *, pipeline_nam
         timeout_s: with ``wait``: how long to wait.
         service_account: Kubernetes service account of the run's pods (default: KFP's own).
         client: an existing ``kfp.Client`` (default: one made from the options above).
+        storage_client: the object-store client that resolves an s3:// video's identity (default: from the env).
 
     Raises:
         VideogenError: KFP unreachable or refusing, or (with ``wait``) the run failed or did not finish in time.
@@ -183,6 +189,7 @@ def submit(host: str, package_path: str | Path, arguments: dict, *, pipeline_nam
     if not package_path.is_file():
         raise VideogenError(f"compiled pipeline {package_path} does not exist: run `videogen compile` first")
     pipeline_name = pipeline_name or pipeline_name_of(package_path)
+    arguments = runs.resolve_video_identity(dict(arguments), client=storage_client)
     client = client or make_kfp_client(host, existing_token=existing_token, cookies=cookies, namespace=namespace,
                                        ssl_ca_cert=ssl_ca_cert)
     pipeline_id, version_id, version_name, new_version = ensure_pipeline_version(
@@ -218,27 +225,153 @@ def wait_for_run(client: Any, host: str, run_id: str, *, timeout_s: float, poll_
     return state
 
 
+RESULT_OUTPUTS = {runs.VIDEO_NAME: "video", REPORT_FILE: "report", SUMMARY_FILE: "summary"}
+"""File name of each result -> the output artifact that holds it (encode's ``video``, evaluate's ``report`` and
+``summary``; no other task has outputs of those names)."""
+_NO_ARTIFACT_API = (404, 405, 501)
+"""What a KFP backend without the v2beta1 ArtifactService answers ``GET /apis/v2beta1/artifacts/{id}`` with."""
+
+
+class ArtifactAPI:
+    """A run's result files through KFP's v2beta1 API, with the ``kfp.Client``'s host and auth (token, cookies).
+
+    ``GET /apis/v2beta1/runs/{run_id}`` lists the run's tasks (``run_details.task_details[]``), each with
+    ``outputs``: ``{output name: {artifact_ids: [...]}}``; ``GET /apis/v2beta1/artifacts/{artifact_id}?view=DOWNLOAD``
+    (the ArtifactService, ``backend/api/v2beta1/artifacts.proto``) returns the Artifact with ``download_url``, a signed
+    URL that expires within seconds, so each one is asked for right before its download.
+    """
+
+    def __init__(self, client: Any, host: str, run_id: str) -> None:
+        self.client = client
+        self.host = host.rstrip("/")
+        self.run_id = run_id
+        self.available = True
+        run = _kfp_call(host, "get the run", lambda: client.get_run(run_id))
+        tasks = (getattr(run.run_details, "task_details", None) or []) if run.run_details else []
+        self.artifact_ids: dict[str, str] = {}
+        for task in tasks:
+            for name, artifacts in (task.outputs or {}).items():
+                if artifacts is not None and artifacts.artifact_ids:
+                    self.artifact_ids[name] = artifacts.artifact_ids[-1]
+
+    @property
+    def _api(self) -> Any:
+        return self.client._run_api.api_client  # kfp_server_api.ApiClient: host, token (refreshed), cookies, TLS
+
+    def download_url(self, output: str) -> str | None:
+        """The signed download URL of the run's ``output`` artifact; None when the run has no such artifact or the
+        API has no artifact service (then ``available`` turns False)."""
+        import kfp_server_api
+
+        artifact_id = self.artifact_ids.get(output)
+        if not self.available or not artifact_id:
+            return None
+
+        def call():
+            try:
+                return self._api.call_api(
+                    "/apis/v2beta1/artifacts/{artifact_id}", "GET", path_params={"artifact_id": artifact_id},
+                    query_params=[("view", "DOWNLOAD")], header_params={"Accept": "application/json"},
+                    response_type="object", auth_settings=["Bearer"], _return_http_data_only=True)
+            except kfp_server_api.ApiException as error:
+                if error.status in _NO_ARTIFACT_API:
+                    return None
+                raise
+
+        artifact = _kfp_call(self.host, "get an artifact", call)
+        if artifact is None:
+            logger.info("Kubeflow Pipelines at %s has no artifact API: reading the object store instead", self.host)
+            self.available = False
+            return None
+        return (artifact or {}).get("download_url") or None
+
+    def download(self, output: str, dest: Path) -> Path | None:
+        """Download the run's ``output`` artifact to ``dest``; None when the API cannot serve it."""
+        url = self.download_url(output)
+        if not url:
+            return None
+        url = urllib.parse.urljoin(self.host + "/", url)
+        if _origin(url) != _origin(self.host):  # signed by the store: it needs, and must get, none of our credentials
+            return storage.fetch(url, dest)
+        return self._download_with_auth(url, dest)
+
+    def _download_with_auth(self, url: str, dest: Path) -> Path:
+        """A download URL on the KFP host itself (e.g. behind the Kubeflow gateway) gets the client's token/cookie."""
+        path = url[len(_origin(url)):]
+        response = _kfp_call(self.host, "download an artifact", lambda: self._api.call_api(
+            path, "GET", auth_settings=["Bearer"], _return_http_data_only=True, _preload_content=False,
+            _host=_origin(url)))
+        tmp = storage._temp_beside(dest)  # same rules as every download: complete, then renamed into place
+        try:
+            with open(tmp, "wb") as f:
+                for chunk in response.stream(storage.MiB):
+                    f.write(chunk)
+            os.replace(tmp, dest)
+        finally:
+            response.release_conn()
+            tmp.unlink(missing_ok=True)
+        return dest
+
+
+def _origin(url: str) -> str:
+    split = urllib.parse.urlsplit(url)
+    return f"{split.scheme.lower()}://{split.netloc.lower()}"
+
+
+def artifact_api(client: Any, host: str | None, run_id: str) -> ArtifactAPI | None:
+    """The run's :class:`ArtifactAPI`, or None (with a warning) when KFP cannot be asked: the object store then."""
+    if client is None or not host:
+        return None
+    try:
+        return ArtifactAPI(client, host, run_id)
+    except VideogenError as error:
+        logger.warning("%s: reading the object store instead", error)
+        return None
+
+
 def fetch_result(run_id: str, output: str | Path, output_root: str, *, report: bool = False,
-                 client: storage.StorageClient | None = None, config: storage.StorageConfig | None = None) -> Path:
-    """Download a run's published video (and with ``report``, ``report.html``/``summary.md`` beside it).
+                 client: storage.StorageClient | None = None, config: storage.StorageConfig | None = None,
+                 kfp_client: Any = None, host: str | None = None) -> Path:
+    """Download a run's video (and with ``report``, ``report.html``/``summary.md`` beside it).
+
+    With ``kfp_client`` and ``host``, each file comes through KFP's artifact API (the run's output artifacts, signed
+    download URLs): no object-store credentials or port-forward needed. Where that API is missing (HTTP 404/501), the
+    run has no such artifact, or the signed download fails, the file is read from where the run published it,
+    ``{output_root}/{run id}/``, with the object-store credentials of ``client``/``config`` (default: the env).
 
     Raises:
         StorageError: nothing published for that run id (still running, failed, or another output root), or the
             object store failed.
     """
     output = Path(output)
-    uri = runs.publish_uri(output_root, run_id)
-    if storage.is_remote(uri):
-        client = client or storage.make_client(config)
+    api = artifact_api(kfp_client, host, run_id)
+    stores: list[storage.StorageClient] = [client] if client is not None else []
+
+    def fetch(name: str, dest: Path) -> Path:
+        if api is not None:
+            try:
+                path = api.download(RESULT_OUTPUTS[name], dest)
+            except (StorageError, VideogenError) as error:
+                logger.warning("run %s: the artifact API's download of %s failed (%s): reading the object store "
+                               "instead", run_id, name, error)
+                path = None
+            if path is not None:
+                logger.info("run %s: %s downloaded through the artifact API", run_id, name)
+                return path
+        uri = runs.publish_uri(output_root, run_id, name)
+        if storage.is_remote(uri) and not stores:
+            stores.append(storage.make_client(config))
+        return storage.fetch(uri, dest, client=stores[0] if stores else None)
+
     try:
-        path = storage.fetch(uri, output, client=client)
+        path = fetch(runs.VIDEO_NAME, output)
     except storage.ObjectNotFoundError:
-        raise StorageError(f"run {run_id} has published no video at {uri}: it may still be running, have failed, "
-                           f"or have used another --output-root") from None
+        raise StorageError(f"run {run_id} has published no video at {runs.publish_uri(output_root, run_id)}: it may "
+                           f"still be running, have failed, or have used another --output-root") from None
     if report:
         for name in (REPORT_FILE, SUMMARY_FILE):
             try:
-                storage.fetch(runs.publish_uri(output_root, run_id, name), path.parent / name, client=client)
+                fetch(name, path.parent / name)
             except storage.ObjectNotFoundError:
                 logger.warning("run %s published no %s", run_id, name)
     return path

@@ -107,9 +107,11 @@ def run_local(arguments: dict, work_dir: Path, output: str) -> LocalRunResult:
 
 
 def _local_arguments(arguments: dict, work_dir: Path) -> dict:
-    """The run's parameters with the local defaults: resume key from the inputs, locations under the work dir."""
+    """The run's parameters with the local defaults: resume key and video identity from the inputs, locations under
+    the work dir."""
     arguments = dict(arguments)
     arguments.setdefault("resume_key", resume_key(arguments))
+    arguments = runs.resolve_video_identity(arguments)
     if not storage.is_remote(arguments["video"]):
         arguments["video"] = str(_stage_input(Path(arguments["video"]), work_dir / "inputs"))
     arguments.setdefault("output_root", str(work_dir / "published"))
@@ -157,7 +159,7 @@ def resume_key(arguments: dict) -> str:
     import hashlib
     import json
 
-    ignored = {"output_root", "checkpoint_root", "resume_key"}
+    ignored = {"output_root", "checkpoint_root", "resume_key", "video_identity"}
     identity = {name: value for name, value in sorted(arguments.items()) if name not in ignored}
     video = str(arguments["video"])
     if "://" not in video and Path(video).is_file():

@@ -142,10 +142,11 @@ def build_pipeline(config: "ClusterConfig | None" = None):
         checkpoint_root: str = "minio://mlpipeline/videogen-checkpoints",
         resume_key: str = "",
         max_pixels: int = 3840 * 2160,
+        video_identity: str = "",
     ) -> str:
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
         prepare = _prepare(config, video=video, image_size=image_size, train_ratio=train_ratio, seed=seed,
-                           max_pixels=max_pixels)
+                           max_pixels=max_pixels, video_identity=video_identity)
         train = _train(config, prepare, run_id=run_id, checkpoint_root=checkpoint_root, resume_key=resume_key,
                        max_epoch=max_epoch, max_steps=max_steps, batch_size=batch_size, l1_weight=l1_weight,
                        gan_weight=gan_weight, ngf=ngf, ndf=ndf, context_frames=context_frames,

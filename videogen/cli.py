@@ -20,7 +20,7 @@ import types
 import typing
 from pathlib import Path
 
-from videogen.errors import InputError, exit_on_user_error
+from videogen.errors import InputError, VideogenError, exit_on_user_error
 
 log = logging.getLogger("videogen.cli")
 
@@ -128,7 +128,8 @@ def pipeline_parameters() -> list[str]:
 
 def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per pipeline parameter, from the settings field that declares it. Where ``metadata["local"]`` says
-    what a local run uses instead, the flag is unset by default and its help names both defaults."""
+    what a local run uses instead, the flag is unset by default and its help names both defaults; so it is where
+    ``metadata["runner"]`` says what both runners fill in."""
     from videogen import runs
 
     names = pipeline_parameters()
@@ -137,6 +138,9 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
         if "local" in f.metadata:
             add_field_flag(parser, settings_cls, f, default=None, help_text=(
                 f"{f.metadata['help']} (default: locally, {f.metadata['local']}; on a cluster, {f.default or 'empty'})"))
+        elif "runner" in f.metadata:
+            add_field_flag(parser, settings_cls, f, default=None,
+                           help_text=f"{f.metadata['help']} (default: {f.metadata['runner']})")
         else:
             add_field_flag(parser, settings_cls, f)
     parser.set_defaults(pipeline_parameters=tuple(names))
@@ -149,17 +153,21 @@ def _add_storage_flag(parser: argparse.ArgumentParser) -> None:
                              "$AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY")
 
 
-def _add_kfp_client_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default=None, help="Kubeflow Pipelines API URL: submit there instead of running "
-                                                     "locally (e.g. http://localhost:8080/pipeline)")
-    parser.add_argument("--experiment", default="videogen", help="experiment of the run (default: %(default)s)")
-    parser.add_argument("--run-name", "--run_name", dest="run_name", default=None, help="name of the run")
+def _add_kfp_connection_flags(parser: argparse.ArgumentParser, host_help: str) -> None:
+    parser.add_argument("--host", default=None, help=host_help)
     parser.add_argument("--namespace", default=None, help="Kubeflow profile namespace (multi-user installs)")
     parser.add_argument("--token", default=None,
                         help="bearer token for the KFP API (default: $KFP_TOKEN); multi-user installs")
     parser.add_argument("--cookies", default=None, help="cookie header for the KFP API (e.g. an auth session)")
     parser.add_argument("--ssl-ca-cert", "--ssl_ca_cert", dest="ssl_ca_cert", default=None,
                         help="CA bundle for an https KFP host")
+
+
+def _add_kfp_client_flags(parser: argparse.ArgumentParser) -> None:
+    _add_kfp_connection_flags(parser, "Kubeflow Pipelines API URL: submit there instead of running locally "
+                                      "(e.g. http://localhost:8080/pipeline)")
+    parser.add_argument("--experiment", default="videogen", help="experiment of the run (default: %(default)s)")
+    parser.add_argument("--run-name", "--run_name", dest="run_name", default=None, help="name of the run")
     parser.add_argument("--service-account", "--service_account", dest="service_account", default=None,
                         help="Kubernetes service account of the run's pods (default: KFP's; `make run` passes "
                              "videogen-pipeline-runner, which `make deploy` installs)")
@@ -244,10 +252,14 @@ def _add_fetch_and_upload(sub) -> None:
 
     p = sub.add_parser("fetch", help="download the video a cluster run published")
     p.add_argument("--run-id", "--run_id", dest="run_id", required=True, help="the KFP run id")
+    _add_kfp_connection_flags(p, "Kubeflow Pipelines API URL: download the run's artifacts through its artifact API "
+                                 "(signed URLs: no object-store keys needed), else from --output-root (default: "
+                                 "$KFP_HOST, else the object store only)")
     p.add_argument("--output", default="gen.mp4", help="where to save it (default: %(default)s)")
     p.add_argument("--output-root", "--output_root", dest="output_root",
                    default=parameter_field("output_root")[1].default,
-                   help="the run's output_root (default: %(default)s)")
+                   help="the run's output_root, read where the KFP API cannot serve the artifacts "
+                        "(default: %(default)s)")
     p.add_argument("--report", action="store_true", help="also fetch report.html and summary.md beside the video")
     _add_storage_flag(p)
     p.set_defaults(func=cmd_fetch)
@@ -388,19 +400,28 @@ def cmd_submit(args) -> int:
     package = Path(args.work_dir) / "video_generation.yaml"
     compile_pipeline(package, ClusterConfig.from_env())
     arguments = _run_arguments(args)
+    client = _kfp_client(args)
     result = kubeflow_runner.submit(
         args.host, package, arguments, experiment_name=args.experiment, run_name=args.run_name,
-        namespace=args.namespace, existing_token=_kfp_token(args), cookies=args.cookies, ssl_ca_cert=args.ssl_ca_cert,
-        wait=args.wait, timeout_s=args.timeout, service_account=args.service_account)
+        namespace=args.namespace, wait=args.wait, timeout_s=args.timeout, service_account=args.service_account,
+        client=client)
     print(f"run id: {result.run_id}")
     print(f"watch it: {result.url}")
     if args.wait:
-        _download_result(result.run_id, arguments, args.output)
+        _download_result(result.run_id, arguments, args.output, client, args.host)
         print(f"video: {args.output}")
     return 0
 
 
-def _download_result(run_id: str, arguments: dict, output: str) -> None:
+def _kfp_client(args):
+    """``kfp.Client`` for ``--host`` and its auth flags."""
+    from pipeline import kubeflow_runner
+
+    return kubeflow_runner.make_kfp_client(args.host, existing_token=_kfp_token(args), cookies=args.cookies,
+                                           namespace=args.namespace, ssl_ca_cert=args.ssl_ca_cert)
+
+
+def _download_result(run_id: str, arguments: dict, output: str, kfp_client, host: str) -> None:
     import tempfile
 
     from pipeline.kubeflow_runner import fetch_result
@@ -409,9 +430,10 @@ def _download_result(run_id: str, arguments: dict, output: str) -> None:
     output_root = arguments.get("output_root") or runs.parameter_field("output_root")[1].default
     if storage.is_remote(output):
         with tempfile.TemporaryDirectory() as tmp:
-            storage.put(fetch_result(run_id, Path(tmp) / runs.VIDEO_NAME, output_root), output)
+            storage.put(fetch_result(run_id, Path(tmp) / runs.VIDEO_NAME, output_root, kfp_client=kfp_client,
+                                     host=host), output)
     else:
-        fetch_result(run_id, Path(output), output_root)
+        fetch_result(run_id, Path(output), output_root, kfp_client=kfp_client, host=host)
 
 
 def cmd_upload(args) -> int:
@@ -419,8 +441,7 @@ def cmd_upload(args) -> int:
 
     if not args.host:
         raise InputError("upload needs --host: the Kubeflow Pipelines API URL (e.g. http://localhost:8080/pipeline)")
-    client = kubeflow_runner.make_kfp_client(args.host, existing_token=_kfp_token(args), cookies=args.cookies,
-                                             namespace=args.namespace, ssl_ca_cert=args.ssl_ca_cert)
+    client = _kfp_client(args)
     pipeline_id, version_id, version_name, created = kubeflow_runner.ensure_pipeline_version(
         client, args.host, args.package, kubeflow_runner.pipeline_name_of(args.package), namespace=args.namespace)
     print(f"pipeline {pipeline_id} version {version_name} ({'uploaded' if created else 'unchanged, reused'})")
@@ -505,7 +526,15 @@ def cmd_fetch(args) -> int:
     from pipeline.kubeflow_runner import fetch_result
 
     _apply_storage_flag(args)
-    path = fetch_result(args.run_id, Path(args.output), args.output_root, report=args.report)
+    args.host = args.host or os.environ.get("KFP_HOST")
+    kfp_client = None
+    if args.host:
+        try:
+            kfp_client = _kfp_client(args)
+        except VideogenError as error:
+            log.warning("%s: reading the object store instead", error)
+    path = fetch_result(args.run_id, Path(args.output), args.output_root, report=args.report, kfp_client=kfp_client,
+                        host=args.host)
     print(f"video: {path}")
     return 0
 

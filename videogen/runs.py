@@ -12,10 +12,14 @@ components' containers.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 
 from videogen import storage
 from videogen.artifacts import METRICS_FILE, REPORT_FILE, SUMMARY_FILE
+from videogen.errors import StorageError
+
+logger = logging.getLogger("videogen.run")
 
 VIDEO_NAME = "gen.mp4"
 REPORT_NAMES = (REPORT_FILE, SUMMARY_FILE, METRICS_FILE)
@@ -24,7 +28,8 @@ REPORT_NAMES = (REPORT_FILE, SUMMARY_FILE, METRICS_FILE)
 @dataclass(frozen=True)
 class RunSettings:
     """Parameters of a pipeline run that no single stage owns. Field names are the pipeline parameters and the
-    ``videogen run`` flags; ``metadata["local"]`` says what a local run uses when the flag is left out."""
+    ``videogen run`` flags; ``metadata["local"]`` says what a local run uses when the flag is left out, and
+    ``metadata["runner"]`` what both runners (local and cluster) fill in when it is left out."""
 
     video: str = field(metadata={"help": "training video: a path, s3://bucket/key, minio://bucket/key or http(s) URL"})
     seed: int = field(default=0, metadata={
@@ -38,6 +43,27 @@ class RunSettings:
         "help": "name of the checkpoints a run resumes from: a new run with the same key continues training and "
                 "generation where an earlier one stopped; empty: the run id, so only retries of the same run resume",
         "local": "a hash of the video and the parameters, so re-running a killed command resumes"})
+    video_identity: str = field(default="", metadata={
+        "help": "identity of the video's content, part of the prepare step's cache key, so a run on a video "
+                "overwritten at the same URI prepares it afresh: s3/minio ETag (or size + last-modified), local "
+                "size + mtime + SHA-256 of the first MiB, http ETag (or Last-Modified + Content-Length)",
+        "runner": "resolved from the video by `videogen run` and `videogen submit`; empty when it cannot be",
+        "cache_key": "only keys KFP's cache of prepare: the component records it in the dataset's metadata"})
+
+
+def resolve_video_identity(arguments: dict, client: storage.StorageClient | None = None) -> dict:
+    """``arguments`` with ``video_identity`` set from the video (:func:`videogen.storage.object_identity`), unless
+    the caller gave one. When the store cannot be asked, the identity stays empty (the cache then keys on the URI
+    alone, as before) and a warning says so."""
+    if arguments.get("video_identity") is not None or not arguments.get("video"):
+        return arguments
+    try:
+        identity = storage.object_identity(str(arguments["video"]), client=client)
+    except StorageError as error:
+        logger.warning("cannot identify the video's content (%s): a cached dataset of an earlier video at the same "
+                       "location may be reused; pass --video-identity to force a fresh one", error)
+        identity = ""
+    return {**arguments, "video_identity": identity}
 
 
 def stage_settings_classes() -> tuple[type, ...]:

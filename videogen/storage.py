@@ -871,3 +871,72 @@ def remove(uri: str | os.PathLike, *, client: StorageClient | None = None, confi
     client = _client(client, config)
     op = _Op("delete", ref.uri, client.endpoint, ref.bucket)
     _with_retries(op, client.config, lambda number: client.minio.remove_object(ref.bucket, ref.key))
+
+
+# -------------------------------------------------------------------------------------------------------- identity
+def object_identity(uri: str | os.PathLike, *, client: StorageClient | None = None,
+                    config: StorageConfig | None = None) -> str:
+    """A short text that changes when the content at ``uri`` changes and stays while it does not (no full read):
+
+    - local file: ``size``, ``mtime_ns`` and the SHA-256 of its first MiB;
+    - ``s3://`` / ``minio://``: the object's ETag (its MD5 for single-part uploads) and size, or size and
+      last-modified time when the store gives no ETag (one stat request, no retries);
+    - ``http(s)://``: the ``ETag``, else ``Last-Modified`` and ``Content-Length`` of a HEAD request.
+
+    Returns ``""`` when nothing identifies it: a missing local file, or an http server that sends none of those headers.
+
+    Raises:
+        StorageError: the object store or web server could not be asked (missing object, rejected credentials,
+            unreachable); callers that can go on without an identity catch it.
+    """
+    ref = parse_uri(uri)
+    if ref.kind == "local":
+        return _local_identity(ref.path)
+    if ref.kind == "http":
+        config = client.config if client is not None else (config or StorageConfig.from_env())
+        return _http_identity(ref.url, config)
+    client = _client(client, config)
+    op = _Op("look up", ref.uri, client.endpoint, ref.bucket)
+    once = replace(client.config, max_attempts=1)
+    stat = _with_retries(op, once, lambda number: client.minio.stat_object(ref.bucket, ref.key))
+    etag = _plain_etag(stat.etag)
+    if etag:
+        return f"etag={etag};size={stat.size}"
+    modified = stat.last_modified.isoformat() if stat.last_modified else ""
+    return f"size={stat.size};last_modified={modified}"
+
+
+def _local_identity(path: Path) -> str:
+    if not path.is_file():
+        return ""
+    stat = path.stat()
+    with open(path, "rb") as f:
+        head = hashlib.sha256(f.read(MiB)).hexdigest()
+    return f"size={stat.st_size};mtime_ns={stat.st_mtime_ns};sha256_1mib={head}"
+
+
+def _http_identity(url: str, config: StorageConfig) -> str:
+    import certifi
+    import urllib3
+
+    pool = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=config.connect_timeout_s, read=config.http_read_timeout_s),
+        cert_reqs="CERT_REQUIRED", ca_certs=config.ca_cert or os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        retries=urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5, raise_on_redirect=True))
+
+    def once(number: int) -> str:
+        response = pool.request("HEAD", url, preload_content=False)
+        try:
+            _check_http_status(url, response.status)
+            etag = response.headers.get("ETag", "").strip()
+            if etag:
+                return f"etag={etag}"
+            return ";".join(f"{name.lower()}={response.headers[name].strip()}"
+                            for name in ("Last-Modified", "Content-Length") if response.headers.get(name))
+        finally:
+            response.release_conn()
+
+    try:
+        return _with_retries(_Op("look up", url), replace(config, max_attempts=1), once)
+    finally:
+        pool.clear()

@@ -1,6 +1,8 @@
 """pipeline.kubeflow_runner through the real ``kfp.Client`` against a local HTTP server that answers the few KFP v2beta1 REST
 endpoints our flow calls (healthz, pipelines list/upload, pipeline versions upload/list, experiments list/create, runs
-create/get).
+create/get with ``run_details.task_details[].outputs``, and the ArtifactService's
+``GET /apis/v2beta1/artifacts/{artifact_id}?view=DOWNLOAD``, shaped as kfp_server_api 2.17's models and KFP's
+backend/api/v2beta1/artifacts.proto describe them).
 
 The fake server checks *our requests* (what kfp.Client sends on our behalf: names, ids, parameters, auth header) and
 *our handling of the answers*; it is not KFP, and passing here says nothing about how a real KFP backend behaves beyond
@@ -56,6 +58,9 @@ class FakeKFP:
         self.runs: dict[str, dict] = {}
         self.requests: list[dict] = []
         self.run_state = "SUCCEEDED"
+        self.artifacts: dict[str, dict] = {}  # artifact_id -> Artifact (backend/api/v2beta1/artifacts.proto)
+        self.artifact_api = True  # False: a backend without the ArtifactService (its routes answer 404)
+        self.files: dict[str, bytes] = {}  # same-origin download URLs: /files/<name>, bearer token required
         self.lock = threading.Lock()
 
 
@@ -115,6 +120,22 @@ def _handler(state: FakeKFP):
             if path == "/apis/v2beta1/experiments":
                 found = [e for e in state.experiments.values() if _matches(query.get("filter"), e)]
                 return self._reply({"experiments": found, "total_size": len(found)} if found else {})
+            if path.startswith("/apis/v2beta1/artifacts/") and state.artifact_api:
+                artifact = state.artifacts.get(path.rsplit("/", 1)[1])
+                if artifact is None:
+                    return self._reply({"error": "artifact not found", "code": 5, "message": "not found"}, 404)
+                if query.get("view") != "DOWNLOAD":  # BASIC (the default) leaves the signed URL out
+                    artifact = {k: v for k, v in artifact.items() if k != "download_url"}
+                return self._reply(artifact)
+            if path.startswith("/files/") and path[len("/files/"):] in state.files:
+                if not self.headers.get("Authorization"):
+                    return self._reply({"error": "unauthenticated", "code": 16}, 401)
+                body = state.files[path[len("/files/"):]]
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                return self.wfile.write(body)
             if path.startswith("/apis/v2beta1/runs/"):
                 run = dict(state.runs[path.rsplit("/", 1)[1]])
                 run["state"] = state.run_state
@@ -188,7 +209,7 @@ def _requests(state: FakeKFP, method: str, path: str) -> list[dict]:
 
 def test_first_submit_creates_pipeline_version_experiment_and_run(kfp_api, no_kfp_context, tmp_path):
     package = _package(tmp_path, "v1")
-    arguments = {"video": "s3://videos/in.mp4", "max_epoch": 3, "deterministic": True}
+    arguments = {"video": "s3://videos/in.mp4", "max_epoch": 3, "deterministic": True, "video_identity": "etag=given"}
     result = kubeflow_runner.submit(kfp_api.host, package, arguments, experiment_name="videogen-test", run_name="first",
                            existing_token="tok-abc", service_account="videogen-pipeline-runner")
 
@@ -229,6 +250,29 @@ def test_same_yaml_reuses_the_version_and_changed_yaml_adds_one(kfp_api, no_kfp_
     runs = [json.loads(r["body"]) for r in _requests(kfp_api, "POST", "/apis/v2beta1/runs")]
     assert [r["pipeline_version_reference"]["pipeline_version_id"] for r in runs] == [
         first.version_id, first.version_id, changed.version_id]
+
+
+def test_submit_passes_the_videos_identity_so_an_overwritten_video_misses_prepares_cache(
+        kfp_api, no_kfp_context, tmp_path, s3_server, s3_bucket):
+    """The run's video_identity follows the object's content: the same on an unchanged object (prepare's cache hits),
+    another once the object is overwritten with other bytes (the cache key changes)."""
+    client = storage.make_client(s3_server.storage_config())
+    uri = f"minio://{s3_bucket}/videos/in.mp4"
+    local = tmp_path / "in.mp4"
+    package = _package(tmp_path, "v1")
+
+    def submitted_identity() -> str:
+        kubeflow_runner.submit(kfp_api.host, package, {"video": uri}, storage_client=client)
+        return json.loads(_requests(kfp_api, "POST", "/apis/v2beta1/runs")[-1]["body"])["runtime_config"][
+            "parameters"]["video_identity"]
+
+    local.write_bytes(b"first" * 1000)
+    storage.put(local, uri, client=client)
+    first = submitted_identity()
+    assert first and submitted_identity() == first
+    local.write_bytes(b"other" * 1000)
+    storage.put(local, uri, client=client)
+    assert submitted_identity() not in ("", first)
 
 
 def test_wait_returns_the_final_state_and_a_failed_run_raises(kfp_api, no_kfp_context, tmp_path):
@@ -272,3 +316,168 @@ def test_fetch_result_downloads_the_published_video(s3_server, s3_bucket, tmp_pa
     with pytest.raises(StorageError, match="run nope has published no video at minio://.*/videogen/nope/gen.mp4"):
         kubeflow_runner.fetch_result("nope", tmp_path / "x.mp4", output_root, client=client)
     assert not (tmp_path / "x.mp4").exists()
+
+
+# ------------------------------------------------------------------------------------- results through the artifact API
+RESULTS = {"gen.mp4": b"mp4" * 1000, "report.html": b"<html>report</html>", "summary.md": b"# summary"}
+
+
+def _finished_run(state: FakeKFP, outputs: dict[str, dict[str, str]]) -> str:
+    """A run whose tasks have these output artifacts ({task name: {output name: artifact id}})."""
+    run_id = str(uuid.uuid4())
+    state.runs[run_id] = {"run_id": run_id, "display_name": "done", "state": "SUCCEEDED", "run_details": {
+        "pipeline_context_id": "1", "pipeline_run_context_id": "2", "task_details": [
+            {"run_id": run_id, "task_id": f"task-{name}", "display_name": name, "state": "SUCCEEDED",
+             "inputs": {"generated": {"artifact_ids": ["90"]}},
+             "outputs": {key: {"artifact_ids": [artifact_id]} for key, artifact_id in task_outputs.items()}}
+            for name, task_outputs in outputs.items()]}}
+    return run_id
+
+
+ENCODE_AND_EVALUATE = {"encode-video": {"video": "11"},
+                       "evaluate-model": {"metrics": "12", "report": "13", "summary": "14"}}
+ARTIFACT_FILES = {"11": "gen.mp4", "13": "report.html", "14": "summary.md"}
+
+
+def _artifact(artifact_id: str, download_url: str) -> dict:
+    return {"artifact_id": artifact_id, "storage_provider": "minio", "storage_path": f"artifacts/{artifact_id}",
+            "uri": f"minio://mlpipeline/artifacts/{artifact_id}", "download_url": download_url,
+            "namespace": "kubeflow", "artifact_type": "system.Artifact", "artifact_size": "3000",
+            "created_at": "2026-11-30T06:00:00Z", "last_updated_at": "2026-11-30T06:00:00Z"}
+
+
+@pytest.fixture
+def no_store_keys(monkeypatch):
+    """No object-store credentials, and an endpoint where nothing listens: a fallback to the store would fail."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+
+
+class _SignedStore(http.server.BaseHTTPRequestHandler):
+    """Stands in for the object store behind a signed URL: serves ``/<bucket>/<key>?X-Amz-Signature=...`` and records
+    the headers it got (a signed URL must carry no Authorization or Cookie of ours)."""
+
+    objects: dict[str, bytes] = {}
+    seen: list[dict] = []
+
+    def do_GET(self):  # noqa: N802 - http.server API
+        split = urllib.parse.urlsplit(self.path)
+        self.seen.append({"path": split.path, "auth": self.headers.get("Authorization"),
+                          "cookie": self.headers.get("Cookie")})
+        body = self.objects.get(split.path)
+        if body is None or "X-Amz-Signature" not in split.query:
+            self.send_response(403 if body is not None else 404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def signed_store():
+    _SignedStore.objects, _SignedStore.seen = {}, []
+    server = http.server.ThreadingHTTPServer((LOOPBACK, 0), _SignedStore)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://{LOOPBACK}:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_fetch_goes_through_the_artifact_apis_signed_urls_without_store_keys(
+        kfp_api, no_kfp_context, no_store_keys, signed_store, tmp_path):
+    """The run's encode/evaluate artifacts come through the signed URLs the API returns (on the store's host, which
+    gets none of our credentials): no object-store keys, nothing read from the published location."""
+    for artifact_id, name in ARTIFACT_FILES.items():
+        _SignedStore.objects[f"/mlpipeline/artifacts/{artifact_id}"] = RESULTS[name]
+        kfp_api.artifacts[artifact_id] = _artifact(
+            artifact_id, f"{signed_store}/mlpipeline/artifacts/{artifact_id}?X-Amz-Expires=15&X-Amz-Signature=ab12")
+    run_id = _finished_run(kfp_api, ENCODE_AND_EVALUATE)
+    kfp_client = kubeflow_runner.make_kfp_client(kfp_api.host, existing_token="tok-abc", cookies="session=c1")
+
+    out = kubeflow_runner.fetch_result(run_id, tmp_path / "out" / "gen.mp4", "minio://mlpipeline/videogen",
+                                       report=True, kfp_client=kfp_client, host=kfp_api.host)
+    for name, data in RESULTS.items():
+        assert (out.parent / name).read_bytes() == data, name
+    gets = [r for r in kfp_api.requests if r["path"].startswith("/apis/v2beta1/artifacts/")]
+    assert sorted(r["path"].rsplit("/", 1)[1] for r in gets) == ["11", "13", "14"]
+    assert {(r["query"].get("view"), r["auth"], r["cookie"]) for r in gets} == {
+        ("DOWNLOAD", "Bearer tok-abc", "session=c1")}
+    assert _requests(kfp_api, "GET", f"/apis/v2beta1/runs/{run_id}")
+    assert len(_SignedStore.seen) == 3 and {(r["auth"], r["cookie"]) for r in _SignedStore.seen} == {(None, None)}
+
+
+def test_a_download_url_on_the_kfp_host_gets_the_clients_token(kfp_api, no_kfp_context, no_store_keys, tmp_path):
+    """A download URL served by the KFP host itself (relative, behind the gateway) is fetched with the token."""
+    for artifact_id, name in ARTIFACT_FILES.items():
+        kfp_api.files[name] = RESULTS[name]
+        kfp_api.artifacts[artifact_id] = _artifact(artifact_id, f"/pipeline/files/{name}")
+    run_id = _finished_run(kfp_api, ENCODE_AND_EVALUATE)
+    kfp_client = kubeflow_runner.make_kfp_client(kfp_api.host, existing_token="tok-abc")
+    out = kubeflow_runner.fetch_result(run_id, tmp_path / "gen.mp4", "minio://mlpipeline/videogen", report=True,
+                                       kfp_client=kfp_client, host=kfp_api.host)
+    assert out.read_bytes() == RESULTS["gen.mp4"] and (tmp_path / "summary.md").read_bytes() == RESULTS["summary.md"]
+    downloads = [r for r in kfp_api.requests if r["path"].startswith("/files/")]
+    assert len(downloads) == 3 and {r["auth"] for r in downloads} == {"Bearer tok-abc"}
+
+
+def _publish(s3_server, bucket: str, run_id: str, tmp_path: Path) -> tuple[storage.StorageClient, str]:
+    client = storage.make_client(s3_server.storage_config())
+    output_root = f"minio://{bucket}/videogen"
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    for name, data in RESULTS.items():
+        (tmp_path / name).write_bytes(data)
+        storage.put(tmp_path / name, runs.publish_uri(output_root, run_id, name), client=client)
+    return client, output_root
+
+
+def test_fetch_falls_back_to_the_store_when_the_api_has_no_artifact_service(
+        kfp_api, no_kfp_context, s3_server, s3_bucket, tmp_path):
+    kfp_api.artifact_api = False  # GET /apis/v2beta1/artifacts/{id} answers 404, as on a backend without it
+    run_id = _finished_run(kfp_api, ENCODE_AND_EVALUATE)
+    client, output_root = _publish(s3_server, s3_bucket, run_id, tmp_path / "published")
+    kfp_client = kubeflow_runner.make_kfp_client(kfp_api.host)
+    out = kubeflow_runner.fetch_result(run_id, tmp_path / "out" / "gen.mp4", output_root, report=True, client=client,
+                                       kfp_client=kfp_client, host=kfp_api.host)
+    for name, data in RESULTS.items():
+        assert (out.parent / name).read_bytes() == data, name
+    gets = [r for r in kfp_api.requests if r["path"].startswith("/apis/v2beta1/artifacts/")]
+    assert len(gets) == 1, "after the first 404 the API is not asked again"
+
+
+def test_fetch_falls_back_to_the_store_when_the_run_has_no_such_artifacts(
+        kfp_api, no_kfp_context, s3_server, s3_bucket, tmp_path):
+    run_id = _finished_run(kfp_api, {"prepare-dataset": {"dataset": "10"}})
+    client, output_root = _publish(s3_server, s3_bucket, run_id, tmp_path / "published")
+    out = kubeflow_runner.fetch_result(run_id, tmp_path / "gen.mp4", output_root, client=client,
+                                       kfp_client=kubeflow_runner.make_kfp_client(kfp_api.host), host=kfp_api.host)
+    assert out.read_bytes() == RESULTS["gen.mp4"]
+    assert not [r for r in kfp_api.requests if r["path"].startswith("/apis/v2beta1/artifacts/")]
+
+
+def test_videogen_fetch_and_make_fetch_use_the_kfp_host(kfp_api, no_kfp_context, no_store_keys, tmp_path, monkeypatch,
+                                                        capsys):
+    from videogen import cli
+
+    for artifact_id, name in ARTIFACT_FILES.items():
+        kfp_api.files[name] = RESULTS[name]
+        kfp_api.artifacts[artifact_id] = _artifact(artifact_id, f"/pipeline/files/{name}")
+    run_id = _finished_run(kfp_api, ENCODE_AND_EVALUATE)
+    monkeypatch.setenv("KFP_TOKEN", "tok-env")
+    assert cli.main(["fetch", "--host", kfp_api.host, "--run-id", run_id, "--output", str(tmp_path / "v.mp4"),
+                     "--report"]) == 0
+    assert (tmp_path / "v.mp4").read_bytes() == RESULTS["gen.mp4"]
+    assert (tmp_path / "report.html").read_bytes() == RESULTS["report.html"]
+    assert {r["auth"] for r in kfp_api.requests if r["path"].startswith("/files/")} == {"Bearer tok-env"}
+
+    import subprocess
+
+    dry = subprocess.run(["make", "-n", "--no-print-directory", "fetch", "RUN_ID=r1", "KFP_HOST=http://kfp:8080/p"],
+                         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2]).stdout
+    assert "fetch --host http://kfp:8080/p" in dry and "--run-id r1" in dry
