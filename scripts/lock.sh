@@ -8,7 +8,8 @@
 # version everywhere. All target CPython 3.11 (3.11.7 or newer: the tested venv; the images have 3.11.14) on
 # x86_64 Linux with glibc >= 2.28.
 # Versions already in a lock are kept (uv prefers them); pass --upgrade to move everything to the newest versions
-# the inputs allow, or --upgrade-package NAME for one. Needs uv (pip install uv), found on PATH or as $UV.
+# the inputs allow, or --upgrade-package NAME for one. Needs uv (pip install uv; these locks: uv 0.13.9), found on
+# PATH or as $UV.
 #   scripts/lock.sh [--upgrade | --upgrade-package NAME ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
