@@ -50,12 +50,19 @@ check_ffmpeg_version
 [[ $DEV == 1 ]] && apt_install chromium chromium
 
 stamp="$VENV/.videogen-installed"
-reqs=(requirements.txt requirements-dev.txt pyproject.toml)
+reqs=(requirements.txt requirements-dev.txt requirements.lock requirements-dev.lock pyproject.toml)
 if [[ ! -f "$stamp" ]] || [[ -n "$(find "${reqs[@]}" -newer "$stamp" 2>/dev/null)" ]]; then
   [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements-dev.txt
-  "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e .
+  # requirements-dev.lock (scripts/lock.sh) pins every package with its hashes for CPython 3.11 on x86_64 Linux;
+  # any other Python or platform resolves pyproject.toml's ranges and requirements-dev.txt's pins instead.
+  if "$VENV/bin/python" -c 'import platform, sys; sys.exit(not (sys.version_info[:2] == (3, 11) and sys.version_info >= (3, 11, 7) and platform.system() == "Linux" and platform.machine() == "x86_64"))'; then
+    "$VENV/bin/pip" install -q --disable-pip-version-check --require-hashes -r requirements-dev.lock
+    "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps -e .
+  else
+    echo "setup: note: requirements-dev.lock is for CPython >= 3.11.7 < 3.12 on x86_64 Linux; resolving without it (no hash check)"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -r requirements-dev.txt -e ".[cpu]"
+  fi
   touch "$stamp"
   echo "setup: $VENV ready"
 fi

@@ -94,9 +94,12 @@ def test_dockerignore_excludes_everything_not_installed():
 
 
 def test_gpu_image_tensorflow_matches_requirements():
+    """The GPU image installs the same TensorFlow version as the CPU image (tests/unit/test_dependencies.py checks
+    the locks in full)."""
     pinned = re.search(r"^tensorflow-cpu==(\S+)", (ROOT / "requirements.txt").read_text(), re.MULTILINE)
-    arg = re.search(r"^ARG TENSORFLOW_VERSION=(\S+)", (ROOT / "docker" / "Dockerfile.gpu").read_text(), re.MULTILINE)
-    assert pinned and arg and pinned.group(1) == arg.group(1)
+    gpu = re.search(r"^tensorflow==(\S+)", (ROOT / "requirements-gpu.lock").read_text(), re.MULTILINE)
+    assert pinned and gpu and pinned.group(1) == gpu.group(1)
+    assert "requirements-gpu.lock" in (ROOT / "docker" / "Dockerfile.gpu").read_text()
 
 
 def test_k80_image_keeps_the_base_images_tensorflow():
