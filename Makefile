@@ -43,6 +43,11 @@ OUTPUT ?= gen.mp4
 DEMO_VIDEO ?= samples/bikes.mp4
 DEMO_ARGS ?= --image-size 64 --max-steps 1200 --batch-size 8 --frames 96 --ngf 32 --ndf 32 --context-frames 2
 PYTEST_ARGS ?=
+# make tensorboard: a model dir or its s3:// / minio:// URI; a folder of several (the default: every local run) shows
+# each as a run.
+MODEL ?= work
+TENSORBOARD_PORT ?= 6006
+TENSORBOARD_HOST ?= 127.0.0.1
 
 export VIDEOGEN_IMAGE := $(IMAGE)
 export VIDEOGEN_GPU_IMAGE := $(GPU_IMAGE)
@@ -55,7 +60,7 @@ export VIDEOGEN_TRAIN_GPUS := $(TRAIN_GPUS)
 
 KFP_FLAGS = $(if $(NAMESPACE),--namespace $(NAMESPACE)) $(if $(KFP_COOKIES),--cookies "$(KFP_COOKIES)")
 
-.PHONY: help setup demo test lint bench compile images deploy run fetch clean
+.PHONY: help setup demo test lint bench compile images deploy run fetch tensorboard clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -109,6 +114,9 @@ run: setup  ## submit a run to KFP_HOST with VIDEO and RUN_ARGS
 fetch: setup  ## download a cluster run's video: make fetch RUN_ID=...
 	@test -n "$(RUN_ID)" || { echo "fetch: error: pass RUN_ID=<the run id that make run printed>" >&2; exit 2; }
 	$(VENV)/bin/videogen fetch --host $(KFP_HOST) $(KFP_FLAGS) --run-id $(RUN_ID) --output $(OUTPUT) --report
+
+tensorboard: setup  ## serve training logs (losses, images/s, samples): make tensorboard [MODEL=dir or s3://...]
+	$(VENV)/bin/videogen tensorboard --model "$(MODEL)" --port $(TENSORBOARD_PORT) --host $(TENSORBOARD_HOST)
 
 clean:  ## remove local outputs (keeps .venv)
 	rm -rf out work

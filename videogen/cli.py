@@ -293,12 +293,24 @@ def _add_compile(sub) -> None:
     p.set_defaults(func=cmd_compile)
 
 
+def _add_tensorboard(sub) -> None:
+    p = sub.add_parser("tensorboard", help="serve a model's TensorBoard logs (losses, images/s, sample images)")
+    p.add_argument("--model", required=True,
+                   help="model directory or its s3:// / minio:// URI: its logs/ is served (a directory without logs/: "
+                        "every event file below it, each folder a run)")
+    p.add_argument("--port", type=int, default=6006, help="port (default: %(default)s; 0: any free one)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s; 0.0.0.0: all)")
+    _add_storage_flag(p)
+    p.set_defaults(func=cmd_tensorboard)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="videogen", description=__doc__.split("\n\n")[0],
                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_LazyParser)
-    for add_command in (_add_run_commands, _add_stage_commands, _add_fetch_and_upload, _add_compile):
+    for add_command in (_add_run_commands, _add_stage_commands, _add_fetch_and_upload, _add_compile,
+                        _add_tensorboard):
         add_command(sub)
     for command_parser in sub.choices.values():
         _state_defaults(command_parser)
@@ -555,6 +567,23 @@ def cmd_compile(args) -> int:
     config = dataclasses.replace(ClusterConfig.from_env(**overrides), **{name: None for name in cleared})
     print(compile_pipeline(Path(args.output), config))
     return 0
+
+
+def cmd_tensorboard(args) -> int:
+    import subprocess
+    import tempfile
+
+    from videogen.train import monitor
+
+    _apply_storage_flag(args)
+    monitor.require_tensorboard()
+    with tempfile.TemporaryDirectory(prefix="videogen-tensorboard-") as scratch:  # an S3 model's logs, while served
+        logdir = monitor.tensorboard_logdir(args.model, Path(scratch))
+        log.info("TensorBoard on %s; Ctrl-C stops it", logdir)
+        try:
+            return subprocess.call(monitor.tensorboard_argv(logdir, args.host, args.port))
+        except KeyboardInterrupt:  # subprocess.call has stopped TensorBoard
+            return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,7 @@ from videogen import video as _video
 from videogen.artifacts import DATASET_FILE, FRAMES_FILE, atomic_write_json, npy_header, open_dataset
 from videogen.errors import InputError
 from videogen.model import SUPPORTED_IMAGE_SIZES
+from videogen.progress import Progress
 
 log = logging.getLogger("videogen.prepare")
 
@@ -149,17 +150,18 @@ def _write_frames(decoder: _video.FrameDecoder, path: Path, expected: int) -> in
     """Stream the decoder's blocks into ``path`` as a .npy file; returns the number of frames written."""
     size = decoder.image_size
     started = last_log = time.monotonic()
-    with open(path, "wb") as out:
+    with open(path, "wb") as out, Progress(log, "prepare", expected, unit="frame") as progress:
         out.write(b"\0" * _NPY_HEADER_BYTES)
         for block in decoder.batches():
             out.write(memoryview(block).cast("B"))
             now = time.monotonic()
+            progress.update(decoder.frames_decoded)
             if now - last_log > 5.0:
                 last_log = now
                 done = decoder.frames_decoded
                 rate = done / max(now - started, 1e-9)
                 eta = f", ETA {max(expected - done, 0) / rate:.0f} s" if expected and rate > 0 else ""
-                log.info("decoded %d/%s frames (%.0f frames/s%s)", done, expected or "?", rate, eta)
+                progress.log("decoded %d/%s frames (%.0f frames/s%s)", done, expected or "?", rate, eta, postfix="")
         count = decoder.frames_decoded
         header = npy_header((count, size, size, 3))
         if len(header) != _NPY_HEADER_BYTES:  # pragma: no cover - only for absurd frame counts

@@ -37,6 +37,7 @@ from videogen.errors import InputError
 from videogen.frames import make_step, rollout, stack_context, unstack_context
 from videogen.generator_io import SavedModelGenerator, inference_copy, load_generator
 from videogen.hardware import detect_device
+from videogen.progress import Progress
 
 # Also the names other code (the CLI, bench, tests) reads from this module; they live in the modules that own them.
 __all__ = ["GenerateSettings", "SavedModelGenerator", "choose_start_frames", "detect_device", "generate",
@@ -199,14 +200,15 @@ class _Generation:
                 "context_sha": hashlib.sha256(self.context.tobytes()).hexdigest()[:16]}
 
     def frames(self, steps_done: int = 0, context: np.ndarray | None = None) -> Iterator[np.ndarray]:
-        """Yield the remaining frames with progress logs (frame i/T, frames/s, ETA)."""
+        """Yield the remaining frames with progress: a bar, or log lines (frame i/T, frames/s, ETA)."""
         s = self.settings
         total = s.frames
         t0 = last_log = time.perf_counter()
         produced = 0
         ctx = self.context if context is None else context
-        for frame in rollout(self.model, ctx, total - steps_done, self.context_frames, s.deterministic, s.seed,
-                             jit_compile=self.jit, steps_done=steps_done):
+        progress = Progress(log, "generate", total, unit="frame", initial=steps_done)
+        for frame in progress.iterate(rollout(self.model, ctx, total - steps_done, self.context_frames,
+                                              s.deterministic, s.seed, jit_compile=self.jit, steps_done=steps_done)):
             produced += 1
             yield frame
             now = time.perf_counter()
@@ -214,7 +216,8 @@ class _Generation:
             if now - last_log >= 5.0 or done == total:
                 rate = produced / (now - t0)
                 eta = (total - done) / rate if rate > 0 else float("nan")
-                log.info("frame %d/%d, %.2f frames/s (x%d videos), ETA %.0f s", done, total, rate, s.num_videos, eta)
+                progress.log("frame %d/%d, %.2f frames/s (x%d videos), ETA %.0f s", done, total, rate, s.num_videos,
+                             eta, postfix=f"x{s.num_videos} videos")
                 last_log = now
 
     def info(self, duration_s: float, produced: int) -> dict:

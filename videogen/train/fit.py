@@ -324,8 +324,10 @@ def _train(plan: _Plan, output_dir: Path, local_ckpt: Path, remote_uri: str | No
                 plan.total, plan.batch, plan.num_pairs, plan.dataset.image_size, s.context_frames, devices.jit,
                 "GPU" if devices.gpu else "CPU", devices.replicas, "" if devices.replicas == 1 else "s",
                 ", ".join(f"{p['name']} [{p['first_step']}, {p['end_step']})" for p in plan.phases))
-    rollout_seconds = _fit(plan, models, devices, checkpoints, monitor, start_step)
-    monitor.close()
+    try:
+        rollout_seconds = _fit(plan, models, devices, checkpoints, monitor, start_step)
+    finally:
+        monitor.close()  # also takes the progress bar down (and gives logging its handlers back)
     _export(models["generator"], s, output_dir, devices)
     return _model_info(plan, devices, monitor, int(models["step"].numpy()), start_step, rollout_seconds,
                        time.perf_counter() - started, remote_uri or str(local_ckpt))
