@@ -119,6 +119,21 @@ def _local_arguments(arguments: dict, work_dir: Path) -> dict:
     return arguments
 
 
+@contextlib.contextmanager
+def _environment(**values: str):
+    """Set environment variables (inherited by the task subprocesses) for the duration of the block."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _run_pipeline(arguments: dict, work_dir: Path) -> str:
     """Run the pipeline through kfp.local; return the published video's path. A failed task's own one-line error
     becomes the VideogenError."""
@@ -132,7 +147,9 @@ def _run_pipeline(arguments: dict, work_dir: Path) -> str:
     pipeline_func = build_pipeline(ClusterConfig().for_local())
     tee = _ErrorLineTee(sys.stdout)
     try:
-        with contextlib.redirect_stdout(tee):
+        # kfp.local reads each task's output line by line: a progress bar (carriage returns) would arrive as one line
+        # at the end, so the tasks log plain lines whatever the user's shell exported.
+        with contextlib.redirect_stdout(tee), _environment(VIDEOGEN_PROGRESS="log"):
             task = pipeline_func(**arguments)
     except RuntimeError as error:
         if tee.last_error:
