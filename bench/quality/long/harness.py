@@ -227,22 +227,27 @@ def train(args, frames: np.ndarray, info: dict, out: Path):
     return export, train_s, args.steps * args.batch / train_s
 
 
+def _patch_bank(train_frames: np.ndarray, patch: int, bank: int, seed: int):
+    """A seeded bank of ``bank`` random ``patch`` x ``patch`` training patches in [-1, 1], flattened, with their
+    squared norms (nearest neighbours by one matrix product), and the frame size."""
+    import tensorflow as tf
+    rng = np.random.default_rng(seed)
+    t, size = train_frames.shape[:2]
+    ti = rng.integers(0, t, bank)
+    yi, xi = rng.integers(0, size - patch + 1, bank), rng.integers(0, size - patch + 1, bank)
+    dy, dx = np.meshgrid(np.arange(patch), np.arange(patch), indexing="ij")
+    b = train_frames[ti[:, None, None], yi[:, None, None] + dy, xi[:, None, None] + dx]
+    flat = tf.constant(b.reshape(bank, -1).astype(np.float32) / 127.5 - 1)
+    return flat, tf.reduce_sum(flat ** 2, 1), size
+
+
 class PatchProjector:
     """Non-learned projection onto the training frames' patches: each 8x8 block (stride 4, overlapping) of a frame is
     replaced by its nearest training patch (L2), overlaps averaged, blended with alpha."""
 
     def __init__(self, train_frames: np.ndarray, patch: int = 8, stride: int = 4, bank: int = 40000, seed: int = 0):
-        import tensorflow as tf
         self.p, self.s = patch, stride
-        rng = np.random.default_rng(seed)
-        t, size = train_frames.shape[:2]
-        ti = rng.integers(0, t, bank)
-        yi, xi = rng.integers(0, size - patch + 1, bank), rng.integers(0, size - patch + 1, bank)
-        dy, dx = np.meshgrid(np.arange(patch), np.arange(patch), indexing="ij")
-        b = train_frames[ti[:, None, None], yi[:, None, None] + dy, xi[:, None, None] + dx]
-        self.bank = tf.constant(b.reshape(bank, -1).astype(np.float32) / 127.5 - 1)
-        self.bank_sq = tf.reduce_sum(self.bank ** 2, 1)
-        self.size = size
+        self.bank, self.bank_sq, self.size = _patch_bank(train_frames, patch, bank, seed)
 
     def __call__(self, x):
         """x: (V, S, S, 3) float in [-1, 1] -> projected."""
@@ -258,17 +263,14 @@ class PatchProjector:
         # fold back (overlap-add) with counts
         out = tf.zeros_like(x)
         cnt = tf.zeros_like(x[..., :1])
-        idx_y = np.arange(h) * s
         acc = []
         for iy in range(h):
             for ix in range(h):
                 acc.append(((iy * s, ix * s), nn[:, iy, ix]))
-        pad = [[0, 0], [0, 0], [0, 0], [0, 0]]
         for (y, xx), patch in acc:
             pad = [[0, 0], [y, self.size - y - p], [xx, self.size - xx - p], [0, 0]]
             out += tf.pad(patch, pad)
             cnt += tf.pad(tf.ones_like(patch[..., :1]), pad)
-        del idx_y
         return out / tf.maximum(cnt, 1.0)
 
 
@@ -277,17 +279,8 @@ class BlockProjector:
     seams move and average out over time); each block replaced by its nearest training patch (L2)."""
 
     def __init__(self, train_frames: np.ndarray, patch: int = 8, bank: int = 40000, seed: int = 0):
-        import tensorflow as tf
         self.p = patch
-        rng = np.random.default_rng(seed)
-        t, size = train_frames.shape[:2]
-        ti = rng.integers(0, t, bank)
-        yi, xi = rng.integers(0, size - patch + 1, bank), rng.integers(0, size - patch + 1, bank)
-        dy, dx = np.meshgrid(np.arange(patch), np.arange(patch), indexing="ij")
-        b = train_frames[ti[:, None, None], yi[:, None, None] + dy, xi[:, None, None] + dx]
-        self.bank = tf.constant(b.reshape(bank, -1).astype(np.float32) / 127.5 - 1)
-        self.bank_sq = tf.reduce_sum(self.bank ** 2, 1)
-        self.size = size
+        self.bank, self.bank_sq, self.size = _patch_bank(train_frames, patch, bank, seed)
 
     def __call__(self, x, t):
         import tensorflow as tf
