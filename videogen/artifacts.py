@@ -43,6 +43,7 @@ PROGRESS_FILE = "progress.json"
 METRICS_FILE = "metrics.json"
 REPORT_FILE = "report.html"
 SUMMARY_FILE = "summary.md"
+VIDEOS_KEY = "videos"  # dataset.json of a dataset made of several videos: one entry each
 
 _PREPARE, _TRAIN, _GENERATE = "`videogen prepare`", "`videogen train`", "`videogen generate`"
 
@@ -214,15 +215,54 @@ class Dataset:
             raise InputError(f"{DATASET_FILE} '{key}' pairs [{first}, {end}) do not fit {num_frames} frames")
         return first, end
 
+    @property
+    def first_frame(self) -> int:
+        """Where this dataset's frames start in the file: 0, or a source video's offset in a combined dataset."""
+        return int(self.info.get("first_frame", 0))
+
+    def file_block(self, key: str) -> tuple[int, int]:
+        """:meth:`block` counted in the whole file's frames (shifted by :attr:`first_frame` in a video's view)."""
+        first, end = self.block(key)
+        return first + self.first_frame, end + self.first_frame
+
+    @property
+    def name(self) -> str:
+        """The source video's name (its file name), for reports."""
+        return str(self.info.get("name") or Path(str(self.info.get("source", self.dir))).name)
+
+    @property
+    def videos(self) -> list[Dataset]:
+        """One dataset per source video. A combined dataset (``videos`` in dataset.json) gives a view per video: its
+        frames (a slice of the memory map, no copy) and its own dataset.json, blocks and start frame counted from
+        the video's first frame; a dataset of one video gives itself."""
+        entries = self.info.get(VIDEOS_KEY)
+        if entries is None:
+            return [self]
+        if not isinstance(entries, list) or not entries:
+            raise InputError(f"{self.dir / DATASET_FILE} '{VIDEOS_KEY}' must be a non-empty list; "
+                             f"run {_PREPARE} again")
+        views = []
+        for entry in entries:
+            try:
+                first, count = int(entry["first_frame"]), int(entry["num_frames"])
+            except (KeyError, TypeError, ValueError):
+                raise InputError(f"{DATASET_FILE} '{VIDEOS_KEY}' entries need first_frame and num_frames") from None
+            if not (0 <= first and count > 0 and first + count <= len(self.frames)):
+                raise InputError(f"{DATASET_FILE} video frames [{first}, {first + count}) do not fit "
+                                 f"{len(self.frames)} frames; run {_PREPARE} again")
+            views.append(Dataset(self.dir, self.frames[first:first + count], entry))
+        return views
+
     def check_trainable(self) -> None:
-        """What training needs beyond a readable dataset: a supported size, a train block, a frame rate."""
+        """What training needs beyond a readable dataset: a supported size, a train block and a frame rate per video."""
         from videogen.model import SUPPORTED_IMAGE_SIZES
 
         if self.image_size not in SUPPORTED_IMAGE_SIZES:
             raise InputError(f"image size {self.image_size} is not supported: use one of {SUPPORTED_IMAGE_SIZES}")
-        self.block("train")
-        if not self.fps > 0:
-            raise InputError(f"{self.dir / DATASET_FILE} has no valid fps")
+        for video in self.videos:
+            video.block("train")
+            if not video.fps > 0:
+                raise InputError(f"{self.dir / DATASET_FILE} has no valid fps for {video.name}")
 
 
 def open_dataset(dataset_dir: Path) -> Dataset:

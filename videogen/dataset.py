@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import errno
 import logging
+import os
 import shutil
 import time
 import uuid
@@ -30,7 +31,14 @@ from pathlib import Path
 import numpy as np
 
 from videogen import video as _video
-from videogen.artifacts import DATASET_FILE, FRAMES_FILE, atomic_write_json, npy_header, open_dataset
+from videogen.artifacts import (
+    DATASET_FILE,
+    FRAMES_FILE,
+    VIDEOS_KEY,
+    atomic_write_json,
+    npy_header,
+    open_dataset,
+)
 from videogen.errors import InputError
 from videogen.model import SUPPORTED_IMAGE_SIZES
 from videogen.progress import Progress
@@ -268,6 +276,76 @@ def prepare(video: Path, output_dir: Path, settings: PrepareSettings = PrepareSe
     return dataset_info
 
 
+def combine(dataset_dirs: list[Path], output_dir: Path, names: list[str] | None = None) -> dict:
+    """Several prepared datasets, one per source video, as one dataset dir that one model trains on.
+
+    The frames of all videos are stored one after the other in one ``frames.npy``; ``dataset.json`` keeps each
+    video's own dataset.json under ``videos`` (its train and val blocks and start frame counted from its own first
+    frame) with ``first_frame`` (its offset in the file) and ``name``, so a training pair, a context window or a
+    validation block never reaches from one video into the next (:attr:`videogen.artifacts.Dataset.videos`). The
+    top level has ``fps`` (the first video's), ``image_size``, ``num_frames`` (all videos) and ``source``. One
+    dataset is passed through as it is (its frames linked when the file system allows), with its ``name`` set.
+
+    Args:
+        dataset_dirs: prepared dataset dirs, in the order of the videos.
+        output_dir: where the combined dataset goes (replaced like :func:`prepare`'s output).
+        names: each video's URI or path, for the reports (default: each dataset's ``source``).
+
+    Raises:
+        InputError: no datasets, datasets of different image sizes, or too little disk space.
+    """
+    datasets = [open_dataset(Path(d)) for d in dataset_dirs]
+    if not datasets:
+        raise InputError("no prepared videos to combine: the video list was empty; pass at least one video")
+    names = list(names) if names is not None else [str(d.info.get("source", d.dir)) for d in datasets]
+    sizes = sorted({d.image_size for d in datasets})
+    if len(sizes) > 1:
+        raise InputError(f"the prepared videos have different image sizes {sizes}: prepare them all with one "
+                         f"--image-size")
+    output_dir = Path(output_dir)
+    _check_replaceable(output_dir, DATASET_FILE)
+    total = sum(len(d.frames) for d in datasets)
+    check_free_space(output_dir.parent, total * datasets[0].frames[0].nbytes, f"{total} frames of {len(datasets)} "
+                                                                               f"videos")
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    temp_dir = _temporary_sibling(output_dir)
+    temp_dir.mkdir()
+    try:
+        info = _combine_into(datasets, names, temp_dir)
+        _move_into_place(temp_dir, output_dir, DATASET_FILE)
+    except BaseException:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        raise
+    log.info("combined %d video(s), %d frames, into %s", len(datasets), total, output_dir)
+    return info
+
+
+def _combine_into(datasets: list, names: list[str], directory: Path) -> dict:
+    """Write the combined ``frames.npy`` and ``dataset.json`` into ``directory``; returns the dataset.json content."""
+    entries = [{**d.info, "name": Path(name.rstrip("/")).name or name, "source": name}
+               for d, name in zip(datasets, names)]
+    if len(datasets) == 1:
+        try:
+            os.link(datasets[0].dir / FRAMES_FILE, directory / FRAMES_FILE)
+        except OSError:
+            shutil.copyfile(datasets[0].dir / FRAMES_FILE, directory / FRAMES_FILE)
+        atomic_write_json(directory / DATASET_FILE, entries[0])
+        return entries[0]
+    size, first = datasets[0].image_size, 0
+    with open(directory / FRAMES_FILE, "wb") as out:
+        out.write(npy_header((sum(len(d.frames) for d in datasets), size, size, 3)))
+        for dataset, entry in zip(datasets, entries):
+            for start in range(0, len(dataset.frames), 256):  # bounded memory: 256 frames at a time
+                out.write(np.ascontiguousarray(dataset.frames[start:start + 256]).tobytes())
+            entry.update(first_frame=first, num_frames=len(dataset.frames))
+            first += len(dataset.frames)
+    info = {"fps": datasets[0].fps, "image_size": size, "num_frames": first,
+            "source": f"{len(entries)} videos: " + ", ".join(e["name"] for e in entries),
+            "seed": entries[0].get("seed"), "settings": entries[0].get("settings"), VIDEOS_KEY: entries}
+    atomic_write_json(directory / DATASET_FILE, info)
+    return info
+
+
 def load_dataset(dataset_dir: Path) -> tuple[np.ndarray, dict]:
     """Open a dataset directory written by :func:`prepare` (see :func:`videogen.artifacts.open_dataset`).
 
@@ -318,7 +396,8 @@ def export_ab_pairs(dataset_dir: Path, output_dir: Path) -> dict:
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     temp_dir = _temporary_sibling(output_dir)
     try:
-        counts = {name: write_ab_pairs(frames, dataset.block(name), temp_dir / name) for name in ("train", "val")}
+        counts = {name: sum(write_ab_pairs(frames, video.file_block(name), temp_dir / name)
+                            for video in dataset.videos) for name in ("train", "val")}
         _move_into_place(temp_dir, output_dir, "train")
     except BaseException:
         shutil.rmtree(temp_dir, ignore_errors=True)

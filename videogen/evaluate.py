@@ -530,14 +530,18 @@ def evaluate(dataset_dir: Path, model_dir: Path, output_dir: Path, settings: Eva
     settings = settings or EvaluateSettings()
     started = time.monotonic()
     dataset = artifacts.open_dataset(Path(dataset_dir))
-    train_block, val_block = dataset.block("train"), dataset.block("val")
+    videos = dataset.videos
     model, model_info, k_context = _open_model(Path(model_dir), dataset.image_size)
 
-    one_step, strip_predictions, starts, rollout, rolled = _score(model, dataset, val_block, k_context, settings)
-    generated = _Generated(rolled[:, 0], f"{len(rolled)}-frame evaluation rollout from validation frame "
-                                         f"{int(starts[0])}")
+    scored = [_VideoScore(video, *_score(model, video, video.block("val"), k_context, _share(settings, len(videos))))
+              for video in videos]
+    one_step, rollout = _totals(scored)
+    first = scored[0]
+    where = f" of {first.video.name}" if len(videos) > 1 else ""
+    generated = _Generated(first.rolled[:, 0], f"{len(first.rolled)}-frame evaluation rollout from validation frame "
+                                               f"{int(first.starts[0])}{where}")
     if generated_dir is not None:
-        generated = _generated_health(Path(generated_dir), dataset, train_block, val_block, settings.seed)
+        generated = _generated_health(Path(generated_dir), dataset, settings.seed)
 
     records = history_records(model_info.get("history"))
     metrics: dict[str, Any] = {
@@ -545,14 +549,15 @@ def evaluate(dataset_dir: Path, model_dir: Path, output_dir: Path, settings: Eva
         "psnr_cap_db": PSNR_CAP_DB,
         "deterministic": True,
         "dataset": {"dir": str(dataset.dir), "image_size": dataset.image_size, "num_frames": len(dataset.frames),
-                    "fps": dataset.info.get("fps"), "train": list(train_block), "val": list(val_block),
-                    "source": dataset.info.get("source")},
+                    "fps": dataset.info.get("fps"), "train": dataset.info.get("train"),
+                    "val": dataset.info.get("val"), "source": dataset.info.get("source"), "videos": len(videos)},
         "model": {"dir": str(model_dir), "context_frames": k_context, "steps": model_info.get("steps"),
                   "residual": model_info.get("residual"), "train_images_per_s": model_info.get("train_images_per_s")},
         "generation": generated.summary(),
         "one_step": one_step,
-        "rollout_starts": starts.tolist(),
+        "rollout_starts": first.starts.tolist(),
         "rollout": rollout,
+        "videos": [score.row() for score in scored],
         "health": generated.health,
         "video_quality": generated.quality,
         "final_losses": _final_losses(records),
@@ -561,9 +566,64 @@ def evaluate(dataset_dir: Path, model_dir: Path, output_dir: Path, settings: Eva
     metrics["verdict"] = metrics["assessment"]["text"]
     metrics["eval_seconds"] = round(time.monotonic() - started, 3)
     metrics["scalars"] = scalar_metrics(metrics)
-    _write(Path(output_dir), metrics, dataset, model_info, generated, strip_predictions, records)
+    _write(Path(output_dir), metrics, dataset, first, model_info, generated, records)
     log.info("%s (%.1f s)", metrics["verdict"], metrics["eval_seconds"])
     return dict(metrics["scalars"])
+
+
+@dataclass
+class _VideoScore:
+    """The scores of one source video's validation block (indices counted from the video's first frame)."""
+
+    video: artifacts.Dataset
+    one_step: dict
+    strip_predictions: dict
+    starts: np.ndarray
+    rollout: list[dict]
+    rolled: np.ndarray
+
+    def row(self) -> dict:
+        """The video's row of metrics.json ``videos``: its name, frames, blocks and scores."""
+        info = self.video.info
+        return {"name": self.video.name, "source": info.get("source"), "num_frames": len(self.video.frames),
+                "first_frame": self.video.first_frame, "fps": info.get("fps"), "train": info.get("train"),
+                "val": info.get("val"), "one_step": self.one_step, "rollout_starts": self.starts.tolist(),
+                "rollout": self.rollout}
+
+
+def _share(settings: EvaluateSettings, videos: int) -> EvaluateSettings:
+    """The settings one of ``videos`` source videos is scored with: the pair and start budgets split between them
+    (at least one each), so evaluating many videos costs about as much as one."""
+    if videos == 1:
+        return settings
+    return dataclasses.replace(settings, max_pairs=-(-settings.max_pairs // videos),
+                               num_starts=-(-settings.num_starts // videos))
+
+
+def _weighted_means(rows: list[dict], weight: str, keys: tuple[str, ...]) -> dict[str, float | None]:
+    """Each of ``keys`` averaged over ``rows`` weighted by ``rows[weight]`` (a mean over all their images)."""
+    out: dict[str, float | None] = {}
+    for key in keys:
+        pairs = [(row[key], row[weight]) for row in rows if row.get(key) is not None and row.get(weight)]
+        total = sum(w for _, w in pairs)
+        out[key] = round(sum(v * w for v, w in pairs) / total, 4) if total else None
+    return out
+
+
+def _totals(scored: list[_VideoScore]) -> tuple[dict, list[dict]]:
+    """The one-step and per-k rollout scores over all videos (one video's own for a single video)."""
+    if len(scored) == 1:
+        return scored[0].one_step, scored[0].rollout
+    keys = ("psnr_model", "psnr_copy", "ssim_model", "ssim_copy")
+    rows = [s.one_step for s in scored]
+    one_step = {"pairs": sum(r["pairs"] for r in rows), "videos": len(rows), **_weighted_means(rows, "pairs", keys)}
+    one_step["psnr_gain"] = round(one_step["psnr_model"] - one_step["psnr_copy"], 4)
+    rollout = []
+    for i, first_row in enumerate(scored[0].rollout):
+        per_k = [s.rollout[i] for s in scored]
+        rollout.append({"k": first_row["k"], "starts": sum(r["starts"] for r in per_k),
+                        **_weighted_means(per_k, "starts", keys)})
+    return one_step, rollout
 
 
 def _score(model, dataset: artifacts.Dataset, val_block: tuple[int, int], k_context: int,
@@ -633,32 +693,53 @@ class _Generated:
                                          ("frames", "num_videos", "frames_per_s", "device")}}
 
 
-def _generated_health(generated_dir: Path, dataset: artifacts.Dataset, train_block: tuple[int, int],
-                      val_block: tuple[int, int], seed: int) -> _Generated:
+def _generated_health(generated_dir: Path, dataset: artifacts.Dataset, seed: int) -> _Generated:
+    """Health and video quality of the generated videos, measured against the source video the first one started
+    from (its training frames are the reference, its frames the baselines')."""
     frames, info = artifacts.open_generated(generated_dir)
     size = dataset.image_size
     if frames.shape[2] != size:
         raise InputError(f"the generated video has {frames.shape[2]} px frames but the dataset has {size} px")
     if frames.shape[0] == 0 or frames.shape[1] == 0:
         raise InputError(f"{generated_dir / artifacts.FRAMES_FILE} holds no frames")
-    reference = training_reference(dataset.frames, train_block[0], train_block[1] + 1)
+    video, start_frames = _source_of_first(dataset, info.get("start_frames"))
+    train_block, val_block = video.block("train"), video.block("val")
+    reference = training_reference(video.frames, train_block[0], train_block[1] + 1)
     health = long_rollout_health(frames, reference)
-    quality = video_quality(frames, info.get("start_frames"), dataset, train_block, val_block, seed)
+    quality = video_quality(frames, start_frames, video, train_block, val_block, seed)
     log.info("video quality: %s (%.1f s)", quality.get("text", quality.get("skipped")), quality.get("seconds", 0.0))
     return _Generated(frames[:, 0], f"generated video 0 ({frames.shape[0]} frames)", generated_dir, info, health,
                       quality)
 
 
-def _write(output_dir: Path, metrics: dict, dataset: artifacts.Dataset, model_info: dict, generated: _Generated,
-           strip_predictions: dict, records: list[dict]) -> None:
-    """metrics.json, report.html and summary.md."""
+def _source_of_first(dataset: artifacts.Dataset, start_frames: Any) -> tuple[artifacts.Dataset, Any]:
+    """The source video generated video 0 started in (the first one when it started from an image), and the start
+    frames counted from that video's first frame (starts in other videos become ``"<name>:<frame>"``)."""
+    videos = dataset.videos
+    if not isinstance(start_frames, list) or len(videos) == 1:
+        return videos[0], start_frames
+
+    def video_of(start: Any) -> artifacts.Dataset | None:
+        if not isinstance(start, int):
+            return None
+        return next((v for v in videos if v.first_frame <= start < v.first_frame + len(v.frames)), None)
+
+    video = video_of(start_frames[0] if start_frames else None) or videos[0]
+    local = [start - video.first_frame if video_of(start) is video else
+             (f"{video_of(start).name}:{start}" if video_of(start) else start) for start in start_frames]
+    return video, local
+
+
+def _write(output_dir: Path, metrics: dict, dataset: artifacts.Dataset, first: _VideoScore, model_info: dict,
+           generated: _Generated, records: list[dict]) -> None:
+    """metrics.json, report.html and summary.md; the strip shows the first video's validation pairs."""
     from videogen import report
 
     output_dir.mkdir(parents=True, exist_ok=True)
     artifacts.atomic_write_json(output_dir / artifacts.METRICS_FILE, metrics)
-    frames = dataset.frames
+    frames = first.video.frames
     strip = [report.StripRow(frame_index=int(p), input=np.asarray(frames[p]), predicted=pred,
-                             real=np.asarray(frames[p + 1])) for p, pred in sorted(strip_predictions.items())]
+                             real=np.asarray(frames[p + 1])) for p, pred in sorted(first.strip_predictions.items())]
     report.write_report(output_dir, metrics, dataset.info, model_info, generated.info, strip, records,
                         generated.preview, preview_label=generated.label, preview_fps=dataset.fps or 25.0)
 

@@ -1,7 +1,7 @@
 """Stage "generate": roll a trained next-frame generator out autoregressively from start frames.
 
 Reads a model dir (``generator.keras`` + ``model.json``) and a start: the dataset dir's ``start_frame`` (plus further
-validation frames for ``num_videos`` > 1) or a start image. Writes the generated dir (docs/design.md):
+validation frames for ``num_videos`` > 1, spread over the source videos of a dataset of several) or a start image. Writes the generated dir (docs/design.md):
 ``frames.npy`` uint8 ``(T, V, S, S, 3)``, time-major, written as a stream (header first, then frame bytes appended, so
 memory stays flat however long the video), and ``generation.json``; with a resume dir, ``progress.json`` there.
 
@@ -40,7 +40,8 @@ from videogen.hardware import detect_device
 from videogen.progress import Progress
 
 # Also the names other code (the CLI, bench, tests) reads from this module; they live in the modules that own them.
-__all__ = ["GenerateSettings", "SavedModelGenerator", "choose_start_frames", "detect_device", "generate",
+__all__ = ["GenerateSettings", "SavedModelGenerator", "choose_start_frames", "choose_video_starts", "detect_device",
+           "generate",
            "inference_copy", "load_generator", "load_start_image", "make_step", "npy_header", "rollout"]
 
 log = logging.getLogger("videogen.generate")
@@ -54,7 +55,8 @@ class GenerateSettings:
         default=2000, metadata={"help": "frames to generate per video (the start frame is not counted)"})
     num_videos: int = dataclasses.field(
         default=1, metadata={"help": "K rollouts in one batch from K start frames: the dataset's start_frame, then "
-                                     "further validation frames drawn from --seed"})
+                                     "further validation frames drawn from --seed; with several source videos, "
+                                     "rollout j starts in video j mod (number of videos)"})
     fps: float = dataclasses.field(
         default=0.0, metadata={"help": "frame rate recorded for the video; 0 = the model's (source) fps"})
     deterministic: bool = dataclasses.field(
@@ -120,6 +122,26 @@ def choose_start_frames(dataset_info: dict, num_frames: int, num_videos: int, co
     return [first, *(int(i) for i in picks)]
 
 
+def choose_video_starts(dataset: artifacts.Dataset, num_videos: int, context_frames: int, seed: int) -> list[int]:
+    """Start frames (indices into the dataset's frames) of ``num_videos`` rollouts. Rollout j starts in source video
+    j mod V of the V videos, so rollouts begin in different videos where there are several; within a video the
+    starts are :func:`choose_start_frames` (its ``start_frame``, then frames of its validation block), so a start's
+    context never reaches into the video before it."""
+    videos = dataset.videos
+    per_video = [choose_start_frames(video.info, len(video.frames), len(range(v, num_videos, len(videos))),
+                                     context_frames, seed + v) if v < num_videos else []
+                 for v, video in enumerate(videos)]
+    return [per_video[j % len(videos)][j // len(videos)] + videos[j % len(videos)].first_frame
+            for j in range(num_videos)]
+
+
+def start_video_names(dataset: artifacts.Dataset, starts: list) -> list[str]:
+    """The source video each dataset start frame lies in (by name)."""
+    videos = dataset.videos
+    return [next((v.name for v in videos if v.first_frame <= int(i) < v.first_frame + len(v.frames)), "")
+            for i in starts]
+
+
 def _start_context(dataset: artifacts.Dataset | None, start_image: Path | None, image_size: int, context_frames: int,
                    num_videos: int, seed: int) -> tuple[np.ndarray, list]:
     """``(context uint8 (V,S,S,3K), start description)``."""
@@ -133,7 +155,7 @@ def _start_context(dataset: artifacts.Dataset | None, start_image: Path | None, 
     if frames.shape[1:] != (image_size, image_size, 3):
         raise InputError(f"dataset frames are {frames.dtype} {frames.shape} but the model takes {image_size} px: "
                          f"prepare the dataset with --image-size {image_size}")
-    starts = choose_start_frames(dataset.info, frames.shape[0], num_videos, context_frames, seed)
+    starts = choose_video_starts(dataset, num_videos, context_frames, seed)
     context = np.stack([stack_context(frames[i - context_frames + 1:i + 1]) for i in starts])
     return context, starts
 
@@ -175,6 +197,7 @@ class _Generation:
         self.context, self.start_frames = _start_context(
             dataset, Path(start_image) if start_image else None, self.image_size, self.context_frames,
             settings.num_videos, settings.seed)
+        self.start_videos = start_video_names(dataset, self.start_frames) if dataset is not None else None
         self.fps = self._fps(dataset_dir)
         self.shape = (settings.frames, settings.num_videos, self.image_size, self.image_size, 3)
         log.info("generating %d frames x %d video(s) at %d px on %s (XLA %s, %s, dropout %s)", settings.frames,
@@ -224,7 +247,7 @@ class _Generation:
         s = self.settings
         return {"frames": s.frames, "num_videos": s.num_videos, "fps": self.fps, "image_size": self.image_size,
                 "context_frames": self.context_frames, "start_frames": self.start_frames,
-                "deterministic": s.deterministic, "seed": s.seed, "device": self.device, "jit_compile": self.jit,
+                "start_videos": self.start_videos, "deterministic": s.deterministic, "seed": s.seed, "device": self.device, "jit_compile": self.jit,
                 "precision": self.precision, "frames_per_s": round(produced / duration_s, 3) if duration_s > 0 else None,
                 "total_frames_per_s": round(produced * s.num_videos / duration_s, 3) if duration_s > 0 else None,
                 "duration_s": round(duration_s, 3), "settings": dataclasses.asdict(s)}

@@ -250,8 +250,11 @@ def _pairs(block: Any) -> str:
 def _run_facts(metrics: dict, dataset_info: dict, model_info: dict, generation_info: dict | None) -> list[tuple]:
     ds = metrics.get("dataset", {})
     train, val = (_pairs(ds.get(key) or dataset_info.get(key)) for key in ("train", "val"))
+    videos = int(ds.get("videos") or 1)
+    if videos > 1:
+        train, val = "per video (table below)", "per video"
     facts = [
-        ("Source video", dataset_info.get("source", "not recorded")),
+        ("Source videos" if videos > 1 else "Source video", dataset_info.get("source", "not recorded")),
         ("Dataset", f"{ds.get('num_frames', dataset_info.get('num_frames'))} frames at "
                     f"{ds.get('image_size', dataset_info.get('image_size'))} px, "
                     f"{_num(dataset_info.get('fps'), 3)} fps; train pairs {train}, val pairs {val}"),
@@ -295,6 +298,52 @@ def _quality_tables(metrics: dict) -> str:
     out.append('</table><p class="note">k-th predicted frame vs the real frame k steps after the start; the copy '
                'baseline repeats the start frame. Only starts with start+k inside the data count.</p>')
     return "".join(out)
+
+
+_VIDEO_COLUMNS = ("video", "frames", "train pairs", "val pairs", "PSNR model", "PSNR copy", "gain (dB)", "SSIM model",
+                  "SSIM copy", "rollout k", "PSNR model at k", "PSNR copy at k")
+
+
+def _score_cells(one: dict, rollout: list[dict]) -> list[str]:
+    longest = next((r for r in reversed(rollout) if r.get("psnr_model") is not None), {})
+    return [_num(one.get("psnr_model")), _num(one.get("psnr_copy")), _num(one.get("psnr_gain")),
+            _num(one.get("ssim_model"), 4), _num(one.get("ssim_copy"), 4), str(longest.get("k", "n/a")),
+            _num(longest.get("psnr_model")), _num(longest.get("psnr_copy"))]
+
+
+def video_rows(metrics: dict) -> list[list[str]]:
+    """The per-video table of a run on several source videos (one row each, then the totals over all of them);
+    empty for a run on one video."""
+    videos = metrics.get("videos") or []
+    if len(videos) < 2:
+        return []
+    rows = [[str(v.get("name")), str(v.get("num_frames")), _pairs(v.get("train")), _pairs(v.get("val")),
+             *_score_cells(v.get("one_step", {}), v.get("rollout", []))] for v in videos]
+    frames = sum(int(v.get("num_frames") or 0) for v in videos)
+    rows.append([f"all {len(videos)} videos", str(frames), "", "",
+                 *_score_cells(metrics.get("one_step", {}), metrics.get("rollout", []))])
+    return rows
+
+
+def _videos_section(metrics: dict) -> str:
+    rows = video_rows(metrics)
+    if not rows:
+        return ""
+    head = "".join(f"<th>{_e(c)}</th>" for c in _VIDEO_COLUMNS)
+    body = "".join(f'<tr><td class="l">{_e(row[0])}</td>' + "".join(f"<td>{_e(c)}</td>" for c in row[1:]) + "</tr>"
+                   for row in rows)
+    return (f"<h2>Per video ({len(rows) - 1} source videos, one model)</h2><table><tr>{head}</tr>{body}</table>"
+            '<p class="note">Each video\'s own validation block (the last pairs of that video), one step and the '
+            "longest rollout; the last row is over all of them (means over all pairs and starts). Pairs never "
+            "cross from one video into another.</p>")
+
+
+def _videos_markdown(metrics: dict) -> list[str]:
+    rows = video_rows(metrics)
+    if not rows:
+        return []
+    return ["", "## Per video", "", "| " + " | ".join(_VIDEO_COLUMNS) + " |",
+            "|" + "---|" * len(_VIDEO_COLUMNS), *("| " + " | ".join(_md(c) for c in row) + " |" for row in rows)]
 
 
 def _health_section(metrics: dict) -> str:
@@ -412,7 +461,7 @@ def render_html(metrics: dict, dataset_info: dict, model_info: dict, generation_
     facts = "".join(f'<tr><th class="l">{_e(k)}</th><td class="l">{_e(v)}</td></tr>'
                     for k, v in _run_facts(metrics, dataset_info, model_info, generation_info))
     fixed = (f'<h1>Next-frame model: evaluation report</h1><div class="verdict {"good" if good else "bad"}">'
-             f'{_e(verdict)}</div><table>{facts}</table>{_quality_tables(metrics)}')
+             f'{_e(verdict)}</div><table>{facts}</table>{_quality_tables(metrics)}{_videos_section(metrics)}')
     losses = _loss_section(loss_history)
     health = _health_section(metrics) + _video_quality_section(metrics)
 
@@ -570,6 +619,7 @@ def render_markdown(metrics: dict, dataset_info: dict, model_info: dict, generat
         lines.append(f"| {row.get('k')} | {row.get('starts')} | {_num(row.get('psnr_model'))} | "
                      f"{_num(row.get('psnr_copy'))} | {_num(row.get('ssim_model'), 4)} | "
                      f"{_num(row.get('ssim_copy'), 4)} |")
+    lines += _videos_markdown(metrics)
     lines += ["", "## Long-rollout health", ""]
     health = metrics.get("health")
     if not health:

@@ -50,20 +50,31 @@ def pair_example(frames: np.ndarray, pair: int, first_pair: int, context_frames:
 
 def real_examples(frames: np.ndarray, first_pair: int, end_pair: int, context_frames: int, seed: int):
     """Endless shuffled tf.data stream of unjittered (inputs (S,S,3K) uint8, target (S,S,3) uint8) training pairs."""
+    return block_examples(frames, [(first_pair, end_pair)], context_frames, seed)
+
+
+def block_examples(frames: np.ndarray, blocks: list[tuple[int, int]], context_frames: int, seed: int):
+    """:func:`real_examples` over several blocks of pairs (one per source video), each pair drawn equally often.
+
+    A pair's context is clamped at the first pair of its own block, so no example reaches into another video.
+    """
     import tensorflow as tf
 
     size = frames.shape[1]
+    pairs = np.concatenate([np.arange(first, end) for first, end in blocks]).astype(np.int64)
+    firsts = np.concatenate([np.full(end - first, first) for first, end in blocks]).astype(np.int64)
 
-    def load(pair):
-        inputs, target = tf.numpy_function(lambda p: pair_example(frames, int(p), first_pair, context_frames), [pair],
-                                           [tf.uint8, tf.uint8], stateful=False)
+    def load(pair, first):
+        inputs, target = tf.numpy_function(
+            lambda p, f: pair_example(frames, int(p), int(f), context_frames), [pair, first], [tf.uint8, tf.uint8],
+            stateful=False)
         inputs.set_shape([size, size, 3 * context_frames])
         target.set_shape([size, size, 3])
         return inputs, target
 
-    pairs = tf.data.Dataset.range(first_pair, end_pair)
-    pairs = pairs.shuffle(end_pair - first_pair, seed=seed, reshuffle_each_iteration=True).repeat()
-    return pairs.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    examples = tf.data.Dataset.from_tensor_slices((pairs, firsts))
+    examples = examples.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True).repeat()
+    return examples.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
 
 
 def mixed_examples(real, pool_inputs: np.ndarray, pool_targets: np.ndarray, refine_mix: float, seed: int):
@@ -92,23 +103,32 @@ def batches(examples, image_size: int, batch_size: int, seed: int, strategy=None
     return ds
 
 
-def refinement_examples(generator, frames: np.ndarray, first_pair: int, end_pair: int, *, context_frames: int,
+def _rollout_starts(blocks: list[tuple[int, int]], length: int, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` random start frames (sorted) whose ``length``-step rollout stays inside their block, and each one's
+    block start."""
+    candidates = [(i, first) for first, end in blocks if end - first >= length for i in range(first, end - length + 1)]
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(len(candidates), size=min(count, len(candidates)), replace=False))
+    return (np.array([candidates[c][0] for c in chosen], dtype=int),
+            np.array([candidates[c][1] for c in chosen], dtype=int))
+
+
+def refinement_examples(generator, frames: np.ndarray, blocks: list[tuple[int, int]], *, context_frames: int,
                         rollout_length: int, rollout_starts: int, seed: int, batch_size: int):
     """Roll the current generator out (dropout off) from random training frames; return refinement pairs.
 
     From start frame i the model predicts i+1, then i+2 from its own prediction, and so on ``rollout_length`` steps.
     Pair j is (context window holding the model's own j latest predictions -> real frame i+j+1): exactly the
-    inputs a long generation feeds back, labelled with what really came next.
+    inputs a long generation feeds back, labelled with what really came next. ``blocks`` are the training blocks of
+    pairs, one per source video; a rollout and its context stay inside one block.
 
     Returns:
         ``(inputs uint8 (P, S, S, 3K), targets uint8 (P, S, S, 3))``, grouped by chunks of ``batch_size`` starts.
     """
     k = context_frames
-    length = min(rollout_length, end_pair - first_pair)  # start i needs frames up to i + length
-    candidates = np.arange(first_pair, end_pair - length + 1)
-    rng = np.random.default_rng(seed)
-    starts = np.sort(rng.choice(candidates, size=min(rollout_starts, len(candidates)), replace=False))
-    windows = np.stack([frames[context_indices(int(i), first_pair, k)] for i in starts])  # (P, K, S, S, 3)
+    length = min(rollout_length, max(end - first for first, end in blocks))  # start i needs frames up to i + length
+    starts, firsts = _rollout_starts(blocks, length, rollout_starts, seed)
+    windows = np.stack([frames[context_indices(int(i), int(f), k)] for i, f in zip(starts, firsts)])  # (P,K,S,S,3)
     inputs_out, targets_out = [], []
     for rows, predicted in rollout_batches(generator, windows, length, batch_size):  # predicted (length, B, S, S, 3)
         window, chunk = windows[rows], starts[rows]

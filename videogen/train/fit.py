@@ -37,25 +37,24 @@ class _Plan:
 
     settings: TrainSettings
     dataset: artifacts.Dataset
-    first_pair: int
-    end_pair: int
+    blocks: list[tuple[int, int]]  # the train block of each source video, as pair indices of dataset.frames
     batch: int
     total: int
     phases: list[dict]
 
     @property
     def num_pairs(self) -> int:
-        return self.end_pair - self.first_pair
+        return sum(end - first for first, end in self.blocks)
 
 
 def _plan(settings: TrainSettings, dataset: artifacts.Dataset) -> _Plan:
-    first_pair, end_pair = dataset.block("train")
-    num_pairs, batch = end_pair - first_pair, settings.batch_size
+    blocks = [video.file_block("train") for video in dataset.videos]
+    num_pairs, batch = sum(end - first for first, end in blocks), settings.batch_size
     if num_pairs < batch:
         logger.warning("only %d training pairs: batch size clamped from %d to %d", num_pairs, batch, num_pairs)
         batch = num_pairs
     total = total_steps(settings, num_pairs)
-    return _Plan(settings, dataset, first_pair, end_pair, batch, total, plan_phases(settings, total))
+    return _Plan(settings, dataset, blocks, batch, total, plan_phases(settings, total))
 
 
 @dataclass
@@ -151,9 +150,11 @@ def _make_step(models: dict[str, Any], plan: _Plan, devices: _Devices):
 
 
 def _sample(plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
-    """A fixed sample for TensorBoard: the first validation pair if there is one, else the first training pair."""
-    val = plan.dataset.info.get("val") or [plan.first_pair, plan.first_pair]
-    first = int(val[0]) if int(val[1]) > int(val[0]) else plan.first_pair
+    """A fixed sample for TensorBoard: the first video's first validation pair if there is one, else its first
+    training pair."""
+    video = plan.dataset.videos[0]
+    val = video.info.get("val") or [0, 0]
+    first = int(val[0]) + video.first_frame if int(val[1]) > int(val[0]) else plan.blocks[0][0]
     block = plan.dataset.frames[context_indices(first, first, plan.settings.context_frames) + [first + 1]]
     return stack_context(np.asarray(block[:-1]))[None], np.asarray(block[-1])[None]
 
@@ -162,12 +163,12 @@ def _phase_examples(plan: _Plan, phase_index: int, phase: dict, phase_seed: int,
     """The phase's example stream (real pairs; in a refine round mixed with fresh rollout pairs) and the seconds the
     rollouts took."""
     s = plan.settings
-    examples = data.real_examples(plan.dataset.frames, plan.first_pair, plan.end_pair, s.context_frames, phase_seed)
+    examples = data.block_examples(plan.dataset.frames, plan.blocks, s.context_frames, phase_seed)
     if phase["name"] == "main":
         return examples, 0.0
     t0 = time.perf_counter()
     pool_inputs, pool_targets = data.refinement_examples(
-        generator, plan.dataset.frames, plan.first_pair, plan.end_pair, context_frames=s.context_frames,
+        generator, plan.dataset.frames, plan.blocks, context_frames=s.context_frames,
         rollout_length=s.rollout_length, rollout_starts=s.rollout_starts, seed=s.seed + phase_index,
         batch_size=plan.batch)
     seconds = time.perf_counter() - t0
@@ -266,7 +267,8 @@ def _model_info(plan: _Plan, devices: _Devices, monitor: Monitor, steps: int, st
         "distribution": "MirroredStrategy" if devices.strategy else None,
         "duration_s": round(duration_s, 3),
         "dataset": {"dir": str(dataset.dir), "source": dataset.info.get("source"),
-                    "train": [plan.first_pair, plan.end_pair], "num_frames": int(len(dataset.frames))},
+                    "train": list(plan.blocks[0]) if len(plan.blocks) == 1 else [list(b) for b in plan.blocks],
+                    "videos": len(plan.blocks), "num_frames": int(len(dataset.frames))},
         "checkpoint_dir": checkpoint_dir,
     }
 
@@ -320,8 +322,8 @@ def _train(plan: _Plan, output_dir: Path, local_ckpt: Path, remote_uri: str | No
     monitor = Monitor(output_dir / artifacts.LOGS_DIR, checkpoints.history, plan.total, plan.batch,
                       plan.settings.log_every, _sample(plan))
     s = plan.settings
-    logger.info("training %d steps at batch %d on %d pairs (%d px, K=%d, jit %s, %s, %d replica%s): phases %s",
-                plan.total, plan.batch, plan.num_pairs, plan.dataset.image_size, s.context_frames, devices.jit,
+    logger.info("training %d steps at batch %d on %d pairs of %d video(s) (%d px, K=%d, jit %s, %s, %d replica%s): phases %s",
+                plan.total, plan.batch, plan.num_pairs, len(plan.blocks), plan.dataset.image_size, s.context_frames, devices.jit,
                 "GPU" if devices.gpu else "CPU", devices.replicas, "" if devices.replicas == 1 else "s",
                 ", ".join(f"{p['name']} [{p['first_step']}, {p['end_step']})" for p in plan.phases))
     try:
