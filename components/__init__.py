@@ -11,7 +11,8 @@ holds each default, and the pipeline passes every parameter.
 from components.encode import encode_video
 from components.evaluate import evaluate_model
 from components.generate import generate_frames
-from components.prepare import prepare_dataset
+from components.prepare import combine_datasets, list_videos, prepare_dataset
 from components.train import train_model
 
-__all__ = ["prepare_dataset", "train_model", "generate_frames", "encode_video", "evaluate_model"]
+__all__ = ["list_videos", "prepare_dataset", "combine_datasets", "train_model", "generate_frames", "encode_video",
+           "evaluate_model"]

@@ -1,7 +1,13 @@
-"""Component: video (local path, s3://, minio://, http(s)://) -> Dataset (frames.npy + dataset.json)."""
+"""Components of the prepare stage: the list of videos -> one Dataset per video (frames.npy + dataset.json), prepared
+in parallel -> one combined Dataset.
+
+A video is a local path, s3://, minio:// or http(s):// URI; ``list_videos`` expands a list or a prefix first.
+"""
+
+from typing import List
 
 from kfp import dsl
-from kfp.dsl import Dataset, Output
+from kfp.dsl import Dataset, Input, Output
 
 from components._base import DEFAULT_IMAGE
 
@@ -29,3 +35,30 @@ def prepare_dataset(video: str, dataset: Output[Dataset], image_size: int, train
         info = stage.prepare(local, Path(dataset.path), settings)
     dataset.metadata.update({key: info[key] for key in ("num_frames", "image_size", "fps", "start_frame")})
     dataset.metadata.update({"video": video, "video_identity": video_identity})
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def list_videos(video: str, max_videos: int) -> List[str]:
+    """Expand ``video`` (one video, a comma-separated list, or a folder / s3:// prefix) into the video files to
+    prepare, one per iteration of the pipeline's ParallelFor; an empty or unreadable prefix fails with one line."""
+    from videogen import sources
+    from videogen.errors import exit_on_user_error
+
+    with exit_on_user_error():
+        return list(sources.list_videos(video, max_videos))
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def combine_datasets(datasets: Input[List[Dataset]], dataset: Output[Dataset]):
+    """The prepared videos as one Dataset that one model trains on (each video keeps its own split and start frame;
+    see ``videogen.dataset.combine``). The names in the report are the videos' URIs that prepare recorded."""
+    from pathlib import Path
+
+    from videogen import dataset as stage
+    from videogen.errors import exit_on_user_error
+
+    names = [str(item.metadata.get("video") or item.path) for item in datasets]
+    with exit_on_user_error():
+        info = stage.combine([Path(item.path) for item in datasets], Path(dataset.path), names=names)
+    dataset.metadata.update({"num_frames": info["num_frames"], "image_size": info["image_size"], "fps": info["fps"],
+                             "videos": names})

@@ -66,6 +66,8 @@ class ClusterConfig:
         "cpu_request": "1", "cpu_limit": "4", "memory_request": "2Gi", "memory_limit": "8Gi"})
     gpu_stage_resources: dict = field(default_factory=lambda: {
         "cpu_request": "4", "cpu_limit": "8", "memory_request": "16Gi", "memory_limit": "32Gi"})
+    prepare_parallelism: int = 8
+    """How many videos of a run are prepared at once (the ParallelFor's parallelism)."""
     kubernetes: bool = True
     """False for kfp.local runs: no Kubernetes settings, no secret env, no endpoint override."""
 

@@ -1,6 +1,6 @@
 """Run the pipeline on this machine through kfp.local (no cluster, no Docker).
 
-Reads the video (local path, s3://, minio:// or http(s)://); writes, under ``work_dir``: ``kfp/`` (kfp.local's pipeline
+Reads the video or videos (local paths, s3://, minio:// or http(s)://; a list or a folder / prefix); writes, under ``work_dir``: ``kfp/`` (kfp.local's pipeline
 root: every task's artifacts), ``checkpoints/<resume key>/`` (training checkpoints and partial generation, outside
 the task outputs, as on a cluster; the key is a hash of the video and the parameters, so the same command run again
 after a kill resumes; removed when the run finishes) and ``published/<run id>/`` (gen.mp4 and the report), then
@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from videogen import runs, storage
+from videogen import runs, sources, storage
 from videogen.artifacts import CHECKPOINTS_DIR, REPORT_FILE
 from videogen.errors import VideogenError, WorkDirBusyError
 
@@ -112,8 +112,11 @@ def _local_arguments(arguments: dict, work_dir: Path) -> dict:
     arguments = dict(arguments)
     arguments.setdefault("resume_key", resume_key(arguments))
     arguments = runs.resolve_video_identity(arguments)
-    if not storage.is_remote(arguments["video"]):
-        arguments["video"] = str(_stage_input(Path(arguments["video"]), work_dir / "inputs"))
+    videos = sources.list_videos(arguments["video"], int(arguments.get("max_videos") or runs.RunSettings.max_videos))
+    if len(videos) > 1:
+        arguments["video"] = ",".join(_stage_inputs(videos, work_dir / "inputs" / "videos"))
+    elif not storage.is_remote(videos[0]):
+        arguments["video"] = str(_stage_input(Path(videos[0]), work_dir / "inputs"))
     arguments.setdefault("output_root", str(work_dir / "published"))
     arguments.setdefault("checkpoint_root", str(work_dir / CHECKPOINTS_DIR))
     return arguments
@@ -182,6 +185,10 @@ def resume_key(arguments: dict) -> str:
     if "://" not in video and Path(video).is_file():
         stat = Path(video).stat()
         identity["video"] = [str(Path(video).resolve()), stat.st_size, stat.st_mtime_ns]
+    elif len(sources.split_items(video)) > 1 or sources.is_prefix(video):  # several videos: their contents count
+        with contextlib.suppress(VideogenError):
+            identity["video"] = [video, sources.sources_identity(video, int(arguments.get("max_videos") or
+                                                                           runs.RunSettings.max_videos))]
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
     return f"local-{digest[:16]}"
 
@@ -200,6 +207,29 @@ def _stage_input(video: Path, inputs_dir: Path) -> Path:
         os.link(video.resolve(), staged)
     except OSError:
         shutil.copyfile(video, staged)
+    return staged
+
+
+def _stage_inputs(videos: list[str], inputs_dir: Path) -> list[str]:
+    """Stage the local videos of a list (:func:`_stage_input`, for the same reason) into ``inputs_dir`` (emptied
+    first), each under its own file name made safe (only letters, digits, ``.``, ``_``, ``-``; numbered when two
+    clash), so the report names them as the user did; remote ones stay URIs."""
+    shutil.rmtree(inputs_dir, ignore_errors=True)
+    inputs_dir.mkdir(parents=True)
+    staged = []
+    for number, video in enumerate(videos):
+        if storage.is_remote(video):
+            staged.append(video)
+            continue
+        name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(video).name).replace("python3", "python_3").lstrip(".") or "video"
+        if (inputs_dir / name).exists():
+            name = f"{number}-{name}"
+        path = inputs_dir / name
+        try:
+            os.link(Path(video).resolve(), path)
+        except OSError:
+            shutil.copyfile(video, path)
+        staged.append(str(path))
     return staged
 
 

@@ -1,4 +1,5 @@
-"""Wiring only: prepare -> train -> generate -> encode (+ publish), and evaluate beside them.
+"""Wiring only: list the videos -> prepare each (ParallelFor) -> combine -> train -> generate -> encode (+ publish),
+and evaluate beside them.
 
 Every cluster-specific value (images, GPU node pools, object store, secret names, timeouts) comes from one
 :class:`pipeline.config.ClusterConfig`. Each parameter's default is the one of the settings field of the same name
@@ -9,7 +10,15 @@ from pathlib import Path
 
 from kfp import compiler, dsl
 
-from components import encode_video, evaluate_model, generate_frames, prepare_dataset, train_model
+from components import (
+    combine_datasets,
+    encode_video,
+    evaluate_model,
+    generate_frames,
+    list_videos,
+    prepare_dataset,
+    train_model,
+)
 from pipeline.config import ClusterConfig
 
 PIPELINE_NAME = "video-generation"
@@ -76,14 +85,26 @@ def _object_storage_env(task, config: ClusterConfig) -> None:
     })
 
 
+def _list_videos(config: ClusterConfig, **params):
+    task = _cpu_stage(list_videos(**params), config, "prepare", "list videos")
+    task.set_caching_options(False)  # a prefix's content changes under the same URI; listing is cheap
+    _object_storage_env(task, config)
+    return task
+
+
 def _prepare(config: ClusterConfig, **params):
     task = _cpu_stage(prepare_dataset(**params), config, "prepare", "prepare dataset")
     _object_storage_env(task, config)
     return task
 
 
-def _train(config: ClusterConfig, prepare, **params):
-    task = train_model(dataset=prepare.outputs["dataset"], **params)
+def _combine(config: ClusterConfig, prepared):
+    return _cpu_stage(combine_datasets(datasets=dsl.Collected(prepared.outputs["dataset"])), config, "prepare",
+                      "combine datasets")
+
+
+def _train(config: ClusterConfig, dataset, **params):
+    task = train_model(dataset=dataset.outputs["dataset"], **params)
     _gpu_stage(task, config, "train", "train pix2pix", config.gpu_image, config.train_node_selector,
                config.train_gpus)
     task.set_caching_options(False)  # a resumed run must not reuse a half-trained result
@@ -91,8 +112,8 @@ def _train(config: ClusterConfig, prepare, **params):
     return task
 
 
-def _generate(config: ClusterConfig, prepare, train, **params):
-    task = generate_frames(model=train.outputs["model"], dataset=prepare.outputs["dataset"], **params)
+def _generate(config: ClusterConfig, dataset, train, **params):
+    task = generate_frames(model=train.outputs["model"], dataset=dataset.outputs["dataset"], **params)
     return _gpu_stage(task, config, "generate", "generate frames", config.generate_image,
                       config.generate_node_selector, config.generate_gpus)
 
@@ -104,8 +125,8 @@ def _encode(config: ClusterConfig, generate, **params):
     return task
 
 
-def _evaluate(config: ClusterConfig, prepare, train, generate, **params):
-    task = evaluate_model(dataset=prepare.outputs["dataset"], model=train.outputs["model"],
+def _evaluate(config: ClusterConfig, dataset, train, generate, **params):
+    task = evaluate_model(dataset=dataset.outputs["dataset"], model=train.outputs["model"],
                           generated=generate.outputs["generated"], **params)
     _cpu_stage(task, config, "evaluate", "evaluate model")
     _object_storage_env(task, config)
@@ -143,19 +164,23 @@ def build_pipeline(config: "ClusterConfig | None" = None):
         resume_key: str = "",
         max_pixels: int = 3840 * 2160,
         video_identity: str = "",
+        max_videos: int = 64,
     ) -> str:
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
-        prepare = _prepare(config, video=video, image_size=image_size, train_ratio=train_ratio, seed=seed,
-                           max_pixels=max_pixels, video_identity=video_identity)
-        train = _train(config, prepare, run_id=run_id, checkpoint_root=checkpoint_root, resume_key=resume_key,
+        listing = _list_videos(config, video=video, max_videos=max_videos)
+        with dsl.ParallelFor(listing.output, parallelism=config.prepare_parallelism) as one_video:
+            prepare = _prepare(config, video=one_video, image_size=image_size, train_ratio=train_ratio, seed=seed,
+                               max_pixels=max_pixels, video_identity=video_identity)
+        dataset = _combine(config, prepare)
+        train = _train(config, dataset, run_id=run_id, checkpoint_root=checkpoint_root, resume_key=resume_key,
                        max_epoch=max_epoch, max_steps=max_steps, batch_size=batch_size, l1_weight=l1_weight,
                        gan_weight=gan_weight, ngf=ngf, ndf=ndf, context_frames=context_frames,
                        refine_rounds=refine_rounds, checkpoint_every=checkpoint_every, seed=seed)
-        generate = _generate(config, prepare, train, run_id=run_id, checkpoint_root=checkpoint_root,
+        generate = _generate(config, dataset, train, run_id=run_id, checkpoint_root=checkpoint_root,
                              resume_key=resume_key, frames=frames, num_videos=num_videos,
                              deterministic=deterministic, fps=fps, seed=seed)
         encode = _encode(config, generate, run_id=run_id, output_root=output_root, fps=fps)
-        _evaluate(config, prepare, train, generate, run_id=run_id, output_root=output_root, seed=seed)
+        _evaluate(config, dataset, train, generate, run_id=run_id, output_root=output_root, seed=seed)
         return encode.outputs["Output"]
 
     return video_generation

@@ -366,14 +366,15 @@ def _fetch_video_url(args) -> None:
         storage.fetch(args.video_url, Path(args.video))
 
 
-def _preflight_local(video: str, max_pixels: int) -> None:
-    """Refuse a bad local input before any task starts, with the stage's own one-line message."""
-    from videogen import storage
+def _preflight_local(video: str, max_pixels: int, max_videos: int) -> None:
+    """Refuse a bad local input (each local video of a list or folder) before any task starts, with the stage's own
+    one-line message."""
+    from videogen import sources, storage
     from videogen import video as video_io
 
-    if storage.is_remote(video):
-        return
-    video_io.probe_video(Path(video), max_pixels=max_pixels)
+    for item in sources.list_videos(video, max_videos):
+        if not storage.is_remote(item):
+            video_io.probe_video(Path(item), max_pixels=max_pixels)
 
 
 def cmd_run(args) -> int:
@@ -384,7 +385,7 @@ def cmd_run(args) -> int:
     _preflight_settings(args)
     _apply_storage_flag(args)
     _fetch_video_url(args)
-    _preflight_local(args.video, args.max_pixels)
+    _preflight_local(args.video, args.max_pixels, args.max_videos)
     result = run_local(_run_arguments(args), Path(args.work_dir), args.output)
     print(f"video: {result.output}")
     if result.report:

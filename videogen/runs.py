@@ -15,7 +15,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 
-from videogen import storage
+from videogen import sources, storage
 from videogen.artifacts import METRICS_FILE, REPORT_FILE, SUMMARY_FILE
 from videogen.errors import StorageError
 
@@ -31,7 +31,12 @@ class RunSettings:
     ``videogen run`` flags; ``metadata["local"]`` says what a local run uses when the flag is left out, and
     ``metadata["runner"]`` what both runners (local and cluster) fill in when it is left out."""
 
-    video: str = field(metadata={"help": "training video: a path, s3://bucket/key, minio://bucket/key or http(s) URL"})
+    video: str = field(metadata={
+        "help": "training video(s): a path, s3://bucket/key, minio://bucket/key or http(s) URL; a comma-separated "
+                "list of them; or a folder or prefix ending in / (s3://bucket/clips/) whose video files one model "
+                "learns from together"})
+    max_videos: int = field(default=64, metadata={
+        "help": "refuse a --video list or prefix that names more video files than this"})
     seed: int = field(default=0, metadata={
         "help": "random seed of every stage (split start frame, initial weights, data order, dropout)"})
     output_root: str = field(default="minio://mlpipeline/videogen", metadata={
@@ -52,13 +57,14 @@ class RunSettings:
 
 
 def resolve_video_identity(arguments: dict, client: storage.StorageClient | None = None) -> dict:
-    """``arguments`` with ``video_identity`` set from the video (:func:`videogen.storage.object_identity`), unless
-    the caller gave one. When the store cannot be asked, the identity stays empty (the cache then keys on the URI
+    """``arguments`` with ``video_identity`` set from the video or videos (:func:`videogen.sources.sources_identity`),
+    unless the caller gave one. When the store cannot be asked, the identity stays empty (the cache then keys on the URI
     alone, as before) and a warning says so."""
     if arguments.get("video_identity") is not None or not arguments.get("video"):
         return arguments
     try:
-        identity = storage.object_identity(str(arguments["video"]), client=client)
+        identity = sources.sources_identity(str(arguments["video"]), int(arguments.get("max_videos") or
+                                                                         RunSettings.max_videos), client=client)
     except StorageError as error:
         logger.warning("cannot identify the video's content (%s): a cached dataset of an earlier video at the same "
                        "location may be reused; pass --video-identity to force a fresh one", error)

@@ -29,21 +29,34 @@ COMPONENTS = {f"comp-{c.component_spec.name}": c for c in (getattr(components, n
 # passes (module, settings class or None, stage function).
 STAGES = (("dataset", "PrepareSettings", "prepare"), ("train", "TrainSettings", "train"),
           ("generate", "GenerateSettings", "generate"), ("evaluate", "EvaluateSettings", "evaluate"),
-          ("encode", None, "encode"))
+          ("encode", None, "encode"), ("sources", None, "list_videos"))
 
 
 @pytest.fixture(scope="module")
 def wiring(tmp_path_factory):
-    """{pipeline parameter: [(component key, component input name)]} from the compiled pipeline's tasks."""
+    """{pipeline parameter: [(component key, component input name)]} from the compiled pipeline's tasks, also those
+    inside a ParallelFor (its sub-DAG's inputs traced back to the pipeline parameters)."""
     path = tmp_path_factory.mktemp("yaml") / "p.yaml"
     compiler.Compiler().compile(PIPELINE, package_path=str(path))
     spec = next(yaml.safe_load_all(path.read_text()))
     wired = collections.defaultdict(list)
-    for task in spec["root"]["dag"]["tasks"].values():
-        for name, value in task.get("inputs", {}).get("parameters", {}).items():
-            if "componentInputParameter" in value:
-                wired[value["componentInputParameter"]].append((task["componentRef"]["name"], name))
+    _collect_wiring(spec, spec["root"]["dag"], {name: name for name in PARAMETERS}, wired)
     return wired
+
+
+def _collect_wiring(spec, dag, parameters, wired):
+    """Add each task of ``dag`` that takes a pipeline parameter (``parameters``: the DAG's input name -> pipeline
+    parameter) to ``wired``; descend into sub-DAGs (ParallelFor)."""
+    for task in dag["tasks"].values():
+        ref = task["componentRef"]["name"]
+        inputs = {name: parameters[value["componentInputParameter"]]
+                  for name, value in task.get("inputs", {}).get("parameters", {}).items()
+                  if value.get("componentInputParameter") in parameters}
+        if "dag" in spec["components"][ref]:
+            _collect_wiring(spec, spec["components"][ref]["dag"], inputs, wired)
+            continue
+        for name, parameter in inputs.items():
+            wired[parameter].append((ref, name))
 
 
 def _settings_type(settings_cls, name):
