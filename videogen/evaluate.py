@@ -510,7 +510,7 @@ def evaluate(dataset_dir: Path, model_dir: Path, output_dir: Path, settings: Eva
     """Score a next-frame model against the copy-last-frame baseline and write metrics.json, report.html, summary.md.
 
     Args:
-        dataset_dir: the prepare stage's output (``frames.npy``, ``dataset.json``); its val block is scored.
+        dataset_dir: the prepare stage's output; each source video's val block is scored (metrics.json ``videos``).
         model_dir: the train stage's output (``generator.keras``, ``model.json``).
         output_dir: where ``metrics.json``, ``report.html`` and ``summary.md`` go (created).
         settings: evaluation settings (defaults if None).
@@ -533,15 +533,12 @@ def evaluate(dataset_dir: Path, model_dir: Path, output_dir: Path, settings: Eva
     videos = dataset.videos
     model, model_info, k_context = _open_model(Path(model_dir), dataset.image_size)
 
-    scored = [_VideoScore(video, *_score(model, video, video.block("val"), k_context, _share(settings, len(videos))))
-              for video in videos]
+    scored = _score_videos(model, videos, k_context, settings)
     one_step, rollout = _totals(scored)
     first = scored[0]
-    where = f" of {first.video.name}" if len(videos) > 1 else ""
-    generated = _Generated(first.rolled[:, 0], f"{len(first.rolled)}-frame evaluation rollout from validation frame "
-                                               f"{int(first.starts[0])}{where}")
-    if generated_dir is not None:
-        generated = _generated_health(Path(generated_dir), dataset, settings.seed)
+    generated = (_generated_health(Path(generated_dir), dataset, settings.seed) if generated_dir is not None else
+                 _Generated(first.rolled[:, 0], f"{len(first.rolled)}-frame evaluation rollout from validation frame "
+                                                f"{int(first.starts[0])} of {first.video.name}"))
 
     records = history_records(model_info.get("history"))
     metrics: dict[str, Any] = {
@@ -549,8 +546,7 @@ def evaluate(dataset_dir: Path, model_dir: Path, output_dir: Path, settings: Eva
         "psnr_cap_db": PSNR_CAP_DB,
         "deterministic": True,
         "dataset": {"dir": str(dataset.dir), "image_size": dataset.image_size, "num_frames": len(dataset.frames),
-                    "fps": dataset.info.get("fps"), "train": dataset.info.get("train"),
-                    "val": dataset.info.get("val"), "source": dataset.info.get("source"), "videos": len(videos)},
+                    "videos": len(videos), **{key: dataset.info.get(key) for key in ("fps", "train", "val", "source")}},
         "model": {"dir": str(model_dir), "context_frames": k_context, "steps": model_info.get("steps"),
                   "residual": model_info.get("residual"), "train_images_per_s": model_info.get("train_images_per_s")},
         "generation": generated.summary(),
@@ -589,6 +585,13 @@ class _VideoScore:
                 "first_frame": self.video.first_frame, "fps": info.get("fps"), "train": info.get("train"),
                 "val": info.get("val"), "one_step": self.one_step, "rollout_starts": self.starts.tolist(),
                 "rollout": self.rollout}
+
+
+def _score_videos(model, videos: list[artifacts.Dataset], k_context: int,
+                  settings: EvaluateSettings) -> list[_VideoScore]:
+    """Each source video's validation block scored on its own (a share of the pair and start budgets each)."""
+    share = _share(settings, len(videos))
+    return [_VideoScore(video, *_score(model, video, video.block("val"), k_context, share)) for video in videos]
 
 
 def _share(settings: EvaluateSettings, videos: int) -> EvaluateSettings:

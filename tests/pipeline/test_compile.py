@@ -54,23 +54,48 @@ def test_every_task_runs_as_non_root_with_a_timeout_and_retries_where_they_help(
     """Hardening: runAsNonRoot + uid on every task, activeDeadlineSeconds per stage; retries on every stage but
     prepare (whose failures are the input: a retry would only delay the error)."""
     spec, executors = _platform(compiled[0])
-    assert set(executors) == {f"exec-{n}" for n in ("prepare-dataset", "train-model", "generate-frames",
-                                                     "encode-video", "evaluate-model")}
+    assert set(executors) == {f"exec-{n}" for n in ("list-videos", "prepare-dataset", "combine-datasets",
+                                                     "train-model", "generate-frames", "encode-video",
+                                                     "evaluate-model")}
     for name, executor in executors.items():
         assert executor["securityContext"]["runAsNonRoot"] is True, name
         assert int(executor["securityContext"]["runAsUser"]) == 1000, name
         assert int(executor["activeDeadlineSeconds"]) > 0, name
-    tasks = spec["root"]["dag"]["tasks"]
-    retries = {name: task.get("retryPolicy", {}).get("maxRetryCount", 0) for name, task in tasks.items()}
-    assert retries == {"prepare-dataset": 0, "train-model": 3, "generate-frames": 2, "encode-video": 1,
-                       "evaluate-model": 1}
+    tasks = {**spec["root"]["dag"]["tasks"], **spec["components"]["comp-for-loop-1"]["dag"]["tasks"]}
+    retries = {name: task.get("retryPolicy", {}).get("maxRetryCount", 0) for name, task in tasks.items()
+               if name != "for-loop-1"}
+    assert retries == {"list-videos": 0, "prepare-dataset": 0, "combine-datasets": 0, "train-model": 3,
+                       "generate-frames": 2, "encode-video": 1, "evaluate-model": 1}
+
+
+def test_each_listed_video_is_prepared_in_a_parallel_for_and_one_combined_dataset_feeds_training(compiled):
+    """Many videos: list-videos (not cached: a prefix's content changes under one URI) feeds a ParallelFor over its
+    output list with a parallelism limit; prepare-dataset runs once per item inside it; combine-datasets takes the
+    collected datasets; train, generate and evaluate read the combined dataset."""
+    spec, _ = _platform(compiled[0])
+    root = spec["root"]["dag"]["tasks"]
+    loop = root["for-loop-1"]
+    assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--list-videos-Output"
+    assert loop["inputs"]["parameters"]["pipelinechannel--list-videos-Output"]["taskOutputParameter"] == {
+        "outputParameterKey": "Output", "producerTask": "list-videos"}
+    assert int(loop["iteratorPolicy"]["parallelismLimit"]) == ClusterConfig().prepare_parallelism
+    assert root["list-videos"]["cachingOptions"] == {}
+    inner = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
+    assert list(inner) == ["prepare-dataset"]
+    assert inner["prepare-dataset"]["inputs"]["parameters"]["video"]["componentInputParameter"].endswith("loop-item")
+    collected = root["combine-datasets"]["inputs"]["artifacts"]["datasets"]["taskOutputArtifact"]
+    assert collected == {"outputArtifactKey": "pipelinechannel--prepare-dataset-dataset", "producerTask": "for-loop-1"}
+    for task in ("train-model", "generate-frames", "evaluate-model"):
+        source = root[task]["inputs"]["artifacts"]["dataset"]["taskOutputArtifact"]
+        assert source["producerTask"] == "combine-datasets", task
 
 
 def test_storage_stages_get_credentials_from_the_secret_never_a_value(compiled):
     """Credentials come from the mlpipeline-minio-artifact Secret by reference; no secret value is in the YAML."""
     text, _ = compiled
     spec, executors = _platform(text)
-    for name in ("exec-prepare-dataset", "exec-train-model", "exec-encode-video", "exec-evaluate-model"):
+    for name in ("exec-list-videos", "exec-prepare-dataset", "exec-train-model", "exec-encode-video",
+                 "exec-evaluate-model"):
         (entry,) = executors[name]["secretAsEnv"]
         assert entry["secretName"] == "mlpipeline-minio-artifact"
         assert {m["envVar"] for m in entry["keyToEnv"]} == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}

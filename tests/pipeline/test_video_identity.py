@@ -115,8 +115,12 @@ def test_an_explicit_identity_is_kept():
 def test_the_compiled_pipeline_passes_video_identity_into_the_prepare_task(tmp_path):
     """KFP's cache key of a task covers its input parameters: prepare must take video_identity from the run."""
     spec = next(yaml.safe_load_all(compile_pipeline(tmp_path / "p.yaml", ClusterConfig()).read_text()))
-    prepare = spec["root"]["dag"]["tasks"]["prepare-dataset"]
-    assert prepare["inputs"]["parameters"]["video_identity"] == {"componentInputParameter": "video_identity"}
+    loop = spec["root"]["dag"]["tasks"]["for-loop-1"]  # prepare runs once per listed video, inside the ParallelFor
+    assert loop["inputs"]["parameters"]["pipelinechannel--video_identity"] == {
+        "componentInputParameter": "video_identity"}
+    prepare = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]["prepare-dataset"]
+    assert prepare["inputs"]["parameters"]["video_identity"] == {
+        "componentInputParameter": "pipelinechannel--video_identity"}
     assert "video_identity" in spec["components"]["comp-prepare-dataset"]["inputDefinitions"]["parameters"]
     assert "cachingOptions" not in prepare or prepare["cachingOptions"].get("enableCache", True)
 
