@@ -4,8 +4,6 @@ in parallel -> one combined Dataset.
 A video is a local path, s3://, minio:// or http(s):// URI; ``list_videos`` expands a list or a prefix first.
 """
 
-from typing import List
-
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Output
 
@@ -38,7 +36,7 @@ def prepare_dataset(video: str, dataset: Output[Dataset], image_size: int, train
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
-def list_videos(video: str, max_videos: int) -> List[str]:
+def list_videos(video: str, max_videos: int) -> list[str]:
     """Expand ``video`` (one video, a comma-separated list, or a folder / s3:// prefix) into the video files to
     prepare, one per iteration of the pipeline's ParallelFor; an empty or unreadable prefix fails with one line."""
     from videogen import sources
@@ -49,7 +47,7 @@ def list_videos(video: str, max_videos: int) -> List[str]:
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
-def combine_datasets(datasets: Input[List[Dataset]], dataset: Output[Dataset]):
+def combine_datasets(datasets: Input[list[Dataset]], dataset: Output[Dataset]):
     """The prepared videos as one Dataset that one model trains on (each video keeps its own split and start frame;
     see ``videogen.dataset.combine``). The names in the report are the videos' URIs that prepare recorded."""
     from pathlib import Path
