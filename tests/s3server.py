@@ -7,7 +7,8 @@
 - :class:`FaultProxy`: a loopback TCP proxy to any port that can refuse connections (``down()`` / ``up()``), cut every
   connection after N bytes in either direction, or stall (stop forwarding, keep sockets open) after N bytes.
 
-Fixtures: ``s3_server`` (session-wide server, shared), ``s3_bucket`` (a fresh bucket per test on it).
+Fixtures: ``s3_server`` (session-wide server, shared), ``s3_bucket`` (a fresh bucket per test on it), ``s3_client``
+(a videogen storage client for it).
 Use from a test module with ``from tests.s3server import s3_server, s3_bucket  # noqa: F401``.
 """
 
@@ -354,3 +355,11 @@ def s3_server(tmp_path_factory):
 def s3_bucket(s3_server):
     """A fresh, empty bucket on the session server."""
     return s3_server.make_bucket()
+
+
+@pytest.fixture
+def s3_client(s3_server):
+    """A videogen storage client for the session server."""
+    from videogen import storage
+
+    return storage.make_client(s3_server.storage_config())

@@ -11,11 +11,6 @@ from videogen.errors import InputError, StorageError
 
 
 @pytest.fixture
-def client(s3_server):
-    return storage.make_client(s3_server.storage_config())
-
-
-@pytest.fixture
 def clips(tmp_path):
     """A folder of three small files with video names, plus files the listing must skip."""
     folder = tmp_path / "clips"
@@ -67,22 +62,22 @@ def test_a_folder_without_videos_is_refused_in_one_line(tmp_path):
         sources.list_videos(str(tmp_path / "empty"), 5)
 
 
-def test_an_s3_prefix_lists_the_video_objects_below_it(s3_bucket, client, tmp_path):
+def test_an_s3_prefix_lists_the_video_objects_below_it(s3_bucket, s3_client, tmp_path):
     source = tmp_path / "x.bin"
     source.write_bytes(b"data")
     for key in ("clips/one.mp4", "clips/two.mkv", "clips/list.txt", "clips/.tmp/part.mp4", "other/three.mp4"):
-        storage.put(source, f"s3://{s3_bucket}/{key}", client=client)
-    assert sources.list_videos(f"minio://{s3_bucket}/clips/", 5, client=client) == [
+        storage.put(source, f"s3://{s3_bucket}/{key}", client=s3_client)
+    assert sources.list_videos(f"minio://{s3_bucket}/clips/", 5, client=s3_client) == [
         f"minio://{s3_bucket}/clips/one.mp4", f"minio://{s3_bucket}/clips/two.mkv"]
-    assert sources.list_videos(f"s3://{s3_bucket}/clips/one.mp4", 5, client=client) == [
+    assert sources.list_videos(f"s3://{s3_bucket}/clips/one.mp4", 5, client=s3_client) == [
         f"s3://{s3_bucket}/clips/one.mp4"]  # no trailing slash: one object
 
 
-def test_an_empty_s3_prefix_and_a_missing_bucket_end_in_one_line(s3_bucket, client):
+def test_an_empty_s3_prefix_and_a_missing_bucket_end_in_one_line(s3_bucket, s3_client):
     with pytest.raises(InputError, match=rf"no readable video files under s3://{s3_bucket}/nothing/"):
-        sources.list_videos(f"s3://{s3_bucket}/nothing/", 5, client=client)
+        sources.list_videos(f"s3://{s3_bucket}/nothing/", 5, client=s3_client)
     with pytest.raises(StorageError) as error:
-        sources.list_videos("s3://no-such-bucket-here/clips/", 5, client=client)
+        sources.list_videos("s3://no-such-bucket-here/clips/", 5, client=s3_client)
     assert "\n" not in str(error.value) and "no-such-bucket-here" in str(error.value)
 
 
