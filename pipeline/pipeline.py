@@ -88,6 +88,8 @@ def _train(config: ClusterConfig, prepare, **params):
                config.train_gpus)
     task.set_caching_options(False)  # a resumed run must not reuse a half-trained result
     _object_storage_env(task, config)
+    if config.kubernetes:  # with train_nodes > 1 the step launches a TrainJob of these nodes (videogen.trainjob)
+        task.set_env_variable("VIDEOGEN_TRAINJOB", config.trainjob_launch())
     return task
 
 
@@ -143,6 +145,7 @@ def build_pipeline(config: "ClusterConfig | None" = None):
         resume_key: str = "",
         max_pixels: int = 3840 * 2160,
         video_identity: str = "",
+        train_nodes: int = 1,
     ) -> str:
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
         prepare = _prepare(config, video=video, image_size=image_size, train_ratio=train_ratio, seed=seed,
@@ -150,7 +153,8 @@ def build_pipeline(config: "ClusterConfig | None" = None):
         train = _train(config, prepare, run_id=run_id, checkpoint_root=checkpoint_root, resume_key=resume_key,
                        max_epoch=max_epoch, max_steps=max_steps, batch_size=batch_size, l1_weight=l1_weight,
                        gan_weight=gan_weight, ngf=ngf, ndf=ndf, context_frames=context_frames,
-                       refine_rounds=refine_rounds, checkpoint_every=checkpoint_every, seed=seed)
+                       refine_rounds=refine_rounds, checkpoint_every=checkpoint_every, seed=seed,
+                       train_nodes=train_nodes)
         generate = _generate(config, prepare, train, run_id=run_id, checkpoint_root=checkpoint_root,
                              resume_key=resume_key, frames=frames, num_videos=num_videos,
                              deterministic=deterministic, fps=fps, seed=seed)
