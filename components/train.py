@@ -29,7 +29,7 @@ def train_model(dataset: Input[Dataset], model: Output[Model], run_id: str, chec
                                    checkpoint_every=checkpoint_every, seed=seed, train_nodes=train_nodes)
     checkpoint_dir = runs.checkpoint_uri(checkpoint_root, run_id, resume_key, "train")
     with exit_on_user_error():
-        if settings.train_nodes > 1:
+        if train_nodes > 1:
             from videogen import trainjob
 
             info = trainjob.train_on_nodes(dataset.uri, Path(model.path), settings, checkpoint_dir)
