@@ -47,6 +47,7 @@ JOBSET_NAME_LABEL = "jobset.sigs.k8s.io/jobset-name"
 MODEL_DIR = "model"
 # Non-secret object-store settings of the step's pod that the nodes get too (keys come from the runtime's Secret).
 _FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION")
+_DELETE_TIMEOUT_S = 600
 _SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -295,7 +296,11 @@ def _start_or_adopt(jobs: TrainJobs, body: dict, model_uri: str) -> None:
         return
     if existing is not None:
         jobs.delete(name)
-        while jobs.get(name) is not None:  # Foreground deletion: wait until it is gone
+        deadline = time.monotonic() + _DELETE_TIMEOUT_S
+        while jobs.get(name) is not None:  # Foreground deletion: wait until its pods are gone
+            if time.monotonic() > deadline:
+                raise TrainJobError(f"the finished TrainJob {jobs.namespace}/{name} is still being deleted after "
+                                    f"{_DELETE_TIMEOUT_S} s: check its pods, then retry the run")
             time.sleep(1)
     for stale in storage.list_dir(model_uri):  # a model left by an earlier job must not mix with the new one
         storage.remove(storage.join_uri(model_uri, stale))

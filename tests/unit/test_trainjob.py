@@ -297,3 +297,15 @@ def test_no_trainer_on_the_cluster_or_no_cluster_is_one_line(api, storage_stub, 
     with pytest.raises(VideogenError, match="object storage"):
         trainjob.train_on_nodes(DATASET, tmp_path / "model", TrainSettings(train_nodes=2), str(tmp_path),
                                 jobs=jobs, launch=LAUNCH)
+
+
+def test_train_on_several_nodes_outside_a_trainjob_is_refused_with_one_line(tmp_path):
+    """`videogen train --train-nodes 2` (or the library on local paths) says where multi-node training runs."""
+    from tests.unit.test_train import write_dataset
+    from videogen.train import train
+
+    with pytest.raises(VideogenError, match="TrainJob .* set train_nodes 1 to train here") as error:
+        train(write_dataset(tmp_path / "dataset"), tmp_path / "model", TrainSettings(max_steps=1, train_nodes=2))
+    assert "\n" not in str(error.value)
+    with pytest.raises(VideogenError, match="batch_size 1 is smaller than train_nodes 2"):
+        train(tmp_path / "dataset", tmp_path / "model", TrainSettings(max_steps=1, batch_size=1, train_nodes=2))

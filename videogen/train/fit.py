@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from videogen import artifacts, hardware
+from videogen.errors import InputError
 from videogen.frames import context_indices, stack_context
 from videogen.train import data
 from videogen.train.checkpoint import Checkpoints, Mirror, local_checkpoint_dir
@@ -324,6 +325,10 @@ def train(dataset_dir: Path, output_dir: Path, settings: TrainSettings, checkpoi
     """
     started = time.perf_counter()
     validate_settings(settings)
+    if settings.train_nodes > 1 and hardware.parse_devices(settings.devices)[0] != "multiworker":
+        raise InputError(f"train_nodes {settings.train_nodes}: training on several nodes runs as a Kubeflow Trainer "
+                         f"TrainJob that the pipeline's train step launches on a cluster (docs/cluster.md): set "
+                         f"train_nodes 1 to train here")
     dataset = artifacts.open_dataset(Path(dataset_dir))
     dataset.check_trainable()
     output_dir = Path(output_dir)
