@@ -19,9 +19,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.unit.test_train import load_generator, write_dataset
 from videogen.trainjob import WORK_ENV
+
+pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = {"batch_size": 4, "ngf": 8, "ndf": 8, "log_every": 1, "dropout": 0.0, "precision": "float32",

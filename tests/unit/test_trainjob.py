@@ -17,11 +17,12 @@ import os
 import signal
 import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from tests.crd_schema import trainjob_errors
+from tests.json_http import JSONHandler
 from videogen import trainjob
 from videogen.errors import VideogenError
 from videogen.train import TrainSettings
@@ -115,17 +116,9 @@ def _status(code: int, reason: str, message: str) -> dict:
 def _handler(cluster: FakeCluster):
     prefix = f"/apis/{trainjob.GROUP}/{trainjob.VERSION}/namespaces/{NS}/{trainjob.PLURAL}"
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
+    class Handler(JSONHandler):
         def _send(self, code: int, body: dict):
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.send_json(body, code)
 
         def _route(self, method: str):
             url = urllib.parse.urlsplit(self.path)
