@@ -96,7 +96,7 @@ images:  ## build and push the three images (needs docker): CPU, GPU (CUDA 12), 
 	$(DOCKER) push $(GPU_IMAGE)
 	$(DOCKER) push $(GENERATE_IMAGE)
 
-deploy: setup  ## kubectl apply -k manifests/overlays/$(OVERLAY) [NAMESPACE=...], then upload the pipeline to KFP_HOST
+deploy: setup  ## kubectl apply -k manifests/overlays/$(OVERLAY) [NAMESPACE=...] (+ manifests/trainer where Trainer is), upload the pipeline
 	@test -f manifests/base/secret.env || { echo "deploy: error: manifests/base/secret.env is missing: cp manifests/base/secret.env.example manifests/base/secret.env and put your object-store keys in it (README: Run it on a cluster)" >&2; exit 2; }
 	@test -d manifests/overlays/$(OVERLAY) || { echo "deploy: error: no overlay '$(OVERLAY)': choose one of: $$(ls manifests/overlays | tr '\n' ' ')" >&2; exit 2; }
 	@if [ -n "$(NAMESPACE)" ]; then \
@@ -104,6 +104,9 @@ deploy: setup  ## kubectl apply -k manifests/overlays/$(OVERLAY) [NAMESPACE=...]
 	  printf 'apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: %s\nresources:\n  - ../overlays/%s\n' "$(NAMESPACE)" "$(OVERLAY)" > "$$dir/kustomization.yaml" && \
 	  $(KUBECTL) apply -k "$$dir"; \
 	else $(KUBECTL) apply -k manifests/overlays/$(OVERLAY); fi
+	@if $(KUBECTL) get crd clustertrainingruntimes.trainer.kubeflow.org >/dev/null 2>&1; then \
+	  $(KUBECTL) apply -k manifests/trainer; \
+	else echo "deploy: Kubeflow Trainer is not installed: runs train on one node (train_nodes 1); to train on several, install Trainer v2.2 and deploy again (docs/cluster.md)"; fi
 	$(VENV)/bin/videogen compile --output work/video_generation.yaml
 	$(VENV)/bin/videogen upload --host $(KFP_HOST) --package work/video_generation.yaml $(KFP_FLAGS)
 

@@ -8,6 +8,7 @@ literal lives here.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -70,6 +71,8 @@ class ClusterConfig:
     """How many videos of a run are prepared at once (the ParallelFor's parallelism)."""
     kubernetes: bool = True
     """False for kfp.local runs: no Kubernetes settings, no secret env, no endpoint override."""
+    trainjob_runtime: str = "videogen-tensorflow"
+    """ClusterTrainingRuntime of multi-node training (train_nodes > 1), installed from manifests/trainer."""
 
     @classmethod
     def from_env(cls, env: dict | None = None, **overrides) -> ClusterConfig:
@@ -96,6 +99,15 @@ class ClusterConfig:
             values["s3_secret"] = env["VIDEOGEN_S3_SECRET"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def trainjob_launch(self) -> str:
+        """The train step's settings for the nodes of a TrainJob (``videogen.trainjob.LaunchConfig``) as JSON: each
+        node gets the train step's image, GPUs, resources, node pool and GPU toleration."""
+        return json.dumps({
+            "image": self.gpu_image, "runtime": self.trainjob_runtime, "gpus_per_node": self.train_gpus,
+            "gpu_resource": self.gpu_resource, "resources": self.gpu_stage_resources,
+            "node_selector": dict([self.train_node_selector]) if self.train_node_selector else {},
+            "toleration_key": self.gpu_toleration_key}, sort_keys=True)
 
     def for_local(self) -> ClusterConfig:
         """The same pipeline for kfp.local: no Kubernetes settings; the caller's environment supplies S3 settings."""

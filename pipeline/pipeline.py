@@ -109,6 +109,8 @@ def _train(config: ClusterConfig, dataset, **params):
                config.train_gpus)
     task.set_caching_options(False)  # a resumed run must not reuse a half-trained result
     _object_storage_env(task, config)
+    if config.kubernetes:  # with train_nodes > 1 the step launches a TrainJob of these nodes (videogen.trainjob)
+        task.set_env_variable("VIDEOGEN_TRAINJOB", config.trainjob_launch())
     return task
 
 
@@ -165,6 +167,7 @@ def build_pipeline(config: "ClusterConfig | None" = None):
         max_pixels: int = 3840 * 2160,
         video_identity: str = "",
         max_videos: int = 64,
+        train_nodes: int = 1,
     ) -> str:
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
         listing = _list_videos(config, video=video, max_videos=max_videos)
@@ -175,7 +178,8 @@ def build_pipeline(config: "ClusterConfig | None" = None):
         train = _train(config, dataset, run_id=run_id, checkpoint_root=checkpoint_root, resume_key=resume_key,
                        max_epoch=max_epoch, max_steps=max_steps, batch_size=batch_size, l1_weight=l1_weight,
                        gan_weight=gan_weight, ngf=ngf, ndf=ndf, context_frames=context_frames,
-                       refine_rounds=refine_rounds, checkpoint_every=checkpoint_every, seed=seed)
+                       refine_rounds=refine_rounds, checkpoint_every=checkpoint_every, seed=seed,
+                       train_nodes=train_nodes)
         generate = _generate(config, dataset, train, run_id=run_id, checkpoint_root=checkpoint_root,
                              resume_key=resume_key, frames=frames, num_videos=num_videos,
                              deterministic=deterministic, fps=fps, seed=seed)

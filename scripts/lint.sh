@@ -47,6 +47,9 @@ for overlay in manifests/overlays/*/; do
     name="$(basename "$overlay")"
     step "kustomize $name" "$KUBECTL" kustomize "$render_dir/manifests/overlays/$name" -o "$render_dir/rendered/$name.yaml"
 done
+# The Trainer runtime (cluster-scoped, applied on its own); tests/pipeline/test_manifests.py validates it against the
+# Trainer CRD's schema, checkov checks the pod template it carries as far as it knows the kind.
+step "kustomize trainer" "$KUBECTL" kustomize "$render_dir/manifests/trainer" -o "$render_dir/rendered/trainer.yaml"
 
 checkov_k8s_skips=(
     # CKV_K8S_43 "image should use digest": the SeaweedFS image is pinned to a release tag in

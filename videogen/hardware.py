@@ -141,6 +141,8 @@ def parse_devices(value: Any) -> tuple[str, Any]:
             return "auto", None
         if low in ("single", "default", "one"):
             return "single", None
+        if low == "multiworker":
+            return "multiworker", None
         if low in ("gpu", "gpus", "all"):
             return "count", ("GPU", None)
         match = re.fullmatch(r"(cpu|gpu):(\d+)", low)
@@ -148,8 +150,8 @@ def parse_devices(value: Any) -> tuple[str, Any]:
             return "count", (match.group(1).upper(), int(match.group(2)))
         if text.startswith("/"):
             return "names", [part.strip() for part in text.split(",") if part.strip()]
-    raise InputError(f"invalid train setting: devices must be auto, single, gpu, gpu:N, cpu:N (N >= 1) or "
-                     f"comma-separated device names starting with /, got {value!r}")
+    raise InputError(f"invalid train setting: devices must be auto, single, multiworker, gpu, gpu:N, cpu:N (N >= 1) "
+                     f"or comma-separated device names starting with /, got {value!r}")
 
 
 def _auto_devices(batch_size: int) -> list[str] | None:
@@ -164,11 +166,12 @@ def _auto_devices(batch_size: int) -> list[str] | None:
 
 
 def resolve_devices(value: Any, batch_size: int) -> list[str] | None:
-    """Device names for MirroredStrategy, or None for the plain single-device step (no strategy)."""
+    """Device names for MirroredStrategy, or None for the plain single-device step (no strategy). ``multiworker``
+    is not a device list (the caller builds MultiWorkerMirroredStrategy): None here."""
     import tensorflow as tf
 
     mode, arg = parse_devices(value)
-    if mode == "single":
+    if mode in ("single", "multiworker"):
         return None
     if mode == "auto":
         return _auto_devices(batch_size)

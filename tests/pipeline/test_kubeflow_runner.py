@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import kubeflow_runner
+from tests.json_http import JSONHandler
 from tests.s3server import LOOPBACK
 from videogen import runs, storage
 from videogen.errors import StorageError, VideogenError
@@ -84,17 +85,9 @@ def _matches(filter_json: str | None, item: dict) -> bool:
 
 
 def _handler(state: FakeKFP):
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
+    class Handler(JSONHandler):
         def _reply(self, payload: dict, status: int = 200) -> None:
-            body = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.send_json(payload, status)
 
         def _record(self, body: bytes = b"") -> tuple[str, dict]:
             split = urllib.parse.urlsplit(self.path)

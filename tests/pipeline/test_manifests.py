@@ -98,24 +98,66 @@ def test_every_namespaced_object_gets_the_overlay_namespace(rendered, overlay):
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_pods_meet_restricted_pod_security_and_have_resources(rendered, overlay):
     for name, spec in _pod_specs(rendered[overlay]):
-        pod_sc = spec.get("securityContext", {})
-        assert pod_sc.get("runAsNonRoot") is True, name
-        assert pod_sc.get("runAsUser", 0) > 0, name
-        assert pod_sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", name
-        assert spec.get("automountServiceAccountToken") is False, f"{name} needs no API token"
-        for container in spec.get("initContainers", []) + spec["containers"]:
-            where = f'{name}:{container["name"]}'
-            sc = container.get("securityContext", {})
-            assert sc.get("allowPrivilegeEscalation") is False, where
-            assert sc.get("capabilities", {}).get("drop") == ["ALL"], where
-            assert sc.get("readOnlyRootFilesystem") is True, where
-            assert not sc.get("privileged", False), where
-            resources = container.get("resources", {})
-            for kind in ("requests", "limits"):
-                assert {"cpu", "memory"} <= set(resources.get(kind, {})), f"{where} lacks {kind}"
-            image = container["image"]
-            assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), f"{where}: unpinned {image}"
-            assert container.get("imagePullPolicy"), where
+        _assert_hardened(name, spec)
+
+
+def _assert_hardened(name: str, spec: dict) -> None:
+    """Pod Security Standards "restricted", no API token, resources, pinned images with a pull policy."""
+    pod_sc = spec.get("securityContext", {})
+    assert pod_sc.get("runAsNonRoot") is True, name
+    assert pod_sc.get("runAsUser", 0) > 0, name
+    assert pod_sc.get("seccompProfile", {}).get("type") == "RuntimeDefault", name
+    assert spec.get("automountServiceAccountToken") is False, f"{name} needs no API token"
+    for container in spec.get("initContainers", []) + spec["containers"]:
+        where = f'{name}:{container["name"]}'
+        sc = container.get("securityContext", {})
+        assert sc.get("allowPrivilegeEscalation") is False, where
+        assert sc.get("capabilities", {}).get("drop") == ["ALL"], where
+        assert sc.get("readOnlyRootFilesystem") is True, where
+        assert not sc.get("privileged", False), where
+        resources = container.get("resources", {})
+        for kind in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(resources.get(kind, {})), f"{where} lacks {kind}"
+        image = container["image"]
+        assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), f"{where}: unpinned {image}"
+        assert container.get("imagePullPolicy"), where
+
+
+@needs_kubectl
+def test_trainer_runtime_validates_against_the_trainer_crd_and_runs_the_node_command(manifests_copy):
+    """manifests/trainer renders to one cluster-scoped ClusterTrainingRuntime, valid for Trainer v2.2.0's CRD
+    schema (vendored), whose `node` Job (Trainer's trainer step) is Indexed (stable hostnames, the completion index
+    as the node's rank), runs `python -m videogen.trainjob` on the TF_CONFIG port, takes the object-store keys from
+    the base's Secret and ConfigMap, and is hardened like every other pod."""
+    from tests.crd_schema import runtime_errors
+    from videogen import trainjob
+
+    objects = _render(manifests_copy / "trainer")
+    assert [(o["kind"], o["metadata"]["name"]) for o in objects] == [("ClusterTrainingRuntime", trainjob.RUNTIME)]
+    runtime = objects[0]
+    assert "namespace" not in runtime["metadata"] and runtime_errors(runtime) == []
+    jobs = runtime["spec"]["template"]["spec"]["replicatedJobs"]
+    assert [j["name"] for j in jobs] == [trainjob.NODE_JOB]
+    assert jobs[0]["template"]["metadata"]["labels"]["trainer.kubeflow.org/trainjob-ancestor-step"] == "trainer"
+    assert jobs[0]["template"]["spec"]["completionMode"] == "Indexed"
+    pod = jobs[0]["template"]["spec"]["template"]["spec"]
+    _assert_hardened("ClusterTrainingRuntime/videogen-tensorflow", pod)
+    node = pod["containers"][0]
+    assert node["name"] == trainjob.NODE_JOB and node["command"] == ["python", "-m", "videogen.trainjob"]
+    assert node["ports"][0]["containerPort"] == trainjob.WORKER_PORT
+    assert node["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    refs = {e["name"]: e.get("valueFrom", {}) for e in node["env"]}
+    assert refs["AWS_SECRET_ACCESS_KEY"]["secretKeyRef"] == {"name": "videogen-s3-credentials", "key": "secretkey"}
+    assert refs["AWS_ENDPOINT_URL_S3"]["configMapKeyRef"]["name"] == "videogen-config"
+
+
+@needs_kubectl
+def test_the_runner_role_lets_the_train_step_manage_only_its_trainjobs(rendered):
+    role = next(o for o in rendered["kubeflow"] if o["kind"] == "Role")
+    rules = {tuple(r["resources"]): r for r in role["rules"]}
+    assert rules[("trainjobs",)]["apiGroups"] == ["trainer.kubeflow.org"]
+    assert rules[("trainjobs",)]["verbs"] == ["create", "get", "delete"]
+    assert rules[("pods",)]["verbs"] == ["list"]
 
 
 @needs_kubectl

@@ -29,7 +29,7 @@ COMPONENTS = {f"comp-{c.component_spec.name}": c for c in (getattr(components, n
 # passes (module, settings class or None, stage function).
 STAGES = (("dataset", "PrepareSettings", "prepare"), ("train", "TrainSettings", "train"),
           ("generate", "GenerateSettings", "generate"), ("evaluate", "EvaluateSettings", "evaluate"),
-          ("encode", None, "encode"), ("sources", None, "list_videos"))
+          ("encode", None, "encode"), ("sources", None, "list_videos"), ("trainjob", None, "train_on_nodes"))
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ What "works" means here, without running anything slow:
 - `videogen ...` / `.venv/bin/videogen ...`: a literal line parses with the real CLI parser (flags exist, values have
   the right type); a synopsis line (`[--flag X]`, `A | B`, `...`) names a real subcommand and only its real flags.
 - `python -m MODULE` / `python SCRIPT.py`: the module or script exists, and every `--flag` is defined in its source.
-- `cp SRC DST`, `kubectl apply -k DIR`: the repository paths exist.
+- `cp SRC DST`, `kubectl apply -k DIR`: the repository paths exist (a remote kustomization URL is pinned, `?ref=vX`).
 - anything else in a ```bash block must be one of the known tools below, so a new kind of command gets a check.
 
 Which pages: README.md and every docs/*.md. docs/design.md is included: today its blocks are a directory layout
@@ -159,7 +159,11 @@ def test_every_command_in_a_code_block_works_as_written(page, line, strict):
         assert (ROOT / args[0]).exists(), f"{line}: no {args[0]}"
     elif command in OTHER_TOOLS:
         if command == "kubectl" and "-k" in args:
-            assert (ROOT / args[args.index("-k") + 1]).is_dir(), line
+            target = args[args.index("-k") + 1]
+            if target.startswith("https://"):  # someone else's kustomization: pinned to a release
+                assert re.search(r"\?ref=v\d", target), f"{line}: pin the remote kustomization to a release"
+            else:
+                assert (ROOT / target).is_dir(), line
     else:
         assert not strict, f"{_rel(page)}: unknown command {command!r} in `{line}`: add a check for it here"
 

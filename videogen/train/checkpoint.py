@@ -22,16 +22,17 @@ logger = logging.getLogger("videogen.train")
 _MAX_TO_KEEP = 3
 
 
-def local_checkpoint_dir(output_dir: Path, checkpoint_dir: str | None,
-                         scratch: contextlib.ExitStack) -> tuple[Path, str | None]:
+def local_checkpoint_dir(output_dir: Path, checkpoint_dir: str | None, scratch: contextlib.ExitStack,
+                         shared: bool = False) -> tuple[Path, str | None]:
     """``(local dir, remote URI or None)``. None = ``output_dir/checkpoints``; a local path is used directly; an
     object-storage URI gets a temporary local copy outside the model dir (the model dir is the task's output artifact
-    on a cluster, and checkpoints in it would travel with the model to every stage)."""
+    on a cluster, and checkpoints in it would travel with the model to every stage). ``shared`` (several worker
+    processes, one checkpoint dir): a local path is mirrored like a URI, so the workers never write one directory."""
     if checkpoint_dir is None:
         return output_dir / artifacts.CHECKPOINTS_DIR, None
     from videogen import storage
 
-    if storage.is_remote(str(checkpoint_dir)):
+    if shared or storage.is_remote(str(checkpoint_dir)):
         local = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="videogen-checkpoints-")))
         return local, str(checkpoint_dir)
     return Path(checkpoint_dir), None
@@ -42,13 +43,14 @@ class Mirror:
 
     Only the latest checkpoint travels: ``pull`` fetches the shards the remote ``checkpoint`` state file names (and the
     loss history), ``push`` uploads the new one, state file last, then deletes the remote shards of checkpoints the
-    local manager has dropped, so the prefix holds what the manager keeps and a retry downloads one checkpoint."""
+    local manager has dropped, so the prefix holds what the manager keeps and a retry downloads one checkpoint.
+    ``push=False`` (a worker other than the chief): pull only."""
 
-    def __init__(self, uri: str | None, local_dir: Path):
-        self.uri, self.local_dir, self.client = uri, local_dir, None
-        if uri:
-            from videogen import storage
+    def __init__(self, uri: str | None, local_dir: Path, push: bool = True):
+        self.uri, self.local_dir, self.client, self.pushes = uri, local_dir, None, push
+        from videogen import storage
 
+        if uri and storage.is_remote(uri):
             self.client = storage.make_client()  # one client for every call of the run
 
     def pull(self) -> None:
@@ -70,7 +72,7 @@ class Mirror:
         logger.info("fetched checkpoint %s (%d files) from %s", prefix, len(wanted), self.uri)
 
     def push(self, latest_prefix: str, kept_prefixes: list[str]) -> None:
-        if not self.uri:
+        if not self.uri or not self.pushes:
             return
         from videogen import storage
 

@@ -48,12 +48,15 @@ def pair_example(frames: np.ndarray, pair: int, first_pair: int, context_frames:
     return stack_context(block[:-1]), np.ascontiguousarray(block[-1])
 
 
-def real_examples(frames: np.ndarray, first_pair: int, end_pair: int, context_frames: int, seed: int):
-    """Endless shuffled tf.data stream of unjittered (inputs (S,S,3K) uint8, target (S,S,3) uint8) training pairs."""
-    return block_examples(frames, [(first_pair, end_pair)], context_frames, seed)
+def real_examples(frames: np.ndarray, first_pair: int, end_pair: int, context_frames: int, seed: int,
+                  deterministic: bool = False):
+    """Endless shuffled tf.data stream of unjittered (inputs (S,S,3K) uint8, target (S,S,3) uint8) training pairs;
+    ``deterministic``: in the order the seed gives (else as they are loaded)."""
+    return block_examples(frames, [(first_pair, end_pair)], context_frames, seed, deterministic)
 
 
-def block_examples(frames: np.ndarray, blocks: list[tuple[int, int]], context_frames: int, seed: int):
+def block_examples(frames: np.ndarray, blocks: list[tuple[int, int]], context_frames: int, seed: int,
+                   deterministic: bool = False):
     """:func:`real_examples` over several blocks of pairs (one per source video), each pair drawn equally often.
 
     A pair's context is clamped at the first pair of its own block, so no example reaches into another video.
@@ -74,7 +77,7 @@ def block_examples(frames: np.ndarray, blocks: list[tuple[int, int]], context_fr
 
     examples = tf.data.Dataset.from_tensor_slices((pairs, firsts))
     examples = examples.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True).repeat()
-    return examples.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    return examples.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
 
 
 def mixed_examples(real, pool_inputs: np.ndarray, pool_targets: np.ndarray, refine_mix: float, seed: int):
@@ -86,19 +89,23 @@ def mixed_examples(real, pool_inputs: np.ndarray, pool_targets: np.ndarray, refi
     return tf.data.Dataset.sample_from_datasets([real, rollouts], weights=[1.0 - refine_mix, refine_mix], seed=seed)
 
 
-def batches(examples, image_size: int, batch_size: int, seed: int, strategy=None):
+def batches(examples, image_size: int, batch_size: int, seed: int, strategy=None, workers: int = 1):
     """Jitter each example with its own stateless seed, batch with fixed shapes, prefetch; under a strategy, split each
-    global batch across the replicas."""
+    global batch across the replicas (in a fixed order: every worker of a multi-worker strategy builds the same global
+    batches from the same seeds and keeps its own share, so the step equals one process's at that global batch)."""
     import tensorflow as tf
 
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
     ds = tf.data.Dataset.zip(examples, seeds)
     ds = ds.map(lambda example, s: jitter(example[0], example[1], image_size, s),
-                num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=strategy is not None)
     ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     if strategy is not None:
-        options = tf.data.Options()  # one worker: no sharding
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        options = tf.data.Options()
+        # One worker: no sharding. Several: tf.distribute rebatches each global batch into per-replica batches and
+        # DATA-shards them, so each worker keeps its replicas' part (tensorflow/python/distribute/input_lib.py).
+        policy = tf.data.experimental.AutoShardPolicy
+        options.experimental_distribute.auto_shard_policy = policy.DATA if workers > 1 else policy.OFF
         ds = strategy.experimental_distribute_dataset(ds.with_options(options))
     return ds
 

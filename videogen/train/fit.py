@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from videogen import artifacts, hardware
+from videogen.errors import InputError
 from videogen.frames import context_indices, stack_context
 from videogen.train import data
 from videogen.train.checkpoint import Checkpoints, Mirror, local_checkpoint_dir
@@ -61,11 +62,19 @@ def _plan(settings: TrainSettings, dataset: artifacts.Dataset) -> _Plan:
 class _Devices:
     """Where and how the step runs."""
 
-    strategy: Any  # tf.distribute.MirroredStrategy, or None for one device
+    strategy: Any  # tf.distribute.MirroredStrategy or MultiWorkerMirroredStrategy, or None for one device
     names: list[str] | None
     gpu: bool
     jit: bool
     precision: str  # "float32" or "bfloat16"
+    workers: int = 1  # processes (nodes) in the strategy's cluster
+    chief: bool = True  # the worker that writes checkpoints and the model (worker 0; the only one without a cluster)
+
+    @property
+    def distribution(self) -> str | None:
+        if self.strategy is None:
+            return None
+        return "MultiWorkerMirroredStrategy" if self.workers > 1 else "MirroredStrategy"
 
     @property
     def replicas(self) -> int:
@@ -75,14 +84,35 @@ class _Devices:
         return self.strategy.scope() if self.strategy else contextlib.nullcontext()
 
 
-def _choose_devices(settings: TrainSettings, batch: int) -> _Devices:
-    """Data parallelism over several devices with MirroredStrategy, else the plain step on the default device. The
-    strategy path is tested on 2 logical CPU devices (tests/unit/test_train_distributed.py); NCCL all-reduce and
-    XLA with several GPUs are untested, so XLA there is opt-in (jit_compile=true)."""
+def _multi_worker_strategy() -> tuple[Any, list[str], int, bool]:
+    """MultiWorkerMirroredStrategy over the cluster of ``TF_CONFIG``: ``(strategy, local devices, workers, chief)``.
+    The chief is worker 0 (the cluster has no separate "chief" task), as in TensorFlow's multi-worker tutorial
+    (https://www.tensorflow.org/tutorials/distribute/multi_worker_with_ctl): it alone writes checkpoints and the
+    model; the other workers save to their own scratch copies (every worker must take part in a save)."""
     import tensorflow as tf
 
-    names = hardware.resolve_devices(settings.devices, batch)
-    strategy = tf.distribute.MirroredStrategy(names) if names else None
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    resolver = strategy.cluster_resolver
+    cluster = resolver.cluster_spec().as_dict()
+    workers = len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+    chief = resolver.task_type == "chief" or ("chief" not in cluster and int(resolver.task_id or 0) == 0)
+    return strategy, list(strategy.extended.worker_devices), max(workers, 1), chief
+
+
+def _choose_devices(settings: TrainSettings, batch: int) -> _Devices:
+    """Data parallelism over several devices with MirroredStrategy (or over several nodes with
+    MultiWorkerMirroredStrategy), else the plain step on the default device. The strategy paths are tested on 2
+    logical CPU devices and on 2 worker processes on 127.0.0.1 (tests/unit/test_train_distributed.py,
+    tests/e2e/test_train_multiworker.py); NCCL all-reduce and XLA with several GPUs are untested, so XLA there is
+    opt-in (jit_compile=true)."""
+    import tensorflow as tf
+
+    workers, chief = 1, True
+    if hardware.parse_devices(settings.devices)[0] == "multiworker":
+        strategy, names, workers, chief = _multi_worker_strategy()
+    else:
+        names = hardware.resolve_devices(settings.devices, batch)
+        strategy = tf.distribute.MirroredStrategy(names) if names else None
     gpu = any("GPU" in n.upper() for n in names) if names else bool(tf.config.list_physical_devices("GPU"))
     jit = resolve_jit(settings.jit_compile, gpu)
     if strategy and jit and str(settings.jit_compile).strip().lower() == "auto":
@@ -90,11 +120,12 @@ def _choose_devices(settings: TrainSettings, batch: int) -> _Devices:
     if strategy and jit and not all("GPU" in n.upper() for n in names):
         logger.warning("XLA is off: MirroredStrategy compiles its replica step only on GPU devices")
         jit = False
-    devices = _Devices(strategy, names, gpu, jit, resolve_precision(settings.precision, gpu))
+    devices = _Devices(strategy, names, gpu, jit, resolve_precision(settings.precision, gpu), workers, chief)
     if strategy:
         r = devices.replicas
-        logger.info("distribution: MirroredStrategy over %d replicas (%s): global batch %d, %s per replica; learning "
-                    "rate %g as set (losses are means over the global batch)", r, ", ".join(names), batch,
+        logger.info("distribution: %s over %d replicas (%d worker%s; here %s): global batch %d, %s per replica; "
+                    "learning rate %g as set (losses are means over the global batch)", devices.distribution, r,
+                    workers, "" if workers == 1 else "s", ", ".join(names), batch,
                     f"{batch // r}" if batch % r == 0 else f"{batch // r}-{batch // r + 1}", settings.learning_rate)
     else:
         logger.info("distribution: none (one device, 1 replica)")
@@ -159,11 +190,14 @@ def _sample(plan: _Plan) -> tuple[np.ndarray, np.ndarray]:
     return stack_context(np.asarray(block[:-1]))[None], np.asarray(block[-1])[None]
 
 
-def _phase_examples(plan: _Plan, phase_index: int, phase: dict, phase_seed: int, generator) -> tuple[Any, float]:
+def _phase_examples(plan: _Plan, phase_index: int, phase: dict, phase_seed: int, generator,
+                    devices: _Devices) -> tuple[Any, float]:
     """The phase's example stream (real pairs; in a refine round mixed with fresh rollout pairs) and the seconds the
     rollouts took."""
     s = plan.settings
-    examples = data.block_examples(plan.dataset.frames, plan.blocks, s.context_frames, phase_seed)
+    # Under a strategy every worker must draw the same global batches (each takes its own share): a fixed order.
+    examples = data.block_examples(plan.dataset.frames, plan.blocks, s.context_frames, phase_seed,
+                                   deterministic=devices.strategy is not None)
     if phase["name"] == "main":
         return examples, 0.0
     t0 = time.perf_counter()
@@ -207,10 +241,10 @@ def _fit(plan: _Plan, models: dict[str, Any], devices: _Devices, checkpoints: Ch
         if start_step >= phase["end_step"]:
             continue
         phase_seed = plan.settings.seed + 1000 * phase_index + start_step  # a resumed run does not replay the order
-        examples, seconds = _phase_examples(plan, phase_index, phase, phase_seed, generator)
+        examples, seconds = _phase_examples(plan, phase_index, phase, phase_seed, generator, devices)
         rollout_seconds += seconds
         batches = data.batches(examples, plan.dataset.image_size, plan.batch, seed=phase_seed + 1,
-                               strategy=devices.strategy)
+                               strategy=devices.strategy, workers=devices.workers)
         _run_phase(plan, phase, iter(batches), train_step, models["step"], monitor, save)
     if checkpoints.latest_step() != plan.total:
         save(plan.total)
@@ -264,7 +298,7 @@ def _model_info(plan: _Plan, devices: _Devices, monitor: Monitor, steps: int, st
         "precision": hardware.keras_training_policy(devices.precision),
         "device": "GPU" if devices.gpu else "CPU",
         "replicas": devices.replicas, "devices": devices.names,
-        "distribution": "MirroredStrategy" if devices.strategy else None,
+        "distribution": devices.distribution, "workers": devices.workers,
         "duration_s": round(duration_s, 3),
         "dataset": {"dir": str(dataset.dir), "source": dataset.info.get("source"),
                     "train": list(plan.blocks[0]) if len(plan.blocks) == 1 else [list(b) for b in plan.blocks],
@@ -293,12 +327,17 @@ def train(dataset_dir: Path, output_dir: Path, settings: TrainSettings, checkpoi
     """
     started = time.perf_counter()
     validate_settings(settings)
+    if settings.train_nodes > 1 and hardware.parse_devices(settings.devices)[0] != "multiworker":
+        raise InputError(f"train_nodes {settings.train_nodes}: training on several nodes runs as a Kubeflow Trainer "
+                         f"TrainJob that the pipeline's train step launches on a cluster (docs/cluster.md): set "
+                         f"train_nodes 1 to train here")
     dataset = artifacts.open_dataset(Path(dataset_dir))
     dataset.check_trainable()
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as scratch:
-        local_ckpt, remote_uri = local_checkpoint_dir(output_dir, checkpoint_dir, scratch)
+        shared = hardware.parse_devices(settings.devices)[0] == "multiworker"
+        local_ckpt, remote_uri = local_checkpoint_dir(output_dir, checkpoint_dir, scratch, shared=shared)
         local_ckpt.mkdir(parents=True, exist_ok=True)
         info = _train(_plan(settings, dataset), output_dir, local_ckpt, remote_uri, started)
     artifacts.atomic_write_json(output_dir / artifacts.MODEL_INFO_FILE, info)
@@ -311,9 +350,9 @@ def train(dataset_dir: Path, output_dir: Path, settings: TrainSettings, checkpoi
 
 def _train(plan: _Plan, output_dir: Path, local_ckpt: Path, remote_uri: str | None, started: float) -> dict:
     """Pull the checkpoint, build, restore, fit, export: like the pix2pix tutorial's ``fit`` with resumption."""
-    mirror = Mirror(remote_uri, local_ckpt)
+    devices = _choose_devices(plan.settings, plan.batch)  # first: MultiWorkerMirroredStrategy wants to come first
+    mirror = Mirror(remote_uri, local_ckpt, push=devices.chief)
     mirror.pull()
-    devices = _choose_devices(plan.settings, plan.batch)
     models = _build_models(plan.settings, plan.dataset.image_size, devices)
     logger.info("precision %s, XLA %s, %s", hardware.keras_training_policy(devices.precision),
                 "on" if devices.jit else "off", "GPU" if devices.gpu else "CPU")
@@ -330,6 +369,7 @@ def _train(plan: _Plan, output_dir: Path, local_ckpt: Path, remote_uri: str | No
         rollout_seconds = _fit(plan, models, devices, checkpoints, monitor, start_step)
     finally:
         monitor.close()  # also takes the progress bar down (and gives logging its handlers back)
-    _export(models["generator"], s, output_dir, devices)
+    if devices.chief:  # the other workers' model dirs are scratch
+        _export(models["generator"], s, output_dir, devices)
     return _model_info(plan, devices, monitor, int(models["step"].numpy()), start_step, rollout_seconds,
                        time.perf_counter() - started, remote_uri or str(local_ckpt))

@@ -78,8 +78,13 @@ class TrainSettings:
                 "one is visible, else the default device with no strategy), single (the default device only), gpu "
                 "(MirroredStrategy over all GPUs), gpu:N or cpu:N (over the first N logical GPUs or CPUs; cpu:N needs "
                 "N logical CPU devices configured, for tests), or comma-separated device names (/gpu:0,/gpu:2). "
-                "--batch-size is the global batch, split across the devices; the learning rate needs no scaling "
-                "(losses are means over the global batch)"})
+                "multiworker (tf.distribute.MultiWorkerMirroredStrategy over the cluster that TF_CONFIG describes: "
+                "what each node of a multi-node TrainJob runs). --batch-size is the global batch, split across the "
+                "devices; the learning rate needs no scaling (losses are means over the global batch)"})
+    train_nodes: int = field(default=1, metadata={
+        "help": "nodes to train on. 1 (the default) trains in the train step's own pod; N > 1 makes the train step "
+                "launch a Kubeflow Trainer TrainJob of N nodes (MultiWorkerMirroredStrategy, each node with the "
+                "train step's GPUs) and wait for it: needs Kubeflow Trainer on the cluster (docs/cluster.md)"})
 
     @property
     def refine_steps_fraction(self) -> float:
@@ -108,6 +113,9 @@ def _setting_checks(s: TrainSettings) -> list[tuple[bool, str]]:
         (s.input_noise >= 0, f"input_noise must be >= 0, got {s.input_noise}"),
         (s.norm in ("batch", "group"), f"norm must be batch or group, got {s.norm!r}"),
         (0 <= s.dropout < 1, f"dropout must be in [0, 1), got {s.dropout}"),
+        (s.train_nodes >= 1, f"train_nodes must be >= 1, got {s.train_nodes}"),
+        (s.batch_size >= s.train_nodes, f"batch_size {s.batch_size} is smaller than train_nodes {s.train_nodes}: "
+                                        f"the batch is the global batch, split across the nodes"),
     ]
 
 
