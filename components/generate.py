@@ -9,7 +9,7 @@ from components._base import DEFAULT_IMAGE
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
 def generate_frames(model: Input[Model], dataset: Input[Dataset], generated: Output[Artifact], run_id: str,
                     checkpoint_root: str, resume_key: str, frames: int, num_videos: int, deterministic: bool,
-                    fps: float, seed: int):
+                    steer: bool, fps: float, seed: int):
     """Roll the model out from the dataset's start frame: one model load, each prediction is the next input.
 
     When ``checkpoint_root`` is a local or mounted path, partial output lives at
@@ -23,8 +23,8 @@ def generate_frames(model: Input[Model], dataset: Input[Dataset], generated: Out
 
     partial = runs.checkpoint_uri(checkpoint_root, run_id, resume_key, "generate")
     resume_dir = None if storage.is_remote(partial) else Path(partial)
-    settings = stage.GenerateSettings(frames=frames, num_videos=num_videos, deterministic=deterministic, fps=fps,
-                                      seed=seed)
+    settings = stage.GenerateSettings(frames=frames, num_videos=num_videos, deterministic=deterministic,
+                                      steer=steer, fps=fps, seed=seed)
     with exit_on_user_error():
         info = stage.generate(Path(model.path), Path(generated.path), settings, dataset_dir=Path(dataset.path),
                               resume_dir=resume_dir)

@@ -160,6 +160,7 @@ def build_pipeline(config: "ClusterConfig | None" = None):
         checkpoint_every: int = 500,
         num_videos: int = 1,
         deterministic: bool = False,
+        steer: bool = True,
         fps: float = 0.0,
         output_root: str = "minio://mlpipeline/videogen",
         checkpoint_root: str = "minio://mlpipeline/videogen-checkpoints",
@@ -182,7 +183,7 @@ def build_pipeline(config: "ClusterConfig | None" = None):
                        train_nodes=train_nodes)
         generate = _generate(config, dataset, train, run_id=run_id, checkpoint_root=checkpoint_root,
                              resume_key=resume_key, frames=frames, num_videos=num_videos,
-                             deterministic=deterministic, fps=fps, seed=seed)
+                             deterministic=deterministic, steer=steer, fps=fps, seed=seed)
         encode = _encode(config, generate, run_id=run_id, output_root=output_root, fps=fps)
         _evaluate(config, dataset, train, generate, run_id=run_id, output_root=output_root, seed=seed)
         return encode.outputs["Output"]

@@ -693,7 +693,7 @@ class _Generated:
         if self.info is None:
             return None
         return {"dir": str(self.dir), **{key: self.info.get(key) for key in
-                                         ("frames", "num_videos", "frames_per_s", "device")}}
+                                         ("frames", "num_videos", "frames_per_s", "device", "steering")}}
 
 
 def _generated_health(generated_dir: Path, dataset: artifacts.Dataset, seed: int) -> _Generated:

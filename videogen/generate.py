@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from videogen import artifacts, hardware
+from videogen import artifacts, hardware, steering
 from videogen.artifacts import (
     FRAMES_FILE,
     GENERATION_FILE,
@@ -70,6 +70,10 @@ class GenerateSettings:
         default="auto", metadata={"help": "auto (bfloat16 on GPUs and on CPUs with AVX512_BF16/AMX, else float32), "
                                           "float32 or bfloat16 (the residual path stays float32; one step differs "
                                           "from float32 by at most 1 uint8 level)"})
+    steer: bool = dataclasses.field(
+        default=True, metadata={"help": "keep the video's motion, detail and closeness to the clip at the clip's own "
+                                        "levels while it feeds on itself (closed-loop; needs the model dir's "
+                                        "steering.npz); false = the plain feedback loop"})
     chunk_frames: int = dataclasses.field(
         default=50, metadata={"help": "frames per flushed chunk of the output (and of the resume progress file)"})
 
@@ -200,9 +204,16 @@ class _Generation:
         self.start_videos = start_video_names(dataset, self.start_frames) if dataset is not None else None
         self.fps = self._fps(dataset_dir)
         self.shape = (settings.frames, settings.num_videos, self.image_size, self.image_size, 3)
-        log.info("generating %d frames x %d video(s) at %d px on %s (XLA %s, %s, dropout %s)", settings.frames,
-                 settings.num_videos, self.image_size, self.device, "on" if self.jit else "off", self.precision,
-                 "off" if settings.deterministic else "on")
+        self.targets = steering.load_targets(self.model_dir) if settings.steer else None
+        if settings.steer and self.targets is None:
+            log.warning("%s has no %s (a model trained by an older version): generating without steering",
+                        self.model_dir, steering.STEERING_FILE)
+        self.steering_states: dict[int, dict] = {}
+        self.controllers = (steering.Controllers(self.targets, settings.num_videos, settings.seed)
+                            if self.targets is not None else None)
+        log.info("generating %d frames x %d video(s) at %d px on %s (XLA %s, %s, dropout %s, steering %s)",
+                 settings.frames, settings.num_videos, self.image_size, self.device, "on" if self.jit else "off",
+                 self.precision, "off" if settings.deterministic else "on", "on" if self.controllers else "off")
 
     def _fps(self, dataset_dir: Path | None) -> float:
         """The frame rate to record: the setting, else the model's (source) fps, else the dataset's, else 25."""
@@ -219,6 +230,7 @@ class _Generation:
         s = self.settings
         return {"model": _model_fingerprint(self.model_dir), "frames": s.frames, "num_videos": s.num_videos,
                 "deterministic": s.deterministic, "seed": s.seed, "precision": self.precision,
+                "steer": self.controllers is not None,
                 "start_frames": self.start_frames, "image_size": self.image_size,
                 "context_sha": hashlib.sha256(self.context.tobytes()).hexdigest()[:16]}
 
@@ -230,9 +242,10 @@ class _Generation:
         produced = 0
         ctx = self.context if context is None else context
         progress = Progress(log, "generate", total, unit="frame", initial=steps_done)
-        for frame in progress.iterate(rollout(self.model, ctx, total - steps_done, self.context_frames,
-                                              s.deterministic, s.seed, jit_compile=self.jit, steps_done=steps_done)):
+        for frame in progress.iterate(self._rollout(ctx, total - steps_done, steps_done)):
             produced += 1
+            if self.controllers is not None:  # the state after this frame, for the resume file of its chunk
+                self.steering_states[steps_done + produced] = self.controllers.state()
             yield frame
             now = time.perf_counter()
             done = steps_done + produced
@@ -243,11 +256,29 @@ class _Generation:
                              eta, postfix=f"x{s.num_videos} videos")
                 last_log = now
 
+    def steering_state(self, done: int) -> dict | None:
+        """The controllers' state after frame ``done`` (the rollout may already be a frame ahead); older ones go."""
+        if self.controllers is None:
+            return None
+        state = self.steering_states.get(done, self.controllers.state())
+        self.steering_states = {k: v for k, v in self.steering_states.items() if k > done}
+        return state
+
+    def _rollout(self, context: np.ndarray, n: int, steps_done: int) -> Iterator[np.ndarray]:
+        s = self.settings
+        if self.controllers is None:
+            return rollout(self.model, context, n, self.context_frames, s.deterministic, s.seed,
+                           jit_compile=self.jit, steps_done=steps_done)
+        return steering.steered_rollout(self.model, self.targets, context, n, self.context_frames, self.controllers,
+                                        s.deterministic, s.seed, jit_compile=self.jit, steps_done=steps_done)
+
     def info(self, duration_s: float, produced: int) -> dict:
         s = self.settings
         return {"frames": s.frames, "num_videos": s.num_videos, "fps": self.fps, "image_size": self.image_size,
                 "context_frames": self.context_frames, "start_frames": self.start_frames,
-                "start_videos": self.start_videos, "deterministic": s.deterministic, "seed": s.seed, "device": self.device, "jit_compile": self.jit,
+                "start_videos": self.start_videos, "deterministic": s.deterministic, "seed": s.seed,
+                "device": self.device, "jit_compile": self.jit,
+                "steering": self.controllers.state() if self.controllers is not None else None,
                 "precision": self.precision, "frames_per_s": round(produced / duration_s, 3) if duration_s > 0 else None,
                 "total_frames_per_s": round(produced * s.num_videos / duration_s, 3) if duration_s > 0 else None,
                 "duration_s": round(duration_s, 3), "settings": dataclasses.asdict(s)}
@@ -282,6 +313,12 @@ def _resume_point(gen: _Generation, work_dir: Path, key: dict) -> _Resume:
             log.info("partial generation in %s has other settings: starting over", work_dir)
         return _Resume()
     steps_done = min(done, gen.settings.frames)
+    if gen.controllers is not None:
+        try:
+            gen.controllers.restore(progress["steering"])
+        except (KeyError, TypeError, ValueError):
+            log.info("partial generation in %s has no usable steering state: starting over", work_dir)
+            return _Resume()
     k = gen.context_frames
     recent = artifacts.read_frames_at(frames_path, gen.shape, max(0, steps_done - k), steps_done)
     # Fewer generated frames than the context: the start context supplies the rest.
@@ -299,8 +336,8 @@ def _write_frames(gen: _Generation, work_dir: Path, resume: _Resume, key: dict |
     def on_flush(done: int) -> None:
         if key is not None:
             artifacts.atomic_write_json(work_dir / PROGRESS_FILE, {
-                "key": key, "frames_done": done, "duration_s": resume.previous_s + time.perf_counter() - t0},
-                sort_keys=True)
+                "key": key, "frames_done": done, "duration_s": resume.previous_s + time.perf_counter() - t0,
+                "steering": gen.steering_state(done)}, sort_keys=True)
 
     if resume.steps_done < gen.settings.frames:
         writer = artifacts.StreamWriter(work_dir / FRAMES_FILE, gen.shape, resume.steps_done,

@@ -271,11 +271,24 @@ def _run_facts(metrics: dict, dataset_info: dict, model_info: dict, generation_i
     if generation_info:
         facts.append(("Generated", f"{generation_info.get('frames')} frames x {generation_info.get('num_videos')} "
                                    f"video(s), {_num(generation_info.get('frames_per_s'), 1)} frames/s on "
-                                   f"{generation_info.get('device', 'n/a')}"))
+                                   f"{generation_info.get('device', 'n/a')}, "
+                                   f"{_steering_text(generation_info.get('steering'))}"))
     facts.append(("Evaluation", f"seed {metrics.get('settings', {}).get('seed')}, dropout off (training=False), "
                                 f"{metrics.get('one_step', {}).get('pairs')} val pairs one-step, starts "
                                 f"{metrics.get('rollout_starts')}; PSNR capped at {metrics.get('psnr_cap_db', 100)} dB"))
     return facts
+
+
+def _steering_text(state) -> str:
+    """How the video was steered: the controllers' final change scale, unsharp amount and anchor weight."""
+    if not isinstance(state, dict):
+        return "not steered (plain feedback loop)"
+    try:
+        parts = [f"{name} {', '.join(f'{float(v):.2f}' for v in state[key])}"
+                 for name, key in (("change scale", "tau"), ("unsharp", "amount"), ("anchor", "weight"))]
+    except (KeyError, TypeError, ValueError):
+        return "steered"
+    return "steered (final " + "; ".join(parts) + ")"
 
 
 def _quality_tables(metrics: dict) -> str:

@@ -256,3 +256,60 @@ def test_bench_quick_smoke(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert {"machine", "generation", "memory", "training", "prepare"} <= set(results)
     assert "|" in (tmp_path / "results.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def steered_model_dir(model_dir, dataset_dir, tmp_path_factory):
+    """The test model with the steering targets the train stage would save beside it."""
+    import shutil
+
+    from videogen import artifacts, steering
+    from videogen.train.fit import steering_targets
+
+    steered = tmp_path_factory.mktemp("steered") / "model"
+    shutil.copytree(model_dir, steered)
+    steering.save_targets(steering_targets(artifacts.open_dataset(dataset_dir), seed=0), steered)
+    return steered
+
+
+def test_steering_is_on_with_targets_and_off_without_or_when_asked(model_dir, steered_model_dir, dataset_dir, tmp_path,
+                                                                     caplog):
+    """A model dir with steering.npz generates steered (its controller state in generation.json) and differently from
+    --no-steer; one without it generates plainly with a warning; --no-steer equals the plain model's frames."""
+    steered = gen.generate(steered_model_dir, tmp_path / "on", _settings(), dataset_dir=dataset_dir)
+    unsteered = gen.generate(steered_model_dir, tmp_path / "off", _settings(steer=False), dataset_dir=dataset_dir)
+    with caplog.at_level("WARNING", logger="videogen.generate"):
+        legacy = gen.generate(model_dir, tmp_path / "legacy", _settings(), dataset_dir=dataset_dir)
+    assert "no steering.npz" in caplog.text
+    assert steered["steering"]["steps"] == 7 and len(steered["steering"]["tau"]) == 1
+    assert unsteered["steering"] is None and legacy["steering"] is None
+    frames = {name: np.load(tmp_path / name / "frames.npy") for name in ("on", "off", "legacy")}
+    np.testing.assert_array_equal(frames["off"], frames["legacy"])
+    assert not np.array_equal(frames["on"], frames["off"])
+
+
+def test_steered_resume_continues_with_the_same_frames(steered_model_dir, dataset_dir, tmp_path, monkeypatch):
+    """A steered generation interrupted after a flushed chunk resumes with the controllers' saved state and ends with
+    exactly the frames of an uninterrupted run."""
+    settings = _settings(frames=9, chunk_frames=3, num_videos=2)
+    gen.generate(steered_model_dir, tmp_path / "full", settings, dataset_dir=dataset_dir)
+    expected = np.load(tmp_path / "full" / "frames.npy")
+    real_frames = gen._Generation.frames
+
+    def interrupted(self, steps_done=0, context=None):
+        for i, frame in enumerate(real_frames(self, steps_done, context)):
+            if i == 7:
+                raise KeyboardInterrupt
+            yield frame
+
+    monkeypatch.setattr(gen._Generation, "frames", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        gen.generate(steered_model_dir, tmp_path / "out", settings, dataset_dir=dataset_dir,
+                     resume_dir=tmp_path / "resume")
+    monkeypatch.setattr(gen._Generation, "frames", real_frames)
+    progress = json.loads((tmp_path / "resume" / "progress.json").read_text())
+    assert progress["frames_done"] >= 6 and progress["steering"]["steps"] == progress["frames_done"]
+    info = gen.generate(steered_model_dir, tmp_path / "out", settings, dataset_dir=dataset_dir,
+                        resume_dir=tmp_path / "resume")
+    assert info["resumed_at_frame"] == progress["frames_done"]
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "frames.npy"), expected)

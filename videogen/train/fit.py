@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from videogen import artifacts, hardware
+from videogen import artifacts, hardware, steering
 from videogen.errors import InputError
 from videogen.frames import context_indices, stack_context
 from videogen.train import data
@@ -307,6 +307,21 @@ def _model_info(plan: _Plan, devices: _Devices, monitor: Monitor, steps: int, st
     }
 
 
+def steering_targets(dataset: artifacts.Dataset, seed: int) -> steering.Targets:
+    """The generate stage's steering targets from every source video's training and held-out (val) frames."""
+    train_clips, heldout_clips = [], []
+    for video in dataset.videos:
+        first, end = video.block("train")
+        train_clips.append(np.asarray(video.frames[first:end + 1]))
+        try:
+            val_first, val_end = video.block("val")
+        except InputError:
+            val_first = val_end = 0
+        heldout_clips.append(np.asarray(video.frames[val_first:val_end + 1]) if val_end > val_first else
+                             np.zeros((0, *video.frames.shape[1:]), np.uint8))
+    return steering.clip_targets(train_clips, heldout_clips, seed)
+
+
 def train(dataset_dir: Path, output_dir: Path, settings: TrainSettings, checkpoint_dir: str | None = None) -> dict:
     """Train the next-frame pix2pix model on a prepared dataset and export it.
 
@@ -340,6 +355,7 @@ def train(dataset_dir: Path, output_dir: Path, settings: TrainSettings, checkpoi
         local_ckpt, remote_uri = local_checkpoint_dir(output_dir, checkpoint_dir, scratch, shared=shared)
         local_ckpt.mkdir(parents=True, exist_ok=True)
         info = _train(_plan(settings, dataset), output_dir, local_ckpt, remote_uri, started)
+    steering.save_targets(steering_targets(dataset, settings.seed), output_dir)
     artifacts.atomic_write_json(output_dir / artifacts.MODEL_INFO_FILE, info)
     logger.info("trained %d steps in %s (%s img/s steady state); wrote %s", info["steps"],
                 format_duration(info["duration_s"]),

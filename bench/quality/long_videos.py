@@ -1,0 +1,126 @@
+"""Long-video table: train at the demo budget, generate 2000 frames, judge them with the evaluate stage.
+
+For each clip and recipe: prepare (64 px), train (``videogen.train.train``: 1200 steps, batch 8, ngf/ndf 32), generate
+``--frames`` frames x ``--videos`` videos from the dataset's start frames with steering on and off, and run the evaluate
+stage (``videogen.evaluate.evaluate``) on each, so every figure is the production scorer's (metrics.json). Rows go to
+``--results`` (JSON lines); ``--table`` prints the markdown table of a results file.
+
+Recipes: ``default`` (TrainSettings defaults at the demo size) and ``plain`` (the original workflow's pix2pix: plain
+tanh output, BatchNorm, L1 weight 1, GAN weight 1, one context frame).
+
+    .venv/bin/python bench/quality/long_videos.py --clips bikes bunny carphone
+    .venv/bin/python bench/quality/long_videos.py --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+CLIPS = {"bikes": "bikes.mp4", "bunny": "bigbuckbunny.mp4", "carphone": "carphone_pristine.mp4"}
+DEMO = dict(max_steps=1200, batch_size=8, ngf=32, ndf=32, log_every=300, checkpoint_every=100000)
+RECIPES = {"default": {}, "plain": dict(residual=False, norm="batch", l1_weight=1.0, gan_weight=1.0, context_frames=1)}
+RESULTS = REPO / "bench" / "quality" / "long_videos.jsonl"
+
+
+def run_one(clip: str, recipe: str, args, work: Path) -> list[dict]:
+    from tests.media import real_clip
+    from videogen.dataset import PrepareSettings, prepare
+    from videogen.evaluate import evaluate
+    from videogen.generate import GenerateSettings, generate
+    from videogen.train import TrainSettings, train
+
+    data = work / f"data_{clip}"
+    if not (data / "dataset.json").exists():
+        prepare(real_clip(CLIPS[clip]), data, PrepareSettings(image_size=64))
+    model = work / f"model_{clip}_{recipe}_s{args.seed}"
+    if not (model / "model.json").exists():
+        train(data, model, TrainSettings(**DEMO, **RECIPES[recipe], seed=args.seed))
+    info = json.loads((model / "model.json").read_text())
+    rows = []
+    for steer in (True, False):
+        gen = work / f"gen_{clip}_{recipe}_s{args.seed}_{'steer' if steer else 'plain'}"
+        started = time.perf_counter()
+        generate(model, gen, GenerateSettings(frames=args.frames, num_videos=args.videos, seed=args.seed, steer=steer),
+                 dataset_dir=data)
+        gen_s = time.perf_counter() - started
+        metrics_dir = gen.with_name(gen.name + "_eval")
+        evaluate(data, model, metrics_dir, generated_dir=gen)
+        metrics = json.loads((metrics_dir / "metrics.json").read_text())
+        rows.append(row(clip, recipe, steer, args, info, metrics, gen_s))
+    return rows
+
+
+def row(clip: str, recipe: str, steer: bool, args, info: dict, metrics: dict, gen_s: float) -> dict:
+    quality = metrics["video_quality"]
+    videos = quality["videos"]
+
+    def span(name):
+        values = [v for s in videos for v in s[name] if v is not None]
+        return [round(min(values), 3), round(max(values), 3)] if values else None
+
+    return {
+        "clip": clip, "recipe": recipe, "steer": steer, "seed": args.seed, "frames": args.frames,
+        "videos": len(videos), "train_s": info.get("duration_s"), "train_img_s": info.get("train_images_per_s"),
+        "generate_s": round(gen_s, 1),
+        "one_step": {k: metrics["one_step"].get(k) for k in ("psnr_model", "psnr_copy")},
+        "motion": span("motion"), "realism_last": [round(s["realism"][-1], 3) for s in videos],
+        "sharpness": span("sharpness"),
+        "drift": [round((s["drift"] or {}).get("realism") or 0, 3) for s in videos],
+        "replay": [round(s["replay_share"], 3) for s in videos],
+        "fails": sorted({f"{name} ({f['frame']})" for s in videos for name, f in s["verdict"]["failures"].items()}),
+        "ok": quality["verdict"]["ok"], "diversity": (quality.get("diversity") or {}).get("diversity"),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+
+
+def table(path: Path) -> str:
+    lines = ["| clip | recipe | steering | motion (min-max) | realism last | sharpness | drift | replay | one-step "
+             "model / copy (dB) | diversity | fails (from frame) |", "| --- " * 11 + "|"]
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        fmt = "-".join(f"{v:.2f}" for v in r["motion"] or [])
+        lines.append(
+            f"| {r['clip']} | {r['recipe']} | {'on' if r['steer'] else 'off'} | {fmt} | "
+            f"{', '.join(f'{v:.2f}' for v in r['realism_last'])} | "
+            f"{'-'.join(f'{v:.2f}' for v in r['sharpness'] or [])} | {', '.join(f'{v:.2f}' for v in r['drift'])} | "
+            f"{', '.join(f'{v:.3f}' for v in r['replay'])} | {r['one_step']['psnr_model']:.2f} / "
+            f"{r['one_step']['psnr_copy']:.2f} | {r['diversity'] if r['diversity'] is None else round(r['diversity'], 2)}"
+            f" | {', '.join(r['fails']) or 'none (pass)'} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", nargs="*", default=sorted(CLIPS), choices=sorted(CLIPS))
+    parser.add_argument("--recipes", nargs="*", default=sorted(RECIPES), choices=sorted(RECIPES))
+    parser.add_argument("--frames", type=int, default=2000)
+    parser.add_argument("--videos", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", default=str(REPO / "work" / "long_videos"))
+    parser.add_argument("--results", default=str(RESULTS))
+    parser.add_argument("--table", action="store_true", help="print the table of --results and exit")
+    args = parser.parse_args()
+    if args.table:
+        print(table(Path(args.results)))
+        return
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    for clip in args.clips:
+        for recipe in args.recipes:
+            for r in run_one(clip, recipe, args, work):
+                with open(args.results, "a") as fh:
+                    fh.write(json.dumps(r) + "\n")
+                print(json.dumps(r), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Steering (videogen/steering.py): each controller moves the right way on real measurements, the targets survive
+the model dir, and a steered rollout keeps a fading generator moving where the plain feedback loop freezes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from videogen import steering
+from videogen import video_quality as vq
+
+SIDE = 32
+
+
+def texture(seed: int = 0, side: int = 96) -> np.ndarray:
+    """A smooth random RGB texture (uint8), larger than the frames cut from it."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (side // 4, side // 4, 3)).astype(np.uint8)
+    return cv2.resize(small, (side, side), interpolation=cv2.INTER_CUBIC)
+
+
+def panning_clip(frames: int = 40, speed: int = 1, seed: int = 0) -> np.ndarray:
+    """A camera panning over a texture at ``speed`` px per frame: (T, SIDE, SIDE, 3) uint8."""
+    tex = texture(seed)
+    return np.stack([tex[8:8 + SIDE, 8 + speed * t:8 + speed * t + SIDE] for t in range(frames)])
+
+
+@pytest.fixture(scope="module")
+def targets() -> steering.Targets:
+    clip = panning_clip()
+    return steering.clip_targets([clip[:30]], [clip[30:]], seed=0)
+
+
+def test_targets_measure_the_clip_and_round_trip_through_the_model_dir(targets, tmp_path):
+    """The motion target is the clip's flow (a 1 px/frame pan measures near 1 px), the anchors are its training frames,
+    and steering.npz gives back the same targets."""
+    assert 0.6 < targets.motion_px < 1.4
+    assert targets.sharpness > 0 and targets.look > 0
+    assert targets.anchors.shape == (30, SIDE, SIDE, 3) and targets.anchors.dtype == np.uint8
+    steering.save_targets(targets, tmp_path)
+    loaded = steering.load_targets(tmp_path)
+    assert loaded.motion_px == pytest.approx(targets.motion_px)
+    assert loaded.look == pytest.approx(targets.look)
+    np.testing.assert_array_equal(loaded.anchors, targets.anchors)
+    np.testing.assert_array_equal(loaded.bank, targets.bank)
+    assert steering.load_targets(tmp_path / "missing") is None
+
+
+def run_controller(targets, previous: np.ndarray, frame: np.ndarray, steps: int = 20) -> steering.Controllers:
+    controllers = steering.Controllers(targets, 1)
+    for _ in range(steps):
+        controllers.update(previous[None], frame[None])
+    return controllers
+
+
+def test_a_frozen_video_raises_the_change_scale_and_a_jumpy_one_lowers_it(targets):
+    """Motion: no motion between frames pushes tau up; motion far beyond the clip's pushes it down."""
+    clip = panning_clip(speed=1)
+    frozen = run_controller(targets, clip[0], clip[0])
+    assert frozen.tau[0] > 1.5
+    jumpy = run_controller(targets, panning_clip(speed=1)[0], panning_clip(seed=5)[0])
+    assert jumpy.tau[0] < 1.0
+
+
+def test_a_blurred_video_gets_sharpened_and_a_noisy_one_smoothed(targets):
+    """Detail: a blurred frame drives the unsharp amount up; a frame of pixel noise drives it below zero."""
+    import cv2
+
+    frame = panning_clip()[10]
+    blurred = cv2.GaussianBlur(frame, (0, 0), 2.0)
+    assert run_controller(targets, blurred, blurred).amount[0] > 0.2
+    noise = np.random.default_rng(0).integers(0, 256, frame.shape).astype(np.uint8)
+    assert run_controller(targets, noise, noise).amount[0] < -0.2
+
+
+def test_a_frame_off_the_clip_is_pulled_back_harder_than_a_real_one(targets):
+    """Look: a frame of another texture raises the anchor weight; a real training frame lowers it."""
+    clip = panning_clip()
+    stranger = panning_clip(seed=7)[0]
+    assert run_controller(targets, stranger, stranger).weight[0] > steering.LOOK_START
+    assert run_controller(targets, clip[5], clip[5]).weight[0] < steering.LOOK_START
+
+
+def test_controller_state_round_trips(targets):
+    """A resumed generation continues with the same controller state."""
+    clip = panning_clip()
+    a = run_controller(targets, clip[0], clip[0], steps=5)
+    b = steering.Controllers(targets, 1)
+    b.restore(a.state())
+    assert b.state() == a.state()
+    with pytest.raises(ValueError):
+        b.restore({"tau": [1.0, 2.0], "amount": [0.0], "weight": [0.1], "motion": [1.0]})
+
+
+def fading_generator(damping: float):
+    """A real Keras generator (K=2) that extrapolates the last change but damped: last + damping*(last - previous).
+    Fed back, its motion shrinks by ``damping`` every step: the way a median predictor freezes."""
+    import keras
+
+    inputs = keras.Input((SIDE, SIDE, 6))
+    previous, last = inputs[..., :3], inputs[..., 3:]
+    return keras.Model(inputs, keras.ops.clip(last + damping * (last - previous), -1.0, 1.0))
+
+
+def test_steering_keeps_a_fading_generator_moving_where_the_plain_loop_freezes(targets):
+    """End to end with TensorFlow: the plain rollout of a damped extrapolator stops moving (motion < 0.5 of the
+    clip's); the steered one keeps moving at the clip's level in every window and stays close to the clip's look."""
+    from videogen.frames import rollout, stack_context
+
+    clip = panning_clip()
+    model = fading_generator(0.8)
+    start = stack_context(clip[None, 28:30])
+    plain = np.concatenate(list(rollout(model, start, 150, 2, deterministic=True)))
+    controllers = steering.Controllers(targets, 1)
+    steered = np.concatenate(list(steering.steered_rollout(model, targets, start, 150, 2, controllers,
+                                                           deterministic=True)))
+    ref = vq.reference(clip[:30], clip[30:], clip)
+    plain_motion = vq.score_video(plain, ref=ref, window=50)["motion"]
+    steered_scores = vq.score_video(steered, ref=ref, window=50)
+    assert max(plain_motion[1:]) < 0.5
+    assert all(0.5 <= m <= 2.0 for m in steered_scores["motion"])
+    assert steered_scores["realism"][-1] <= 1.5

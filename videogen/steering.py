@@ -1,0 +1,262 @@
+"""Steering a long generated video: closed-loop controls that keep its motion, detail and closeness to the clip at
+the clip's own levels while the generator feeds on its own frames.
+
+Why: a next-frame generator trained with a dominant L1 loss predicts (roughly) the median of the possible next frames.
+Fed back on itself, the change it predicts shrinks a little every step, so the video slows down and freezes, while its
+small errors compound into blotches or noise (docs/quality.md has the measurements). Steering corrects the three
+symptoms after every generated frame, each with a small controller like an automatic gain control, against targets
+measured on the real clip:
+
+- **motion**: the predicted change is scaled, ``y = last + tau * (G(x) - last)``; ``tau`` moves toward the ratio of
+  the clip's mean optical-flow magnitude to a running mean of the generated video's (Farneback flow, as the report
+  measures motion);
+- **detail**: an unsharp mask ``y + s * (y - blur(y))``; ``s`` steps toward the clip's mean Laplacian variance
+  (negative ``s`` blurs a video that has grown noisier than the clip);
+- **look**: the frame is blended with weight ``w`` toward its nearest training frame (whole-frame L2 on 32 px
+  thumbnails); ``w`` follows the ratio of the frame's mean nearest-patch distance (7x7 patches against a bank of
+  training patches) to that of held-out real frames, times :data:`LOOK_SLACK`. This is the role of SinFusion's
+  projector (Nikankin, Haim and Irani, "SinFusion: Training Diffusion Models on a Single Image or Video", ICML 2023):
+  pull every new frame back onto the clip's look before it is fed back.
+
+The generator itself is untouched (``generator.keras`` stays the one-call next-frame predictor); the train stage saves
+the targets, anchor frames and patch bank beside it as ``steering.npz`` (:func:`save_targets`), and the generate stage
+steers when that file is there and ``steer`` is on. All measurements run on frames of at most :data:`MEASURE_SIDE` px.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+STEERING_FILE = "steering.npz"
+# Frames are measured (flow, Laplacian, patches) at most this large: the controllers need trends, not detail, and the
+# per-frame cost stays a few milliseconds per video at any model size.
+MEASURE_SIDE = 128
+# Side of the thumbnails the nearest training frame is searched on.
+THUMB_SIDE = 32
+# Anchor frames kept in steering.npz (evenly spaced over the training frames) and the uint8 bytes they may take.
+MAX_ANCHORS = 512
+MAX_ANCHOR_BYTES = 48 << 20
+# Patches in the look controller's bank and drawn from each generated frame.
+BANK_PATCHES = 4096
+FRAME_PATCHES = 64
+PATCH = 7
+# The look target: the held-out frames' mean nearest-patch distance times this. Real unseen frames sit at 1; the
+# video's checks fail above 1.5 (videogen.video_quality.Thresholds.realism_max), so 1.2 leaves room for noise.
+LOOK_SLACK = 1.2
+# Controller gains (per frame) and ranges. tau and w are multiplicative (log-domain steps), s additive.
+MOTION_GAIN, MOTION_EMA, TAU_RANGE = 0.1, 0.9, (0.5, 8.0)
+DETAIL_GAIN, DETAIL_RANGE = 0.05, (-0.8, 3.0)
+LOOK_GAIN, LOOK_RANGE, LOOK_START = 0.1, (0.01, 0.7), 0.1
+# Farneback parameters: the ones videogen.video_quality measures motion with (OpenCV's usual set).
+_FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
+
+
+# ------------------------------------------------------------------------------------------------------ measurements
+def _measure_frame(frame: np.ndarray) -> np.ndarray:
+    """uint8 (S, S, 3) -> the frame at most MEASURE_SIDE px (area-averaged), uint8."""
+    side = frame.shape[0]
+    if side <= MEASURE_SIDE:
+        return frame
+    return cv2.resize(frame, (MEASURE_SIDE, MEASURE_SIDE), interpolation=cv2.INTER_AREA)
+
+
+def _gray(frame: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+
+
+def flow_magnitude(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean Farneback optical-flow magnitude (px at the measuring size) from frame ``a`` to ``b`` (uint8 RGB)."""
+    flow = cv2.calcOpticalFlowFarneback(_gray(_measure_frame(a)), _gray(_measure_frame(b)), None, **_FARNEBACK)
+    return float(np.linalg.norm(flow, axis=-1).mean())
+
+
+def sharpness(frame: np.ndarray) -> float:
+    """Variance of the Laplacian of the grayscale frame at the measuring size."""
+    return float(cv2.Laplacian(_gray(_measure_frame(frame)), cv2.CV_64F).var())
+
+
+def _patches(frames: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` random PATCH x PATCH patches ``(count, PATCH*PATCH*3)`` float32 (centred) from measured frames."""
+    index = rng.integers(0, len(frames), count)
+    side = frames.shape[1]
+    ys, xs = rng.integers(0, side - PATCH + 1, count), rng.integers(0, side - PATCH + 1, count)
+    offsets = np.arange(PATCH)
+    rows = (ys[:, None] + offsets)[:, :, None]
+    cols = (xs[:, None] + offsets)[:, None, :]
+    return frames[index[:, None, None], rows, cols].reshape(count, -1).astype(np.float32) - 127.5
+
+
+def patch_distance(queries: np.ndarray, bank: np.ndarray) -> float:
+    """Mean Euclidean distance (per value, 0-255 scale) of each query patch to its nearest bank patch."""
+    d2 = (queries ** 2).sum(1)[:, None] + (bank ** 2).sum(1)[None] - 2.0 * queries @ bank.T
+    return float(np.sqrt(np.maximum(d2.min(axis=1), 0.0) / queries.shape[1]).mean())
+
+
+# ----------------------------------------------------------------------------------------------------------- targets
+@dataclass(frozen=True)
+class Targets:
+    """What steering holds a video to, measured on the real clip (see :func:`clip_targets`)."""
+
+    motion_px: float  # mean flow magnitude of consecutive training frames
+    sharpness: float  # mean Laplacian variance of the training frames
+    look: float  # held-out frames' mean nearest-patch distance to the bank, times LOOK_SLACK
+    bank: np.ndarray  # (BANK_PATCHES, PATCH*PATCH*3) float32 centred training patches at the measuring size
+    anchors: np.ndarray  # (N, S, S, 3) uint8 training frames (evenly spaced) that the look controller blends toward
+
+
+def _evenly(frames: np.ndarray, limit: int) -> np.ndarray:
+    index = np.unique(np.linspace(0, len(frames) - 1, min(limit, len(frames))).round().astype(int))
+    return np.asarray(frames[index])
+
+
+def clip_targets(train_clips: list[np.ndarray], heldout_clips: list[np.ndarray], seed: int = 0) -> Targets:
+    """Targets from the training frames of each source video (uint8 ``(T, S, S, 3)``, in time order) and their
+    held-out frames (the look reference; a video without held-out frames lends its training frames)."""
+    rng = np.random.default_rng(seed)
+    flows = [flow_magnitude(c[t - 1], c[t]) for c in train_clips for t in range(1, len(c))]
+    train = np.concatenate(train_clips)
+    measured = np.stack([_measure_frame(f) for f in _evenly(train, 2 * MAX_ANCHORS)])
+    bank = _patches(measured, BANK_PATCHES, rng)
+    heldout = np.concatenate([h for h in heldout_clips if len(h)] or [train])
+    held = np.stack([_measure_frame(f) for f in _evenly(heldout, MAX_ANCHORS)])
+    per_frame = max(1, 2048 // len(held))
+    look = patch_distance(_patches(held, per_frame * len(held), rng), bank) * LOOK_SLACK
+    limit = max(1, min(MAX_ANCHORS, MAX_ANCHOR_BYTES // train[0].nbytes))
+    return Targets(motion_px=float(np.mean(flows)) if flows else 0.0,
+                   sharpness=float(np.mean([sharpness(f) for f in _evenly(train, MAX_ANCHORS)])),
+                   look=look, bank=bank, anchors=_evenly(train, limit))
+
+
+def save_targets(targets: Targets, model_dir: Path) -> Path:
+    """Write ``steering.npz`` into the model dir (atomically: a temporary name, then a rename)."""
+    path = Path(model_dir) / STEERING_FILE
+    tmp = path.with_name(f".{STEERING_FILE}.tmp.npz")
+    np.savez(tmp, motion_px=targets.motion_px, sharpness=targets.sharpness, look=targets.look, bank=targets.bank,
+             anchors=targets.anchors)
+    tmp.replace(path)
+    return path
+
+
+def load_targets(model_dir: Path) -> Targets | None:
+    """The model dir's steering targets, or None when it has none (a model trained before steering existed)."""
+    path = Path(model_dir) / STEERING_FILE
+    if not path.is_file():
+        return None
+    with np.load(path) as data:
+        return Targets(motion_px=float(data["motion_px"]), sharpness=float(data["sharpness"]),
+                       look=float(data["look"]), bank=data["bank"].astype(np.float32),
+                       anchors=data["anchors"].astype(np.uint8))
+
+
+# -------------------------------------------------------------------------------------------------------- controllers
+class Controllers:
+    """Per-video controller state: change scale ``tau``, unsharp amount ``s`` and anchor weight ``w``, updated from
+    each new frame. :meth:`state` / :meth:`restore` carry them across a resumed generation."""
+
+    def __init__(self, targets: Targets, num_videos: int, seed: int = 0):
+        self.targets = targets
+        self.tau = np.ones(num_videos, np.float32)
+        self.amount = np.zeros(num_videos, np.float32)
+        self.weight = np.full(num_videos, LOOK_START, np.float32)
+        self.motion = np.full(num_videos, targets.motion_px, np.float64)
+        self.seed = seed
+        self.steps = 0  # frames seen; with the seed it fixes each update's patch draws (a resumed run repeats them)
+
+    def update(self, previous: np.ndarray, frames: np.ndarray) -> None:
+        """Step every controller after the new frames ``(V, S, S, 3)`` uint8 that followed ``previous``."""
+        t = self.targets
+        rng = np.random.default_rng([self.seed, self.steps])
+        self.steps += 1
+        for v in range(len(frames)):
+            self.motion[v] = MOTION_EMA * self.motion[v] + (1 - MOTION_EMA) * flow_magnitude(previous[v], frames[v])
+            if t.motion_px > 0:
+                self.tau[v] = _log_step(self.tau[v], t.motion_px / max(self.motion[v], 1e-3), MOTION_GAIN, TAU_RANGE)
+            ratio = t.sharpness / max(sharpness(frames[v]), 1e-3)
+            self.amount[v] = np.clip(self.amount[v] + DETAIL_GAIN * math.log(max(ratio, 1e-6)), *DETAIL_RANGE)
+            measured = _measure_frame(frames[v])[None]
+            distance = patch_distance(_patches(measured, FRAME_PATCHES, rng), t.bank)
+            self.weight[v] = _log_step(self.weight[v], max(distance, 1e-3) / max(t.look, 1e-3), LOOK_GAIN, LOOK_RANGE)
+
+    def state(self) -> dict:
+        return {"tau": self.tau.tolist(), "amount": self.amount.tolist(), "weight": self.weight.tolist(),
+                "motion": self.motion.tolist(), "steps": self.steps}
+
+    def restore(self, state: dict) -> None:
+        for name in ("tau", "amount", "weight", "motion"):
+            values = np.asarray(state[name], dtype=getattr(self, name).dtype)
+            if values.shape != getattr(self, name).shape:
+                raise ValueError(f"steering state '{name}' has shape {values.shape}")
+            setattr(self, name, values)
+        self.steps = int(state.get("steps", 0))
+
+
+def _log_step(value: float, ratio: float, gain: float, bounds: tuple[float, float]) -> float:
+    return float(np.clip(value * math.exp(gain * math.log(max(ratio, 1e-6))), *bounds))
+
+
+# ----------------------------------------------------------------------------------------------------------- rollout
+def make_steered_step(model, targets: Targets, context_frames: int, deterministic: bool, jit_compile: bool = False):
+    """``(context uint8 (V,S,S,3K), tau (V,), amount (V,), weight (V,)) -> (next context, frame uint8 (V,S,S,3))``:
+    the generator's step with the three corrections applied in-graph (see the module docstring)."""
+    import tensorflow as tf
+
+    from videogen.frames import tf_to_float, tf_to_uint8
+
+    anchors = tf.constant(targets.anchors)
+    thumbs = tf.reshape(tf.image.resize(tf_to_float(anchors), [THUMB_SIDE, THUMB_SIDE], antialias=True),
+                        [len(targets.anchors), -1])
+    thumbs_sq = tf.reduce_sum(thumbs ** 2, axis=1)
+    kernel = np.outer(*2 * [np.array([1, 4, 6, 4, 1], np.float32) / 16])  # 5x5 binomial (Gaussian) blur
+    kernel = tf.constant(np.tile(kernel[:, :, None, None], (1, 1, 3, 1)))
+
+    def step(context, tau, amount, weight):
+        x = tf_to_float(context)
+        last = x[..., -3:]
+        y = tf.cast(model(x, training=not deterministic), tf.float32)
+        y = tf.clip_by_value(last + tau[:, None, None, None] * (y - last), -1.0, 1.0)
+        blurred = tf.nn.depthwise_conv2d(tf.pad(y, [[0, 0], [2, 2], [2, 2], [0, 0]], "REFLECT"), kernel,
+                                         [1, 1, 1, 1], "VALID")
+        y = tf.clip_by_value(y + amount[:, None, None, None] * (y - blurred), -1.0, 1.0)
+        query = tf.reshape(tf.image.resize(y, [THUMB_SIDE, THUMB_SIDE], antialias=True), [tf.shape(y)[0], -1])
+        nearest = tf.argmin(thumbs_sq[None] - 2.0 * tf.matmul(query, thumbs, transpose_b=True), axis=1)
+        anchor = tf_to_float(tf.gather(anchors, nearest))
+        frame = tf_to_uint8((1.0 - weight[:, None, None, None]) * y + weight[:, None, None, None] * anchor)
+        context = tf.concat([context[..., 3:], frame], axis=-1) if context_frames > 1 else frame
+        return context, frame
+
+    return tf.function(step, jit_compile=jit_compile, reduce_retracing=False)
+
+
+def steered_rollout(model, targets: Targets, start_frames_uint8: np.ndarray, n: int, context_frames: int,
+                    controllers: Controllers, deterministic: bool = False, seed: int = 0, *, jit_compile: bool = False,
+                    steps_done: int = 0) -> Iterator[np.ndarray]:
+    """Like :func:`videogen.frames.rollout`, with steering: yield ``n`` frames uint8 ``(V, S, S, 3)``, updating
+    ``controllers`` after each (their state continues a resumed rollout)."""
+    import tensorflow as tf
+
+    from videogen.frames import freeze_batchnorm, seed_dropout
+
+    start = np.asarray(start_frames_uint8)
+    if start.dtype != np.uint8 or start.ndim != 4 or start.shape[-1] != 3 * context_frames:
+        raise ValueError(f"start frames must be uint8 (V, S, S, {3 * context_frames}), got {start.dtype} {start.shape}")
+    if start.shape[1:3] != targets.anchors.shape[1:3]:
+        raise ValueError(f"steering targets are for {targets.anchors.shape[1]} px frames, not {start.shape[1]} px")
+    if not deterministic:
+        freeze_batchnorm(model)
+        seed_dropout(model, seed, steps_done)
+    step = make_steered_step(model, targets, context_frames, deterministic, jit_compile)
+    context = tf.constant(start)
+    previous = start[..., -3:]
+    for _ in range(n):
+        context, frame = step(context, tf.constant(controllers.tau), tf.constant(controllers.amount),
+                              tf.constant(controllers.weight))
+        frame = frame.numpy()
+        controllers.update(previous, frame)
+        previous = frame
+        yield frame
