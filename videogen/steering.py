@@ -92,10 +92,17 @@ def _patches(frames: np.ndarray, count: int, rng: np.random.Generator) -> np.nda
     return frames[index[:, None, None], rows, cols].reshape(count, -1).astype(np.float32) - 127.5
 
 
+def nearest_distances(queries: np.ndarray, bank: np.ndarray, bank_sq: np.ndarray | None = None) -> np.ndarray:
+    """Euclidean distance (per value, 0-255 scale) of each query patch to its nearest bank patch (one matrix product;
+    ``bank_sq``: the bank rows' squared norms, if already known)."""
+    bank_sq = (bank ** 2).sum(1) if bank_sq is None else bank_sq
+    d2 = (bank_sq[None] - 2.0 * (queries @ bank.T)).min(axis=1) + (queries ** 2).sum(1)
+    return np.sqrt(np.maximum(d2, 0.0) / queries.shape[1])
+
+
 def patch_distance(queries: np.ndarray, bank: np.ndarray) -> float:
-    """Mean Euclidean distance (per value, 0-255 scale) of each query patch to its nearest bank patch."""
-    d2 = (queries ** 2).sum(1)[:, None] + (bank ** 2).sum(1)[None] - 2.0 * queries @ bank.T
-    return float(np.sqrt(np.maximum(d2.min(axis=1), 0.0) / queries.shape[1]).mean())
+    """Mean of :func:`nearest_distances`."""
+    return float(nearest_distances(queries, bank).mean())
 
 
 # ----------------------------------------------------------------------------------------------------------- targets
@@ -166,6 +173,7 @@ class Controllers:
         self.weight = np.full(num_videos, LOOK_START, np.float32)
         self.motion = np.full(num_videos, targets.motion_px, np.float64)
         self.seed = seed
+        self.bank_sq = (targets.bank ** 2).sum(1)
         self.steps = 0  # frames seen; with the seed it fixes each update's patch draws (a resumed run repeats them)
 
     def update(self, previous: np.ndarray, frames: np.ndarray) -> None:
@@ -173,15 +181,17 @@ class Controllers:
         t = self.targets
         rng = np.random.default_rng([self.seed, self.steps])
         self.steps += 1
+        measured = [_measure_frame(f) for f in frames]
+        queries = np.concatenate([_patches(m[None], FRAME_PATCHES, rng) for m in measured])
+        distances = nearest_distances(queries, t.bank, self.bank_sq).reshape(len(frames), FRAME_PATCHES).mean(axis=1)
         for v in range(len(frames)):
             self.motion[v] = MOTION_EMA * self.motion[v] + (1 - MOTION_EMA) * flow_magnitude(previous[v], frames[v])
             if t.motion_px > 0:
                 self.tau[v] = _log_step(self.tau[v], t.motion_px / max(self.motion[v], 1e-3), MOTION_GAIN, TAU_RANGE)
-            ratio = t.sharpness / max(sharpness(frames[v]), 1e-3)
+            ratio = t.sharpness / max(sharpness(measured[v]), 1e-3)
             self.amount[v] = np.clip(self.amount[v] + DETAIL_GAIN * math.log(max(ratio, 1e-6)), *DETAIL_RANGE)
-            measured = _measure_frame(frames[v])[None]
-            distance = patch_distance(_patches(measured, FRAME_PATCHES, rng), t.bank)
-            self.weight[v] = _log_step(self.weight[v], max(distance, 1e-3) / max(t.look, 1e-3), LOOK_GAIN, LOOK_RANGE)
+            self.weight[v] = _log_step(self.weight[v], max(float(distances[v]), 1e-3) / max(t.look, 1e-3),
+                                       LOOK_GAIN, LOOK_RANGE)
 
     def state(self) -> dict:
         return {"tau": self.tau.tolist(), "amount": self.amount.tolist(), "weight": self.weight.tolist(),

@@ -59,6 +59,28 @@ def run_one(clip: str, recipe: str, args, work: Path) -> list[dict]:
     return rows
 
 
+def same_start(clip: str, recipe: str, args, work: Path) -> dict:
+    """Two steered videos from ONE start frame (the dataset's start frame as a start image): do they differ?"""
+    import numpy as np
+    from PIL import Image
+
+    from videogen.evaluate import evaluate
+    from videogen.generate import GenerateSettings, generate
+
+    data, model = work / f"data_{clip}", work / f"model_{clip}_{recipe}_s{args.seed}"
+    info = json.loads((data / "dataset.json").read_text())
+    start = work / f"start_{clip}.png"
+    Image.fromarray(np.load(data / "frames.npy", mmap_mode="r")[info["start_frame"]]).save(start)
+    gen = work / f"gen_{clip}_{recipe}_s{args.seed}_same"
+    started = time.perf_counter()
+    generate(model, gen, GenerateSettings(frames=args.frames, num_videos=args.videos, seed=args.seed), start_image=start)
+    gen_s = time.perf_counter() - started
+    evaluate(data, model, gen.with_name(gen.name + "_eval"), generated_dir=gen)
+    metrics = json.loads((gen.with_name(gen.name + "_eval") / "metrics.json").read_text())
+    result = row(clip, recipe, True, args, json.loads((model / "model.json").read_text()), metrics, gen_s)
+    return {**result, "same_start": metrics["video_quality"]["diversity"]["same_start"]}
+
+
 def row(clip: str, recipe: str, steer: bool, args, info: dict, metrics: dict, gen_s: float) -> dict:
     quality = metrics["video_quality"]
     videos = quality["videos"]
@@ -89,7 +111,7 @@ def table(path: Path) -> str:
         r = json.loads(line)
         fmt = "-".join(f"{v:.2f}" for v in r["motion"] or [])
         lines.append(
-            f"| {r['clip']} | {r['recipe']} | {'on' if r['steer'] else 'off'} | {fmt} | "
+            f"| {r['clip']} | {r['recipe']} | {'on' if r['steer'] else 'off'}{', one start' if r.get('same_start') else ''} | {fmt} | "
             f"{', '.join(f'{v:.2f}' for v in r['realism_last'])} | "
             f"{'-'.join(f'{v:.2f}' for v in r['sharpness'] or [])} | {', '.join(f'{v:.2f}' for v in r['drift'])} | "
             f"{', '.join(f'{v:.3f}' for v in r['replay'])} | {r['one_step']['psnr_model']:.2f} / "
@@ -107,6 +129,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default=str(REPO / "work" / "long_videos"))
     parser.add_argument("--results", default=str(RESULTS))
+    parser.add_argument("--same-start", action="store_true",
+                        help="only generate and judge two steered videos from one start frame (models trained before)")
     parser.add_argument("--table", action="store_true", help="print the table of --results and exit")
     args = parser.parse_args()
     if args.table:
@@ -116,7 +140,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     for clip in args.clips:
         for recipe in args.recipes:
-            for r in run_one(clip, recipe, args, work):
+            for r in [same_start(clip, recipe, args, work)] if args.same_start else run_one(clip, recipe, args, work):
                 with open(args.results, "a") as fh:
                     fh.write(json.dumps(r) + "\n")
                 print(json.dumps(r), flush=True)
