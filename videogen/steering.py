@@ -13,7 +13,7 @@ measured on the real clip:
 - **detail**: an unsharp mask ``y + s * (y - blur(y))``; ``s`` steps toward the clip's mean Laplacian variance
   (negative ``s`` blurs a video that has grown noisier than the clip);
 - **look**: the frame is blended with weight ``w`` toward its nearest training frame (whole-frame L2 on 32 px
-  thumbnails); ``w`` follows the ratio of the frame's mean nearest-patch distance (7x7 patches against a bank of
+  area-averaged thumbnails); ``w`` follows the ratio of the frame's mean nearest-patch distance (7x7 patches against a bank of
   training patches) to that of held-out real frames, times :data:`LOOK_SLACK`. This is the role of SinFusion's
   projector (Nikankin, Haim and Irani, "SinFusion: Training Diffusion Models on a Single Image or Video", ICML 2023):
   pull every new frame back onto the clip's look before it is fed back.
@@ -219,8 +219,12 @@ def make_steered_step(model, targets: Targets, context_frames: int, deterministi
     from videogen.frames import tf_to_float, tf_to_uint8
 
     anchors = tf.constant(targets.anchors)
-    thumbs = tf.reshape(tf.image.resize(tf_to_float(anchors), [THUMB_SIDE, THUMB_SIDE], antialias=True),
-                        [len(targets.anchors), -1])
+    pool = max(1, targets.anchors.shape[1] // THUMB_SIDE)  # model sizes are multiples of 32: an exact area average
+
+    def thumbnail(images):  # average pooling: cheap, and compiles under XLA on every device
+        return tf.reshape(tf.nn.avg_pool2d(images, pool, pool, "VALID"), [tf.shape(images)[0], -1])
+
+    thumbs = thumbnail(tf_to_float(anchors))
     thumbs_sq = tf.reduce_sum(thumbs ** 2, axis=1)
     kernel = np.outer(*2 * [np.array([1, 4, 6, 4, 1], np.float32) / 16])  # 5x5 binomial (Gaussian) blur
     kernel = tf.constant(np.tile(kernel[:, :, None, None], (1, 1, 3, 1)))
@@ -233,7 +237,7 @@ def make_steered_step(model, targets: Targets, context_frames: int, deterministi
         blurred = tf.nn.depthwise_conv2d(tf.pad(y, [[0, 0], [2, 2], [2, 2], [0, 0]], "REFLECT"), kernel,
                                          [1, 1, 1, 1], "VALID")
         y = tf.clip_by_value(y + amount[:, None, None, None] * (y - blurred), -1.0, 1.0)
-        query = tf.reshape(tf.image.resize(y, [THUMB_SIDE, THUMB_SIDE], antialias=True), [tf.shape(y)[0], -1])
+        query = thumbnail(y)
         nearest = tf.argmin(thumbs_sq[None] - 2.0 * tf.matmul(query, thumbs, transpose_b=True), axis=1)
         anchor = tf_to_float(tf.gather(anchors, nearest))
         frame = tf_to_uint8((1.0 - weight[:, None, None, None]) * y + weight[:, None, None, None] * anchor)
