@@ -117,27 +117,45 @@ class Targets:
     anchors: np.ndarray  # (N, S, S, 3) uint8 training frames (evenly spaced) that the look controller blends toward
 
 
-def _evenly(frames: np.ndarray, limit: int) -> np.ndarray:
-    index = np.unique(np.linspace(0, len(frames) - 1, min(limit, len(frames))).round().astype(int))
-    return np.asarray(frames[index])
+# Consecutive pairs measured for the motion target (evenly spaced over a long clip).
+MAX_FLOW_PAIRS = 2000
+
+
+def _evenly(clips: list[np.ndarray], limit: int) -> np.ndarray:
+    """At most ``limit`` frames evenly spaced over the clips taken one after another, read one by one (the clips may
+    be memory maps larger than memory)."""
+    lengths = np.array([len(c) for c in clips])
+    total = int(lengths.sum())
+    index = np.unique(np.linspace(0, total - 1, min(limit, total)).round().astype(int))
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    which = np.searchsorted(starts, index, side="right") - 1
+    return np.stack([np.asarray(clips[c][i - starts[c]]) for c, i in zip(which, index)])
+
+
+def _mean_motion(clips: list[np.ndarray]) -> float:
+    pairs = [(c, t) for c, clip in enumerate(clips) for t in range(1, len(clip))]
+    if not pairs:
+        return 0.0
+    keep = np.unique(np.linspace(0, len(pairs) - 1, min(MAX_FLOW_PAIRS, len(pairs))).round().astype(int))
+    return float(np.mean([flow_magnitude(clips[pairs[k][0]][pairs[k][1] - 1], clips[pairs[k][0]][pairs[k][1]])
+                          for k in keep]))
 
 
 def clip_targets(train_clips: list[np.ndarray], heldout_clips: list[np.ndarray], seed: int = 0) -> Targets:
-    """Targets from the training frames of each source video (uint8 ``(T, S, S, 3)``, in time order) and their
-    held-out frames (the look reference; a video without held-out frames lends its training frames)."""
+    """Targets from the training frames of each source video (uint8 ``(T, S, S, 3)``, in time order; memory maps are
+    read frame by frame) and their held-out frames (the look reference; without any, the training frames lend
+    theirs)."""
     rng = np.random.default_rng(seed)
-    flows = [flow_magnitude(c[t - 1], c[t]) for c in train_clips for t in range(1, len(c))]
-    train = np.concatenate(train_clips)
-    measured = np.stack([_measure_frame(f) for f in _evenly(train, 2 * MAX_ANCHORS)])
+    measured = np.stack([_measure_frame(f) for f in _evenly(train_clips, 2 * MAX_ANCHORS)])
     bank = _patches(measured, BANK_PATCHES, rng)
-    heldout = np.concatenate([h for h in heldout_clips if len(h)] or [train])
+    heldout = [h for h in heldout_clips if len(h)] or train_clips
     held = np.stack([_measure_frame(f) for f in _evenly(heldout, MAX_ANCHORS)])
     per_frame = max(1, 2048 // len(held))
     look = patch_distance(_patches(held, per_frame * len(held), rng), bank) * LOOK_SLACK
-    limit = max(1, min(MAX_ANCHORS, MAX_ANCHOR_BYTES // train[0].nbytes))
-    return Targets(motion_px=float(np.mean(flows)) if flows else 0.0,
-                   sharpness=float(np.mean([sharpness(f) for f in _evenly(train, MAX_ANCHORS)])),
-                   look=look, bank=bank, anchors=_evenly(train, limit))
+    limit = max(1, min(MAX_ANCHORS, MAX_ANCHOR_BYTES // train_clips[0][0].nbytes))
+    return Targets(motion_px=_mean_motion(train_clips),
+                   sharpness=float(np.mean([sharpness(f) for f in _evenly(train_clips, MAX_ANCHORS)])),
+                   look=look, bank=bank, anchors=_evenly(train_clips, limit))
 
 
 def save_targets(targets: Targets, model_dir: Path) -> Path:

@@ -312,13 +312,12 @@ def steering_targets(dataset: artifacts.Dataset, seed: int) -> steering.Targets:
     train_clips, heldout_clips = [], []
     for video in dataset.videos:
         first, end = video.block("train")
-        train_clips.append(np.asarray(video.frames[first:end + 1]))
+        train_clips.append(video.frames[first:end + 1])  # memory-map slices: clip_targets reads what it needs
         try:
             val_first, val_end = video.block("val")
         except InputError:
             val_first = val_end = 0
-        heldout_clips.append(np.asarray(video.frames[val_first:val_end + 1]) if val_end > val_first else
-                             np.zeros((0, *video.frames.shape[1:]), np.uint8))
+        heldout_clips.append(video.frames[val_first:val_end + 1] if val_end > val_first else video.frames[:0])
     return steering.clip_targets(train_clips, heldout_clips, seed)
 
 
