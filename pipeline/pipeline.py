@@ -199,11 +199,12 @@ def build_pipeline(config: "ClusterConfig | None" = None):
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
         prepare_args = dict(image_size=image_size, train_ratio=train_ratio, seed=seed, max_pixels=max_pixels,
                             video_identity=video_identity)
-        stages = dict(checkpoint_root=checkpoint_root, output_root=output_root, fps=fps, seed=seed, train=dict(
-            max_epoch=max_epoch, max_steps=max_steps, batch_size=batch_size, l1_weight=l1_weight,
-            gan_weight=gan_weight, ngf=ngf, ndf=ndf, context_frames=context_frames, refine_rounds=refine_rounds,
-            checkpoint_every=checkpoint_every, train_nodes=train_nodes), generate=dict(
-            frames=frames, num_videos=num_videos, deterministic=deterministic, steer=steer))
+        train_args = dict(max_epoch=max_epoch, max_steps=max_steps, batch_size=batch_size, l1_weight=l1_weight,
+                          gan_weight=gan_weight, ngf=ngf, ndf=ndf, context_frames=context_frames,
+                          refine_rounds=refine_rounds, checkpoint_every=checkpoint_every, train_nodes=train_nodes)
+        generate_args = dict(frames=frames, num_videos=num_videos, deterministic=deterministic, steer=steer)
+        stages = dict(checkpoint_root=checkpoint_root, output_root=output_root, fps=fps, seed=seed, train=train_args,
+                      generate=generate_args)
         listing = _list_videos(config, video=video, max_videos=max_videos)
         with dsl.If(per_video_models == False, name="one-model"):  # noqa: E712 - KFP builds its condition from ==
             with dsl.ParallelFor(listing.output, parallelism=config.prepare_parallelism) as one_video:

@@ -45,7 +45,8 @@ class RunSettings:
     seed: int = field(default=0, metadata={
         "help": "random seed of every stage (split start frame, initial weights, data order, dropout)"})
     output_root: str = field(default="minio://mlpipeline/videogen", metadata={
-        "help": "where the pipeline publishes results, as {output_root}/{run id}/gen.mp4",
+        "help": "where the pipeline publishes results, as {output_root}/{run id}/gen.mp4 (per-video models: "
+                "{output_root}/{run id}/{clip}/gen.mp4)",
         "local": "the work dir"})
     checkpoint_root: str = field(default="minio://mlpipeline/videogen-checkpoints", metadata={
         "help": "where training checkpoints live across retries", "local": "the work dir"})
