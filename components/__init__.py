@@ -8,6 +8,7 @@ A component's parameters have no defaults: the settings dataclass of its stage (
 holds each default, and the pipeline passes every parameter.
 """
 
+from components.clips import clip_scope, first_clip
 from components.encode import encode_video
 from components.evaluate import evaluate_model
 from components.generate import generate_frames
@@ -15,4 +16,4 @@ from components.prepare import combine_datasets, list_videos, prepare_dataset
 from components.train import train_model
 
 __all__ = ["list_videos", "prepare_dataset", "combine_datasets", "train_model", "generate_frames", "encode_video",
-           "evaluate_model"]
+           "evaluate_model", "clip_scope", "first_clip"]

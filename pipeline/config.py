@@ -68,7 +68,8 @@ class ClusterConfig:
     gpu_stage_resources: dict = field(default_factory=lambda: {
         "cpu_request": "4", "cpu_limit": "8", "memory_request": "16Gi", "memory_limit": "32Gi"})
     prepare_parallelism: int = 8
-    """How many videos of a run are prepared at once (the ParallelFor's parallelism)."""
+    """How many videos of a run are prepared at once (the ParallelFor's parallelism); with per_video_models, how many
+    clips are prepared, trained, generated, encoded and evaluated at once."""
     kubernetes: bool = True
     """False for kfp.local runs: no Kubernetes settings, no secret env, no endpoint override."""
     trainjob_runtime: str = "videogen-tensorflow"

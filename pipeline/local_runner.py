@@ -4,7 +4,10 @@ Reads the video or videos (local paths, s3://, minio:// or http(s)://; a list or
 root: every task's artifacts), ``checkpoints/<resume key>/`` (training checkpoints and partial generation, outside
 the task outputs, as on a cluster; the key is a hash of the video and the parameters, so the same command run again
 after a kill resumes; removed when the run finishes) and ``published/<run id>/`` (gen.mp4 and the report), then
-copies the video to ``output`` and the report beside it. A lock file keeps two runs from sharing one work dir.
+copies the video to ``output`` and the report beside it. With ``per_video_models`` each clip publishes into
+``published/<run id>/<clip>/``: the first clip's video goes to ``output`` (its report beside it) and every other
+clip's beside it, named after both (``gen-<clip>.mp4``, ``gen-<clip>.report.html``, ...). A lock file keeps two runs
+from sharing one work dir.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class LocalRunResult:
     report: str | None
     published_dir: Path
     duration_s: float
+    clips: tuple[str, ...] = ()  # per_video_models: the other clips' videos, delivered beside ``output``
 
 
 @contextlib.contextmanager
@@ -102,8 +106,9 @@ def run_local(arguments: dict, work_dir: Path, output: str) -> LocalRunResult:
         published_dir = Path(published).parent
         storage.put(Path(published), output)
         report = _deliver_report(published_dir, output)
+        clips = _deliver_other_clips(published_dir, output) if arguments.get("per_video_models") else ()
     return LocalRunResult(output=output, report=report, published_dir=published_dir,
-                          duration_s=time.monotonic() - started)
+                          duration_s=time.monotonic() - started, clips=clips)
 
 
 def _local_arguments(arguments: dict, work_dir: Path) -> dict:
@@ -113,7 +118,7 @@ def _local_arguments(arguments: dict, work_dir: Path) -> dict:
     arguments.setdefault("resume_key", resume_key(arguments))
     arguments = runs.resolve_video_identity(arguments)
     videos = sources.list_videos(arguments["video"], int(arguments.get("max_videos") or runs.RunSettings.max_videos))
-    if len(videos) > 1:
+    if len(videos) > 1 or arguments.get("per_video_models"):  # the clips' names name their results
         arguments["video"] = ",".join(_stage_inputs(videos, work_dir / "inputs" / "videos"))
     elif not storage.is_remote(videos[0]):
         arguments["video"] = str(_stage_input(Path(videos[0]), work_dir / "inputs"))
@@ -170,6 +175,33 @@ def _deliver_report(published_dir: Path, output: str) -> str | None:
         if (published_dir / name).exists():
             storage.put(published_dir / name, str(out_dir / name))
     return str(out_dir / REPORT_FILE) if (out_dir / REPORT_FILE).exists() else None
+
+
+def _deliver_other_clips(first_dir: Path, output: str) -> tuple[str, ...]:
+    """Per-video models: put every clip's video but the first's (``first_dir``, delivered to ``output``) beside
+    ``output``, as ``<output name>-<clip>.mp4``, and beside a local output its report files as
+    ``<output name>-<clip>.<file>``; returns where the videos went."""
+    names = [runs.VIDEO_NAME] + ([] if storage.is_remote(output) else list(runs.REPORT_NAMES))
+    delivered = []
+    for clip_dir in sorted(d for d in first_dir.parent.iterdir() if d != first_dir and (d / runs.VIDEO_NAME).is_file()):
+        for name in names:
+            if (clip_dir / name).exists():
+                storage.put(clip_dir / name, _beside(output, clip_dir.name, name))
+        delivered.append(_beside(output, clip_dir.name, runs.VIDEO_NAME))
+    if delivered:
+        log.info("one model per video: %s is clip %s's video; the other clips' are %s", output, first_dir.name,
+                 ", ".join(delivered))
+    return tuple(delivered)
+
+
+def _beside(output: str, clip: str, name: str) -> str:
+    """Where clip ``clip``'s published file ``name`` goes beside ``output`` (``out/gen.mp4``): ``out/gen-<clip>.mp4``
+    for the video, ``out/gen-<clip>.<name>`` for a report file; never ``output`` itself nor the first clip's report."""
+    folder, _, file_name = output.rpartition("/") if storage.is_remote(output) else (
+        str(Path(output).resolve().parent), "", Path(output).name)
+    target = f"{Path(file_name).stem}-{clip}" + (Path(output).suffix or ".mp4" if name == runs.VIDEO_NAME
+                                                 else f".{name}")
+    return storage.join_uri(folder, target)
 
 
 def resume_key(arguments: dict) -> str:

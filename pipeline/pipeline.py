@@ -1,5 +1,6 @@
 """Wiring only: list the videos -> prepare each (ParallelFor) -> combine -> train -> generate -> encode (+ publish),
-and evaluate beside them.
+and evaluate beside them; or, with ``per_video_models``, prepare -> train -> generate -> encode and evaluate for each
+video inside the ParallelFor, each clip publishing into a folder of its own (``videogen.runs.clip_scope``).
 
 Every cluster-specific value (images, GPU node pools, object store, secret names, timeouts) comes from one
 :class:`pipeline.config.ClusterConfig`. Each parameter's default is the one of the settings field of the same name
@@ -11,9 +12,11 @@ from pathlib import Path
 from kfp import compiler, dsl
 
 from components import (
+    clip_scope,
     combine_datasets,
     encode_video,
     evaluate_model,
+    first_clip,
     generate_frames,
     list_videos,
     prepare_dataset,
@@ -135,6 +138,28 @@ def _evaluate(config: ClusterConfig, dataset, train, generate, **params):
     return task
 
 
+def _model_stages(config: ClusterConfig, dataset, run_id, resume_key, checkpoint_root, output_root, fps, seed,
+                  train: dict, generate: dict):
+    """Train on ``dataset``, generate, encode and evaluate; returns the encode task (its output: the published mp4)."""
+    trained = _train(config, dataset, run_id=run_id, checkpoint_root=checkpoint_root, resume_key=resume_key,
+                     seed=seed, **train)
+    generated = _generate(config, dataset, trained, run_id=run_id, checkpoint_root=checkpoint_root,
+                          resume_key=resume_key, fps=fps, seed=seed, **generate)
+    encoded = _encode(config, generated, run_id=run_id, output_root=output_root, fps=fps)
+    _evaluate(config, dataset, trained, generated, run_id=run_id, output_root=output_root, seed=seed)
+    return encoded
+
+
+def _clip_scope(config: ClusterConfig, video, listing, run_id, resume_key):
+    return _cpu_stage(clip_scope(video=video, videos=listing.output, run_id=run_id, resume_key=resume_key), config,
+                      "prepare", "clip scope")
+
+
+def _first_clip(config: ClusterConfig, encoded):
+    return _cpu_stage(first_clip(published=dsl.Collected(encoded.outputs["Output"])), config, "encode",
+                      "first clip")
+
+
 def build_pipeline(config: "ClusterConfig | None" = None):
     """Return the pipeline function for ``config`` (the same function runs on a cluster and in kfp.local)."""
     config = config or ClusterConfig()
@@ -169,24 +194,30 @@ def build_pipeline(config: "ClusterConfig | None" = None):
         video_identity: str = "",
         max_videos: int = 64,
         train_nodes: int = 1,
+        per_video_models: bool = False,
     ) -> str:
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
+        prepare_args = dict(image_size=image_size, train_ratio=train_ratio, seed=seed, max_pixels=max_pixels,
+                            video_identity=video_identity)
+        train_args = dict(max_epoch=max_epoch, max_steps=max_steps, batch_size=batch_size, l1_weight=l1_weight,
+                          gan_weight=gan_weight, ngf=ngf, ndf=ndf, context_frames=context_frames,
+                          refine_rounds=refine_rounds, checkpoint_every=checkpoint_every, train_nodes=train_nodes)
+        generate_args = dict(frames=frames, num_videos=num_videos, deterministic=deterministic, steer=steer)
+        stages = dict(checkpoint_root=checkpoint_root, output_root=output_root, fps=fps, seed=seed, train=train_args,
+                      generate=generate_args)
         listing = _list_videos(config, video=video, max_videos=max_videos)
-        with dsl.ParallelFor(listing.output, parallelism=config.prepare_parallelism) as one_video:
-            prepare = _prepare(config, video=one_video, image_size=image_size, train_ratio=train_ratio, seed=seed,
-                               max_pixels=max_pixels, video_identity=video_identity)
-        dataset = _combine(config, prepare)
-        train = _train(config, dataset, run_id=run_id, checkpoint_root=checkpoint_root, resume_key=resume_key,
-                       max_epoch=max_epoch, max_steps=max_steps, batch_size=batch_size, l1_weight=l1_weight,
-                       gan_weight=gan_weight, ngf=ngf, ndf=ndf, context_frames=context_frames,
-                       refine_rounds=refine_rounds, checkpoint_every=checkpoint_every, seed=seed,
-                       train_nodes=train_nodes)
-        generate = _generate(config, dataset, train, run_id=run_id, checkpoint_root=checkpoint_root,
-                             resume_key=resume_key, frames=frames, num_videos=num_videos,
-                             deterministic=deterministic, steer=steer, fps=fps, seed=seed)
-        encode = _encode(config, generate, run_id=run_id, output_root=output_root, fps=fps)
-        _evaluate(config, dataset, train, generate, run_id=run_id, output_root=output_root, seed=seed)
-        return encode.outputs["Output"]
+        with dsl.If(per_video_models == False, name="one-model"):  # noqa: E712 - KFP builds its condition from ==
+            with dsl.ParallelFor(listing.output, parallelism=config.prepare_parallelism) as one_video:
+                prepare = _prepare(config, video=one_video, **prepare_args)
+            encoded = _model_stages(config, _combine(config, prepare), run_id, resume_key, **stages)
+        with dsl.Else(name="a-model-per-video"):
+            with dsl.ParallelFor(listing.output, parallelism=config.prepare_parallelism) as clip_video:
+                clip_prepare = _prepare(config, video=clip_video, **prepare_args)
+                scope = _clip_scope(config, clip_video, listing, run_id, resume_key)
+                clip_encoded = _model_stages(config, clip_prepare, scope.outputs["run_id"],
+                                             scope.outputs["resume_key"], **stages)
+            first = _first_clip(config, clip_encoded)
+        return dsl.OneOf(encoded.outputs["Output"], first.output)
 
     return video_generation
 

@@ -388,6 +388,8 @@ def cmd_run(args) -> int:
     _preflight_local(args.video, args.max_pixels, args.max_videos)
     result = run_local(_run_arguments(args), Path(args.work_dir), args.output)
     print(f"video: {result.output}")
+    for clip in result.clips:  # per_video_models: the other clips' videos
+        print(f"video: {clip}")
     if result.report:
         print(f"report: {result.report}")
     print(f"finished in {result.duration_s:.0f} s")

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 from videogen import sources, storage
 from videogen.artifacts import METRICS_FILE, REPORT_FILE, SUMMARY_FILE
@@ -37,10 +39,14 @@ class RunSettings:
                 "learns from together"})
     max_videos: int = field(default=64, metadata={
         "help": "refuse a --video list or prefix that names more video files than this"})
+    per_video_models: bool = field(default=False, metadata={
+        "help": "train one model per video instead of one on all of them: each clip gets its own train, generate, "
+                "encode and evaluate, published as {output_root}/{run id}/{clip}/gen.mp4 and its report"})
     seed: int = field(default=0, metadata={
         "help": "random seed of every stage (split start frame, initial weights, data order, dropout)"})
     output_root: str = field(default="minio://mlpipeline/videogen", metadata={
-        "help": "where the pipeline publishes results, as {output_root}/{run id}/gen.mp4",
+        "help": "where the pipeline publishes results, as {output_root}/{run id}/gen.mp4 (per-video models: "
+                "{output_root}/{run id}/{clip}/gen.mp4)",
         "local": "the work dir"})
     checkpoint_root: str = field(default="minio://mlpipeline/videogen-checkpoints", metadata={
         "help": "where training checkpoints live across retries", "local": "the work dir"})
@@ -103,3 +109,26 @@ def checkpoint_uri(checkpoint_root: str, run_id: str, resume_key: str = "", stag
     """
     parts = [resume_key or run_id] + ([stage] if stage else [])
     return storage.join_uri(checkpoint_root, *parts)
+
+
+def clip_name(video: str, videos: list[str]) -> str:
+    """The folder under the run's results of a per-video model's clip: the file name of ``video`` without its
+    extension, reduced to letters, digits, ``.``, ``_`` and ``-``, and numbered (``2-fire``) by its place in the run's
+    ``videos`` when an earlier one has the same name."""
+    def plain(uri: str) -> str:
+        stem = PurePosixPath(str(uri).split("?", 1)[0].rstrip("/")).stem
+        return re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip(".") or "video"
+
+    names = [plain(item) for item in videos]
+    place = videos.index(video) if video in videos else len(videos)
+    name = plain(video)
+    return f"{place}-{name}" if name in names[:place] else name
+
+
+def clip_scope(video: str, videos: list[str], run_id: str, resume_key: str) -> tuple[str, str]:
+    """The run id and resume key a per-video model's stages use for clip ``video``: the run's, each followed by
+    ``/{clip name}``, so :func:`publish_uri` gives ``{output_root}/{run id}/{clip}/gen.mp4`` and
+    :func:`checkpoint_uri` ``{checkpoint_root}/{resume key or run id}/{clip}/{stage}``: each clip's results and
+    checkpoints sit apart, below the run's own. An empty resume key stays empty (the clip's run id then keys them)."""
+    name = clip_name(video, videos)
+    return f"{run_id}/{name}", f"{resume_key}/{name}" if resume_key else ""

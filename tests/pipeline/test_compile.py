@@ -50,22 +50,46 @@ def test_train_goes_to_v100_and_generate_to_k80_with_one_gpu_and_a_toleration(co
         assert "accelerator" not in resources and resources["cpuRequest"] > 0 and resources["memoryRequest"] > 0
 
 
+def _dag_tasks(spec, dag=None) -> dict:
+    """Every task of the pipeline, also those in sub-DAGs (ParallelFor, If/Else), by task name."""
+    tasks = {}
+    for name, task in (dag or spec["root"]["dag"])["tasks"].items():
+        component = spec["components"][task["componentRef"]["name"]]
+        tasks.update(_dag_tasks(spec, component["dag"]) if "dag" in component else {name: task})
+    return tasks
+
+
+def _branches(spec):
+    """The one-model branch's and the per-video branch's DAG tasks (the If and the Else on per_video_models)."""
+    (group,) = [t for t in spec["root"]["dag"]["tasks"].values() if t["componentRef"]["name"].startswith(
+        "comp-condition-branches")]
+    branches = spec["components"][group["componentRef"]["name"]]["dag"]["tasks"].values()
+    one, per_video = sorted(branches, key=lambda t: t["triggerPolicy"]["condition"].startswith("!"))
+    assert one["triggerPolicy"]["condition"].endswith("['pipelinechannel--per_video_models'] == false")
+    return [spec["components"][t["componentRef"]["name"]]["dag"]["tasks"] for t in (one, per_video)]
+
+
+def _loop(spec, tasks):
+    """The ParallelFor among ``tasks``: its task and its body's tasks."""
+    (name,) = [n for n in tasks if n.startswith("for-loop-")]
+    return tasks[name], spec["components"][tasks[name]["componentRef"]["name"]]["dag"]["tasks"]
+
+
 def test_every_task_runs_as_non_root_with_a_timeout_and_retries_where_they_help(compiled):
     """Hardening: runAsNonRoot + uid on every task, activeDeadlineSeconds per stage; retries on every stage but
-    prepare (whose failures are the input: a retry would only delay the error)."""
+    prepare (whose failures are the input: a retry would only delay the error), in both branches."""
     spec, executors = _platform(compiled[0])
-    assert set(executors) == {f"exec-{n}" for n in ("list-videos", "prepare-dataset", "combine-datasets",
-                                                     "train-model", "generate-frames", "encode-video",
-                                                     "evaluate-model")}
+    stages = ("prepare-dataset", "train-model", "generate-frames", "encode-video", "evaluate-model")
+    assert set(executors) == {f"exec-{n}" for n in ("list-videos", "combine-datasets", "clip-scope", "first-clip",
+                                                     *stages, *(f"{stage}-2" for stage in stages))}
     for name, executor in executors.items():
         assert executor["securityContext"]["runAsNonRoot"] is True, name
         assert int(executor["securityContext"]["runAsUser"]) == 1000, name
         assert int(executor["activeDeadlineSeconds"]) > 0, name
-    tasks = {**spec["root"]["dag"]["tasks"], **spec["components"]["comp-for-loop-1"]["dag"]["tasks"]}
-    retries = {name: task.get("retryPolicy", {}).get("maxRetryCount", 0) for name, task in tasks.items()
-               if name != "for-loop-1"}
-    assert retries == {"list-videos": 0, "prepare-dataset": 0, "combine-datasets": 0, "train-model": 3,
-                       "generate-frames": 2, "encode-video": 1, "evaluate-model": 1}
+    retries = {name: task.get("retryPolicy", {}).get("maxRetryCount", 0) for name, task in _dag_tasks(spec).items()}
+    expected = {"prepare-dataset": 0, "train-model": 3, "generate-frames": 2, "encode-video": 1, "evaluate-model": 1}
+    assert retries == {"list-videos": 0, "combine-datasets": 0, "clip-scope": 0, "first-clip": 1, **expected,
+                       **{f"{name}-2": count for name, count in expected.items()}}
 
 
 def test_each_listed_video_is_prepared_in_a_parallel_for_and_one_combined_dataset_feeds_training(compiled):
@@ -73,21 +97,48 @@ def test_each_listed_video_is_prepared_in_a_parallel_for_and_one_combined_datase
     output list with a parallelism limit; prepare-dataset runs once per item inside it; combine-datasets takes the
     collected datasets; train, generate and evaluate read the combined dataset."""
     spec, _ = _platform(compiled[0])
-    root = spec["root"]["dag"]["tasks"]
-    loop = root["for-loop-1"]
+    assert spec["root"]["dag"]["tasks"]["list-videos"]["cachingOptions"] == {}
+    one_model, _ = _branches(spec)
+    loop, inner = _loop(spec, one_model)
     assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--list-videos-Output"
-    assert loop["inputs"]["parameters"]["pipelinechannel--list-videos-Output"]["taskOutputParameter"] == {
-        "outputParameterKey": "Output", "producerTask": "list-videos"}
     assert int(loop["iteratorPolicy"]["parallelismLimit"]) == ClusterConfig().prepare_parallelism
-    assert root["list-videos"]["cachingOptions"] == {}
-    inner = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
     assert list(inner) == ["prepare-dataset"]
     assert inner["prepare-dataset"]["inputs"]["parameters"]["video"]["componentInputParameter"].endswith("loop-item")
-    collected = root["combine-datasets"]["inputs"]["artifacts"]["datasets"]["taskOutputArtifact"]
-    assert collected == {"outputArtifactKey": "pipelinechannel--prepare-dataset-dataset", "producerTask": "for-loop-1"}
+    collected = one_model["combine-datasets"]["inputs"]["artifacts"]["datasets"]["taskOutputArtifact"]
+    assert collected == {"outputArtifactKey": "pipelinechannel--prepare-dataset-dataset",
+                         "producerTask": loop["taskInfo"]["name"]}
     for task in ("train-model", "generate-frames", "evaluate-model"):
-        source = root[task]["inputs"]["artifacts"]["dataset"]["taskOutputArtifact"]
+        source = one_model[task]["inputs"]["artifacts"]["dataset"]["taskOutputArtifact"]
         assert source["producerTask"] == "combine-datasets", task
+
+
+def test_per_video_models_train_generate_encode_and_evaluate_each_clip_inside_its_parallel_for(compiled):
+    """per_video_models=true takes the Else branch: a ParallelFor over the same list whose body prepares the clip
+    and trains, generates, encodes and evaluates on that clip's own dataset, with the run id and resume key of the
+    clip's scope (its own folder); the pipeline's output is the one model's video or the first clip's (OneOf)."""
+    spec, executors = _platform(compiled[0])
+    _, per_video = _branches(spec)
+    loop, inner = _loop(spec, per_video)
+    assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--list-videos-Output"
+    assert int(loop["iteratorPolicy"]["parallelismLimit"]) == ClusterConfig().prepare_parallelism
+    assert set(inner) == {"prepare-dataset-2", "clip-scope", "train-model-2", "generate-frames-2",
+                          "encode-video-2", "evaluate-model-2"}
+    for task in ("train-model-2", "generate-frames-2", "evaluate-model-2"):
+        source = inner[task]["inputs"]["artifacts"]["dataset"]["taskOutputArtifact"]
+        assert source["producerTask"] == "prepare-dataset-2", task
+    for task in ("train-model-2", "generate-frames-2", "encode-video-2", "evaluate-model-2"):
+        run_id = inner[task]["inputs"]["parameters"]["run_id"]["taskOutputParameter"]
+        assert run_id == {"outputParameterKey": "run_id", "producerTask": "clip-scope"}, task
+    for task in ("train-model-2", "generate-frames-2"):
+        key = inner[task]["inputs"]["parameters"]["resume_key"]["taskOutputParameter"]
+        assert key == {"outputParameterKey": "resume_key", "producerTask": "clip-scope"}, task
+    assert executors["exec-train-model-2"]["nodeSelector"] == executors["exec-train-model"]["nodeSelector"]
+    collected = per_video["first-clip"]["inputs"]["parameters"]["published"]["taskOutputParameter"]
+    assert collected["producerTask"] == loop["taskInfo"]["name"]
+    (group,) = [c for n, c in spec["components"].items() if n.startswith("comp-condition-branches")]
+    (oneof,) = group["dag"]["outputs"]["parameters"].values()
+    assert [s["outputParameterKey"] for s in oneof["valueFromOneof"]["parameterSelectors"]] == [
+        "pipelinechannel--encode-video-Output", "pipelinechannel--first-clip-Output"]
 
 
 def test_storage_stages_get_credentials_from_the_secret_never_a_value(compiled):

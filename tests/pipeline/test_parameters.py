@@ -29,7 +29,8 @@ COMPONENTS = {f"comp-{c.component_spec.name}": c for c in (getattr(components, n
 # passes (module, settings class or None, stage function).
 STAGES = (("dataset", "PrepareSettings", "prepare"), ("train", "TrainSettings", "train"),
           ("generate", "GenerateSettings", "generate"), ("evaluate", "EvaluateSettings", "evaluate"),
-          ("encode", None, "encode"), ("sources", None, "list_videos"), ("trainjob", None, "train_on_nodes"))
+          ("encode", None, "encode"), ("sources", None, "list_videos"), ("trainjob", None, "train_on_nodes"),
+          ("runs", None, "clip_scope"))
 
 
 @pytest.fixture(scope="module")
@@ -46,17 +47,22 @@ def wiring(tmp_path_factory):
 
 def _collect_wiring(spec, dag, parameters, wired):
     """Add each task of ``dag`` that takes a pipeline parameter (``parameters``: the DAG's input name -> pipeline
-    parameter) to ``wired``; descend into sub-DAGs (ParallelFor)."""
+    parameter) to ``wired``, as ("condition", input) where a ``dsl.If`` decides on it; descend into sub-DAGs
+    (ParallelFor, If/Else). A component used twice (``comp-train-model-2``) counts as itself."""
     for task in dag["tasks"].values():
         ref = task["componentRef"]["name"]
         inputs = {name: parameters[value["componentInputParameter"]]
                   for name, value in task.get("inputs", {}).get("parameters", {}).items()
                   if value.get("componentInputParameter") in parameters}
+        condition = task.get("triggerPolicy", {}).get("condition", "")
+        for name, parameter in inputs.items():
+            if f"parameter_values['{name}']" in condition:
+                wired[parameter].append(("condition", name))
         if "dag" in spec["components"][ref]:
             _collect_wiring(spec, spec["components"][ref]["dag"], inputs, wired)
             continue
         for name, parameter in inputs.items():
-            wired[parameter].append((ref, name))
+            wired[parameter].append((ref if ref in COMPONENTS else re.sub(r"-\d+$", "", ref), name))
 
 
 def _settings_type(settings_cls, name):
@@ -110,7 +116,7 @@ def _call_with_stand_ins(component, name, value, tmp_path):
     import videogen
 
     recorder = _Recorder()
-    arguments = {**component_defaults(component), "video": "in.mp4", "run_id": "run-1",
+    arguments = {**component_defaults(component), "video": "in.mp4", "videos": ["in.mp4"], "run_id": "run-1",
                  "output_root": str(tmp_path / "out"), "checkpoint_root": str(tmp_path / "ckpt"),
                  **_artifacts(component, tmp_path)}
     arguments = {key: arguments[key] for key in inspect.signature(component.python_func).parameters}
@@ -135,6 +141,8 @@ def receivers(wiring, tmp_path_factory):
     found = collections.defaultdict(list)
     for parameter, targets in wiring.items():
         for component_key, input_name in targets:
+            if component_key == "condition":  # it decides a branch: no component to pass it on
+                continue
             component = COMPONENTS[component_key]
             kind = inspect.signature(component.python_func).parameters[input_name].annotation
             baseline = component_defaults(component).get(input_name)
