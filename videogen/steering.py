@@ -16,7 +16,10 @@ measured on the real clip:
   area-averaged thumbnails); ``w`` follows the ratio of the frame's mean nearest-patch distance (7x7 patches against a bank of
   training patches) to that of held-out real frames, times :data:`LOOK_SLACK`. This is the role of SinFusion's
   projector (Nikankin, Haim and Irani, "SinFusion: Training Diffusion Models on a Single Image or Video", ICML 2023):
-  pull every new frame back onto the clip's look before it is fed back.
+  pull every new frame back onto the clip's look before it is fed back. While the video stalls (a running mean of its
+  flow under :data:`STALL` of the clip's, or two frame-to-frame changes in a row under STALL of the clip's median),
+  ``w`` halves each frame instead: a strong whole-frame pull can hold the video on one frame, and flow alone can
+  mistake flicker for motion.
 
 The generator itself is untouched (``generator.keras`` stays the one-call next-frame predictor); the train stage saves
 the targets, anchor frames and patch bank beside it as ``steering.npz`` (:func:`save_targets`), and the generate stage
@@ -53,6 +56,10 @@ LOOK_SLACK = 1.2
 MOTION_GAIN, MOTION_EMA, TAU_RANGE = 0.1, 0.9, (0.5, 8.0)
 DETAIL_GAIN, DETAIL_RANGE = 0.05, (-0.8, 3.0)
 LOOK_GAIN, LOOK_RANGE, LOOK_START = 0.1, (0.01, 0.7), 0.1
+# Below this share of the clip's motion the video counts as stalling (the video checks call under 0.5 "frozen"), and
+# the look controller eases instead of pulling.
+STALL = 0.5
+STALL_EASE = 0.5
 # Farneback parameters: the ones videogen.video_quality measures motion with (OpenCV's usual set).
 _FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
 
@@ -115,6 +122,7 @@ class Targets:
     look: float  # held-out frames' mean nearest-patch distance to the bank, times LOOK_SLACK
     bank: np.ndarray  # (BANK_PATCHES, PATCH*PATCH*3) float32 centred training patches at the measuring size
     anchors: np.ndarray  # (N, S, S, 3) uint8 training frames (evenly spaced) that the look controller blends toward
+    change: float = 0.0  # median over consecutive training frames of their mean absolute difference (0-255)
 
 
 # Consecutive pairs measured for the motion target (evenly spaced over a long clip).
@@ -132,13 +140,21 @@ def _evenly(clips: list[np.ndarray], limit: int) -> np.ndarray:
     return np.stack([np.asarray(clips[c][i - starts[c]]) for c, i in zip(which, index)])
 
 
-def _mean_motion(clips: list[np.ndarray]) -> float:
+def frame_change(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference (0-255) of two frames at the measuring size."""
+    return float(np.abs(_measure_frame(a).astype(np.float32) - _measure_frame(b).astype(np.float32)).mean())
+
+
+def _motion(clips: list[np.ndarray]) -> tuple[float, float]:
+    """The clip's mean flow magnitude and median frame change over (at most MAX_FLOW_PAIRS) consecutive pairs; the
+    median, because a few scene cuts would dominate a mean change."""
     pairs = [(c, t) for c, clip in enumerate(clips) for t in range(1, len(clip))]
     if not pairs:
-        return 0.0
+        return 0.0, 0.0
     keep = np.unique(np.linspace(0, len(pairs) - 1, min(MAX_FLOW_PAIRS, len(pairs))).round().astype(int))
-    return float(np.mean([flow_magnitude(clips[pairs[k][0]][pairs[k][1] - 1], clips[pairs[k][0]][pairs[k][1]])
-                          for k in keep]))
+    frames = [(clips[pairs[k][0]][pairs[k][1] - 1], clips[pairs[k][0]][pairs[k][1]]) for k in keep]
+    return (float(np.mean([flow_magnitude(a, b) for a, b in frames])),
+            float(np.median([frame_change(a, b) for a, b in frames])))
 
 
 def clip_targets(train_clips: list[np.ndarray], heldout_clips: list[np.ndarray], seed: int = 0) -> Targets:
@@ -153,7 +169,8 @@ def clip_targets(train_clips: list[np.ndarray], heldout_clips: list[np.ndarray],
     per_frame = max(1, 2048 // len(held))
     look = patch_distance(_patches(held, per_frame * len(held), rng), bank) * LOOK_SLACK
     limit = max(1, min(MAX_ANCHORS, MAX_ANCHOR_BYTES // train_clips[0][0].nbytes))
-    return Targets(motion_px=_mean_motion(train_clips),
+    motion_px, change = _motion(train_clips)
+    return Targets(motion_px=motion_px, change=change,
                    sharpness=float(np.mean([sharpness(f) for f in _evenly(train_clips, MAX_ANCHORS)])),
                    look=look, bank=bank, anchors=_evenly(train_clips, limit))
 
@@ -162,8 +179,8 @@ def save_targets(targets: Targets, model_dir: Path) -> Path:
     """Write ``steering.npz`` into the model dir (atomically: a temporary name, then a rename)."""
     path = Path(model_dir) / STEERING_FILE
     tmp = path.with_name(f".{STEERING_FILE}.tmp.npz")
-    np.savez(tmp, motion_px=targets.motion_px, sharpness=targets.sharpness, look=targets.look, bank=targets.bank,
-             anchors=targets.anchors)
+    np.savez(tmp, motion_px=targets.motion_px, change=targets.change, sharpness=targets.sharpness, look=targets.look,
+             bank=targets.bank, anchors=targets.anchors)
     tmp.replace(path)
     return path
 
@@ -176,7 +193,8 @@ def load_targets(model_dir: Path) -> Targets | None:
     with np.load(path) as data:
         return Targets(motion_px=float(data["motion_px"]), sharpness=float(data["sharpness"]),
                        look=float(data["look"]), bank=data["bank"].astype(np.float32),
-                       anchors=data["anchors"].astype(np.uint8))
+                       anchors=data["anchors"].astype(np.uint8),
+                       change=float(data["change"]) if "change" in data else 0.0)
 
 
 # -------------------------------------------------------------------------------------------------------- controllers
@@ -190,6 +208,7 @@ class Controllers:
         self.amount = np.zeros(num_videos, np.float32)
         self.weight = np.full(num_videos, LOOK_START, np.float32)
         self.motion = np.full(num_videos, targets.motion_px, np.float64)
+        self.change = np.full(num_videos, targets.change, np.float64)  # the last frame's change
         self.seed = seed
         self.bank_sq = (targets.bank ** 2).sum(1)
         self.steps = 0  # frames seen; with the seed it fixes each update's patch draws (a resumed run repeats them)
@@ -204,19 +223,27 @@ class Controllers:
         distances = nearest_distances(queries, t.bank, self.bank_sq).reshape(len(frames), FRAME_PATCHES).mean(axis=1)
         for v in range(len(frames)):
             self.motion[v] = MOTION_EMA * self.motion[v] + (1 - MOTION_EMA) * flow_magnitude(previous[v], frames[v])
+            change = frame_change(previous[v], frames[v])
+            stalled = change < STALL * t.change and self.change[v] < STALL * t.change
+            self.change[v] = change  # the last frame's change: two in a row under STALL count as a stall
             if t.motion_px > 0:
                 self.tau[v] = _log_step(self.tau[v], t.motion_px / max(self.motion[v], 1e-3), MOTION_GAIN, TAU_RANGE)
             ratio = t.sharpness / max(sharpness(measured[v]), 1e-3)
             self.amount[v] = np.clip(self.amount[v] + DETAIL_GAIN * math.log(max(ratio, 1e-6)), *DETAIL_RANGE)
-            self.weight[v] = _log_step(self.weight[v], max(float(distances[v]), 1e-3) / max(t.look, 1e-3),
-                                       LOOK_GAIN, LOOK_RANGE)
+            if stalled or self.motion[v] < STALL * t.motion_px:
+                # Stalling: motion comes first. A strong whole-frame pull is sticky (it can hold the video on one
+                # training frame however far tau scales the change), so it halves until the video moves again.
+                self.weight[v] = float(np.clip(self.weight[v] * STALL_EASE, *LOOK_RANGE))
+            else:
+                self.weight[v] = _log_step(self.weight[v], max(float(distances[v]), 1e-3) / max(t.look, 1e-3),
+                                           LOOK_GAIN, LOOK_RANGE)
 
     def state(self) -> dict:
         return {"tau": self.tau.tolist(), "amount": self.amount.tolist(), "weight": self.weight.tolist(),
-                "motion": self.motion.tolist(), "steps": self.steps}
+                "motion": self.motion.tolist(), "change": self.change.tolist(), "steps": self.steps}
 
     def restore(self, state: dict) -> None:
-        for name in ("tau", "amount", "weight", "motion"):
+        for name in ("tau", "amount", "weight", "motion", "change"):
             values = np.asarray(state[name], dtype=getattr(self, name).dtype)
             if values.shape != getattr(self, name).shape:
                 raise ValueError(f"steering state '{name}' has shape {values.shape}")

@@ -46,7 +46,7 @@ def run_one(clip: str, recipe: str, args, work: Path) -> list[dict]:
         train(data, model, TrainSettings(**DEMO, **RECIPES[recipe], seed=args.seed))
     info = json.loads((model / "model.json").read_text())
     rows = []
-    for steer in (True, False):
+    for steer in (True,) if args.steered_only else (True, False):
         gen = work / f"gen_{clip}_{recipe}_s{args.seed}_{'steer' if steer else 'plain'}"
         started = time.perf_counter()
         generate(model, gen, GenerateSettings(frames=args.frames, num_videos=args.videos, seed=args.seed, steer=steer),
@@ -129,6 +129,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", default=str(REPO / "work" / "long_videos"))
     parser.add_argument("--results", default=str(RESULTS))
+    parser.add_argument("--steered-only", action="store_true", help="skip the unsteered generation")
     parser.add_argument("--same-start", action="store_true",
                         help="only generate and judge two steered videos from one start frame (models trained before)")
     parser.add_argument("--table", action="store_true", help="print the table of --results and exit")

@@ -113,16 +113,23 @@ def test_an_explicit_identity_is_kept():
 
 
 def test_the_compiled_pipeline_passes_video_identity_into_the_prepare_task(tmp_path):
-    """KFP's cache key of a task covers its input parameters: prepare must take video_identity from the run."""
+    """KFP's cache key of a task covers its input parameters: prepare must take video_identity from the run, in both
+    branches (one model for all videos, one model per video), through the If/Else and the ParallelFor."""
+    from tests.pipeline.test_compile import _branches, _loop
+
     spec = next(yaml.safe_load_all(compile_pipeline(tmp_path / "p.yaml", ClusterConfig()).read_text()))
-    loop = spec["root"]["dag"]["tasks"]["for-loop-1"]  # prepare runs once per listed video, inside the ParallelFor
-    assert loop["inputs"]["parameters"]["pipelinechannel--video_identity"] == {
+    (group,) = [t for t in spec["root"]["dag"]["tasks"].values()
+                if t["componentRef"]["name"].startswith("comp-condition-branches")]
+    channel = {"componentInputParameter": "pipelinechannel--video_identity"}
+    assert group["inputs"]["parameters"]["pipelinechannel--video_identity"] == {
         "componentInputParameter": "video_identity"}
-    prepare = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]["prepare-dataset"]
-    assert prepare["inputs"]["parameters"]["video_identity"] == {
-        "componentInputParameter": "pipelinechannel--video_identity"}
+    for tasks in _branches(spec):
+        loop, body = _loop(spec, tasks)  # prepare runs once per listed video, inside the ParallelFor
+        assert loop["inputs"]["parameters"]["pipelinechannel--video_identity"] == channel
+        (prepare,) = [task for name, task in body.items() if name.startswith("prepare-dataset")]
+        assert prepare["inputs"]["parameters"]["video_identity"] == channel
+        assert "cachingOptions" not in prepare or prepare["cachingOptions"].get("enableCache", True)
     assert "video_identity" in spec["components"]["comp-prepare-dataset"]["inputDefinitions"]["parameters"]
-    assert "cachingOptions" not in prepare or prepare["cachingOptions"].get("enableCache", True)
 
 
 def test_a_local_run_resolves_the_identity_and_passes_it(tmp_path, monkeypatch, s3_server, s3_bucket, client):

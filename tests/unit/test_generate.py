@@ -129,14 +129,8 @@ def test_context_frames_model_and_residual_copy_baseline(tmp_path, dataset_dir):
     assert np.array_equal(np.load(tmp_path / "bf16" / "frames.npy")[:, 0], np.stack([start] * 2))
 
 
-def test_resume_continues_partial_run_with_same_frames(model_dir, dataset_dir, tmp_path, caplog, monkeypatch):
-    settings = _settings(frames=9, chunk_frames=3, num_videos=2)  # dropout on: the noise must continue too
-    full = gen.generate(model_dir, tmp_path / "full", settings, dataset_dir=dataset_dir)
-    assert full["resumed_at_frame"] == 0
-    expected = np.load(tmp_path / "full" / "frames.npy")
-
-    # Interrupt a run after its second flushed chunk (6 frames), as a preemption would.
-    resume_dir = tmp_path / "resume"
+def _interrupted_run(monkeypatch, model_dir, out_dir, settings, dataset_dir, resume_dir) -> None:
+    """Run a generation into ``resume_dir`` and kill it (KeyboardInterrupt) while its 8th frame is being produced."""
     real_frames = gen._Generation.frames
 
     def interrupted(self, steps_done=0, context=None):
@@ -147,8 +141,19 @@ def test_resume_continues_partial_run_with_same_frames(model_dir, dataset_dir, t
 
     monkeypatch.setattr(gen._Generation, "frames", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        gen.generate(model_dir, tmp_path / "out", settings, dataset_dir=dataset_dir, resume_dir=resume_dir)
+        gen.generate(model_dir, out_dir, settings, dataset_dir=dataset_dir, resume_dir=resume_dir)
     monkeypatch.setattr(gen._Generation, "frames", real_frames)
+
+
+def test_resume_continues_partial_run_with_same_frames(model_dir, dataset_dir, tmp_path, caplog, monkeypatch):
+    settings = _settings(frames=9, chunk_frames=3, num_videos=2)  # dropout on: the noise must continue too
+    full = gen.generate(model_dir, tmp_path / "full", settings, dataset_dir=dataset_dir)
+    assert full["resumed_at_frame"] == 0
+    expected = np.load(tmp_path / "full" / "frames.npy")
+
+    # Interrupt a run after its second flushed chunk (6 frames), as a preemption would.
+    resume_dir = tmp_path / "resume"
+    _interrupted_run(monkeypatch, model_dir, tmp_path / "out", settings, dataset_dir, resume_dir)
     progress = json.loads((resume_dir / "progress.json").read_text())
     assert progress["frames_done"] >= 6
 
@@ -294,19 +299,7 @@ def test_steered_resume_continues_with_the_same_frames(steered_model_dir, datase
     settings = _settings(frames=9, chunk_frames=3, num_videos=2)
     gen.generate(steered_model_dir, tmp_path / "full", settings, dataset_dir=dataset_dir)
     expected = np.load(tmp_path / "full" / "frames.npy")
-    real_frames = gen._Generation.frames
-
-    def interrupted(self, steps_done=0, context=None):
-        for i, frame in enumerate(real_frames(self, steps_done, context)):
-            if i == 7:
-                raise KeyboardInterrupt
-            yield frame
-
-    monkeypatch.setattr(gen._Generation, "frames", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        gen.generate(steered_model_dir, tmp_path / "out", settings, dataset_dir=dataset_dir,
-                     resume_dir=tmp_path / "resume")
-    monkeypatch.setattr(gen._Generation, "frames", real_frames)
+    _interrupted_run(monkeypatch, steered_model_dir, tmp_path / "out", settings, dataset_dir, tmp_path / "resume")
     progress = json.loads((tmp_path / "resume" / "progress.json").read_text())
     assert progress["frames_done"] >= 6 and progress["steering"]["steps"] == progress["frames_done"]
     info = gen.generate(steered_model_dir, tmp_path / "out", settings, dataset_dir=dataset_dir,

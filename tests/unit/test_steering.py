@@ -76,11 +76,18 @@ def test_a_blurred_video_gets_sharpened_and_a_noisy_one_smoothed(targets):
 
 
 def test_a_frame_off_the_clip_is_pulled_back_harder_than_a_real_one(targets):
-    """Look: a frame of another texture raises the anchor weight; a real training frame lowers it."""
+    """Look: a moving frame of another texture raises the anchor weight; a moving real frame lowers it."""
     clip = panning_clip()
+    strangers = panning_clip(seed=7)
+    assert run_controller(targets, strangers[0], strangers[1]).weight[0] > steering.LOOK_START
+    assert run_controller(targets, clip[4], clip[5]).weight[0] < steering.LOOK_START
+
+
+def test_a_stalling_video_eases_the_pull_toward_the_clip(targets):
+    """Look gives way to motion: a frame off the clip that does not move lowers the anchor weight instead of raising
+    it (a strong whole-frame pull would hold a stalled video on one training frame)."""
     stranger = panning_clip(seed=7)[0]
-    assert run_controller(targets, stranger, stranger).weight[0] > steering.LOOK_START
-    assert run_controller(targets, clip[5], clip[5]).weight[0] < steering.LOOK_START
+    assert run_controller(targets, stranger, stranger).weight[0] < steering.LOOK_START
 
 
 def test_controller_state_round_trips(targets):
@@ -91,7 +98,7 @@ def test_controller_state_round_trips(targets):
     b.restore(a.state())
     assert b.state() == a.state()
     with pytest.raises(ValueError):
-        b.restore({"tau": [1.0, 2.0], "amount": [0.0], "weight": [0.1], "motion": [1.0]})
+        b.restore({"tau": [1.0, 2.0], "amount": [0.0], "weight": [0.1], "motion": [1.0], "change": [1.0]})
 
 
 def fading_generator(damping: float):
