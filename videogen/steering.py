@@ -17,9 +17,9 @@ measured on the real clip:
   training patches) to that of held-out real frames, times :data:`LOOK_SLACK`. This is the role of SinFusion's
   projector (Nikankin, Haim and Irani, "SinFusion: Training Diffusion Models on a Single Image or Video", ICML 2023):
   pull every new frame back onto the clip's look before it is fed back. While the video stalls (a running mean of its
-  flow under :data:`STALL` of the clip's, or two frame-to-frame changes in a row under STALL of the clip's median),
-  ``w`` halves each frame instead: a strong whole-frame pull can hold the video on one frame, and flow alone can
-  mistake flicker for motion.
+  flow under :data:`STALL` of the clip's, or two frame-to-frame changes in a row under :data:`STALL_CHANGE` of the
+  clip's median), ``w`` halves each frame instead: a strong whole-frame pull can hold the video on one frame, and
+  flow alone can mistake flicker for motion.
 
 The generator itself is untouched (``generator.keras`` stays the one-call next-frame predictor); the train stage saves
 the targets, anchor frames and patch bank beside it as ``steering.npz`` (:func:`save_targets`), and the generate stage
@@ -59,6 +59,9 @@ LOOK_GAIN, LOOK_RANGE, LOOK_START = 0.1, (0.01, 0.7), 0.1
 # Below this share of the clip's motion the video counts as stalling (the video checks call under 0.5 "frozen"), and
 # the look controller eases instead of pulling.
 STALL = 0.5
+# ... or when two frame-to-frame changes in a row fall under this share of the clip's median change (the evaluate
+# stage calls a video frozen under 0.1 of it; a clip's own calm shots often change less than half its median).
+STALL_CHANGE = 0.25
 STALL_EASE = 0.5
 # Farneback parameters: the ones videogen.video_quality measures motion with (OpenCV's usual set).
 _FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
@@ -224,7 +227,7 @@ class Controllers:
         for v in range(len(frames)):
             self.motion[v] = MOTION_EMA * self.motion[v] + (1 - MOTION_EMA) * flow_magnitude(previous[v], frames[v])
             change = frame_change(previous[v], frames[v])
-            stalled = change < STALL * t.change and self.change[v] < STALL * t.change
+            stalled = change < STALL_CHANGE * t.change and self.change[v] < STALL_CHANGE * t.change
             self.change[v] = change  # the last frame's change: two in a row under STALL count as a stall
             if t.motion_px > 0:
                 self.tau[v] = _log_step(self.tau[v], t.motion_px / max(self.motion[v], 1e-3), MOTION_GAIN, TAU_RANGE)
