@@ -36,6 +36,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from videogen.video_quality import FARNEBACK, sample_patches
+
 STEERING_FILE = "steering.npz"
 # Frames are measured (flow, Laplacian, patches) at most this large: the controllers need trends, not detail, and the
 # per-frame cost stays a few milliseconds per video at any model size.
@@ -63,8 +65,6 @@ STALL = 0.5
 # stage calls a video frozen under 0.1 of it; a clip's own calm shots often change less than half its median).
 STALL_CHANGE = 0.25
 STALL_EASE = 0.5
-# Farneback parameters: the ones videogen.video_quality measures motion with (OpenCV's usual set).
-_FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
 
 
 # ------------------------------------------------------------------------------------------------------ measurements
@@ -82,7 +82,7 @@ def _gray(frame: np.ndarray) -> np.ndarray:
 
 def flow_magnitude(a: np.ndarray, b: np.ndarray) -> float:
     """Mean Farneback optical-flow magnitude (px at the measuring size) from frame ``a`` to ``b`` (uint8 RGB)."""
-    flow = cv2.calcOpticalFlowFarneback(_gray(_measure_frame(a)), _gray(_measure_frame(b)), None, **_FARNEBACK)
+    flow = cv2.calcOpticalFlowFarneback(_gray(_measure_frame(a)), _gray(_measure_frame(b)), None, **FARNEBACK)
     return float(np.linalg.norm(flow, axis=-1).mean())
 
 
@@ -93,13 +93,7 @@ def sharpness(frame: np.ndarray) -> float:
 
 def _patches(frames: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` random PATCH x PATCH patches ``(count, PATCH*PATCH*3)`` float32 (centred) from measured frames."""
-    index = rng.integers(0, len(frames), count)
-    side = frames.shape[1]
-    ys, xs = rng.integers(0, side - PATCH + 1, count), rng.integers(0, side - PATCH + 1, count)
-    offsets = np.arange(PATCH)
-    rows = (ys[:, None] + offsets)[:, :, None]
-    cols = (xs[:, None] + offsets)[:, None, :]
-    return frames[index[:, None, None], rows, cols].reshape(count, -1).astype(np.float32) - 127.5
+    return sample_patches(frames, rng.integers(0, len(frames), count), PATCH, rng) - 127.5
 
 
 def nearest_distances(queries: np.ndarray, bank: np.ndarray, bank_sq: np.ndarray | None = None) -> np.ndarray:

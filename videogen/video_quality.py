@@ -35,7 +35,7 @@ import numpy as np
 
 # Farneback parameters (OpenCV's usual set): pyramid scale 0.5, 3 levels, 15 px averaging window, 3 iterations,
 # polynomial neighbourhood 5 px with Gaussian sigma 1.2.
-_FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
+FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
 # Query patches per block in the brute-force nearest-neighbour search (bounds the distance matrix held in memory).
 _CHUNK = 2048
 # Bytes of float32 frames converted at a time in the frame-to-frame distances (replay, Video Textures).
@@ -118,7 +118,7 @@ def _flow_magnitudes(frames: np.ndarray) -> np.ndarray:
     gray = _gray(frames)
     out = np.empty(max(len(gray) - 1, 0), dtype=np.float64)
     for t in range(1, len(gray)):
-        flow = cv2.calcOpticalFlowFarneback(gray[t - 1], gray[t], None, **_FARNEBACK)
+        flow = cv2.calcOpticalFlowFarneback(gray[t - 1], gray[t], None, **FARNEBACK)
         out[t - 1] = float(np.sqrt(flow[..., 0] ** 2 + flow[..., 1] ** 2).mean())
     return out
 
@@ -138,7 +138,7 @@ def _contrast(frames: np.ndarray) -> np.ndarray:
     return out
 
 
-def _sample_patches(frames: np.ndarray, frame_index: np.ndarray, patch: int, rng: np.random.Generator) -> np.ndarray:
+def sample_patches(frames: np.ndarray, frame_index: np.ndarray, patch: int, rng: np.random.Generator) -> np.ndarray:
     """Patches ``(n, patch*patch*3)`` float32 at uniformly random positions of the given frames."""
     size_y, size_x = frames.shape[1], frames.shape[2]
     if patch > min(size_y, size_x):
@@ -173,7 +173,7 @@ def _patch_distances(frames: np.ndarray, bank: np.ndarray, settings: PatchSettin
     """RMS pixel distance (0-255 scale) of ``patches_per_frame`` random patches of each frame to their nearest bank
     patch; shape ``(len(frames), patches_per_frame)``."""
     frame_index = np.repeat(np.arange(len(frames)), settings.patches_per_frame)
-    queries = _sample_patches(frames, frame_index, settings.patch, rng)
+    queries = sample_patches(frames, frame_index, settings.patch, rng)
     # Centre the values so that the float32 matrix trick cancels less.
     d2 = _nearest_sq_distances(queries - 127.5, bank - 127.5)
     return np.sqrt(d2 / queries.shape[1]).reshape(len(frames), settings.patches_per_frame)
@@ -273,7 +273,7 @@ def reference(train_frames: np.ndarray, heldout_frames: np.ndarray, source_frame
     source_flow = np.concatenate([_flow_magnitudes(s) for s in segments])
     bank_rng, _, held_rng = _rngs(seed)
     bank_index = bank_rng.integers(0, len(train_frames), size=patches.bank_size)
-    bank = _sample_patches(train_frames, bank_index, patches.patch, bank_rng)
+    bank = sample_patches(train_frames, bank_index, patches.patch, bank_rng)
     return Reference(
         frame_shape=tuple(shape), segments=tuple(segments), bank=bank, seed=seed, patches=patches,
         motion_px=float(source_flow.mean()) if len(source_flow) else math.nan,

@@ -89,7 +89,7 @@ def main():
     from prep import dataset
 
     from videogen import video_quality as vq
-    from videogen.video_quality import _FARNEBACK
+    from videogen.video_quality import FARNEBACK
 
     ddir = dataset(a.clip)
     frames = np.load(ddir / "frames.npy")
@@ -147,10 +147,10 @@ def main():
     anc = np.full(a.videos, 0.1 if auto_anchor else float(a.anchor), np.float32)
     ancs = []
     if auto_anchor:
-        pbank = vq._sample_patches(train, np.random.default_rng(123).integers(0, len(train), 4096), 7,
+        pbank = vq.sample_patches(train, np.random.default_rng(123).integers(0, len(train), 4096), 7,
                                    np.random.default_rng(124))
         held = frames[v0:v1 + 1]
-        hq = vq._sample_patches(held, np.random.default_rng(125).integers(0, len(held), 2048), 7, np.random.default_rng(126))
+        hq = vq.sample_patches(held, np.random.default_rng(125).integers(0, len(held), 2048), 7, np.random.default_rng(126))
         d_target = a.anchor_target * float(np.sqrt(vq._nearest_sq_distances(hq, pbank)).mean())
         prng = np.random.default_rng(127)
     t_start = time.time()
@@ -161,7 +161,7 @@ def main():
         if auto:
             for v in range(a.videos):
                 g0, g1 = (cv2.cvtColor(z[v], cv2.COLOR_RGB2GRAY) for z in (prev, f))
-                m = float(np.linalg.norm(cv2.calcOpticalFlowFarneback(g0, g1, None, **_FARNEBACK), axis=-1).mean())
+                m = float(np.linalg.norm(cv2.calcOpticalFlowFarneback(g0, g1, None, **FARNEBACK), axis=-1).mean())
                 ema[v] = a.ema * ema[v] + (1 - a.ema) * m
                 tau[v] = float(np.clip(tau[v] * np.exp(a.gain * np.log(target / max(ema[v], 1e-3))), 0.5, a.tau_max))
         if a.sharp:
@@ -170,7 +170,7 @@ def main():
                 amount[v] = float(np.clip(amount[v] + a.sharp_gain * np.log(sharp_target / max(lv, 1e-3)), -0.8, 3.0))
         if auto_anchor:
             for v in range(a.videos):
-                qq = vq._sample_patches(f[v:v + 1], np.zeros(64, int), 7, prng)
+                qq = vq.sample_patches(f[v:v + 1], np.zeros(64, int), 7, prng)
                 d = float(np.sqrt(vq._nearest_sq_distances(qq, pbank)).mean())
                 anc[v] = float(np.clip(anc[v] * np.exp(a.anchor_gain * np.log(max(d, 1e-3) / d_target)), 0.01, 0.7))
         ancs.append(float(anc[0]))

@@ -166,10 +166,10 @@ def train(args, frames, tr, k):
     if args.flow_sup > 0:  # teacher flow (backward convention: target(p) ~ last(p + F(p))), Farneback as the scorer
         import cv2
 
-        from videogen.video_quality import _FARNEBACK
+        from videogen.video_quality import FARNEBACK
         for i in range(len(X)):
             last = cv2.cvtColor(np.ascontiguousarray(X[i, ..., 3 * (k - 1):]), cv2.COLOR_RGB2GRAY)
-            F[i] = cv2.calcOpticalFlowFarneback(cv2.cvtColor(Y[i], cv2.COLOR_RGB2GRAY), last, None, **_FARNEBACK)
+            F[i] = cv2.calcOpticalFlowFarneback(cv2.cvtColor(Y[i], cv2.COLOR_RGB2GRAY), last, None, **FARNEBACK)
         print(f"teacher flow mean|F| {np.linalg.norm(F, axis=-1).mean():.3f} px", flush=True)
     X = X.astype(np.float32) / 127.5 - 1
     Y = Y.astype(np.float32) / 127.5 - 1
