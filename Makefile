@@ -43,6 +43,9 @@ OUTPUT ?= gen.mp4
 DEMO_VIDEO ?= samples/bikes.mp4
 DEMO_ARGS ?= --image-size 64 --max-steps 1200 --batch-size 8 --frames 500 --ngf 32 --ndf 32 --context-frames 2
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist; 0 = one process): most of a test's time is one Python thread, so two workers keep a
+# 2-core machine busy. Tests of one module share a worker (--dist loadscope), so module fixtures are built once.
+TEST_WORKERS ?= 2
 # make tensorboard: a model dir or its s3:// / minio:// URI; a folder of several (the default: every local run) shows
 # each as a run.
 MODEL ?= work
@@ -77,12 +80,12 @@ demo: setup $(DEMO_VIDEO)  ## full local pipeline run on a sample video -> out/g
 
 test:  ## set up (incl. chromium) and run the whole test suite
 	@PYTHON=$(PYTHON) VENV=$(VENV) scripts/setup.sh --dev
-	$(VPY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(VPY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 lint: setup  ## ruff, hadolint, checkov on rendered manifests and Dockerfiles
 	VENV=$(VENV) bash scripts/lint.sh
 
-bench: setup  ## performance benchmark -> bench/results.json and bench/results.md
+bench: setup  ## performance benchmark -> bench/results-<cpu kind>.json/.md (BENCH_ARGS="--cpu avx2": as an AVX2-only CPU)
 	$(VPY) -m bench.run $(BENCH_ARGS)
 
 compile: setup  ## recompile pipeline/video_generation.yaml (images, node selectors from the variables above)

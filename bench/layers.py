@@ -1,10 +1,13 @@
-"""Per-layer time of the generation network (the bfloat16 inference copy `videogen generate` runs), at K rollouts.
+"""Per-layer time of the generation network (the inference copy `videogen generate` runs), at K rollouts.
 
 Each layer runs alone as its own `tf.function` on the inputs the layer really gets, so every row carries about
 0.2 ms of call overhead that the fused rollout step does not pay; the rows show where time goes and how much batching
 K rollouts helps each layer, with each layer's GFLOP/s (convolutions only; 2 x multiply-adds).
 
-Usage: ``python -m bench.layers [--size 256] [--ngf 64] [--ks 1 8] [--repeats 10]``
+``--precision auto`` (the default) is what `videogen generate` picks here: bfloat16 on a CPU with native bf16, else
+float32 (also with ``ONEDNN_MAX_CPU_ISA=AVX2``, how an AVX2-only CPU is reproduced on a newer one).
+
+Usage: ``python -m bench.layers [--size 256] [--ngf 64] [--ks 1 8] [--repeats 10] [--precision auto]``
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def layer_times(size: int, ngf: int, ks: list[int], repeats: int) -> dict[int, list[tuple[str, str, float, float]]]:
+def layer_times(size: int, ngf: int, ks: list[int], repeats: int,
+                precision: str = "bfloat16") -> dict[int, list[tuple[str, str, float, float]]]:
     """``{K: [(layer name, class, ms per call, GFLOP per image), ...]}`` in network order."""
     import keras
     import tensorflow as tf
@@ -30,7 +34,7 @@ def layer_times(size: int, ngf: int, ks: list[int], repeats: int) -> dict[int, l
 
     with tempfile.TemporaryDirectory(prefix="videogen-layers-") as tmp:
         model, _ = gen.load_generator(make_model_dir(Path(tmp) / "model", size, ngf))
-    network = gen.inference_copy(model, "bfloat16")
+    network = gen.inference_copy(model, precision)
     channels = int(network.input_shape[-1])
     layers = [layer for layer in network.layers if not isinstance(layer, keras.layers.InputLayer)]
     results: dict[int, list[tuple[str, str, float, float]]] = {}
@@ -68,9 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ngf", type=int, default=64)
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--precision", default="auto", help="auto (what generation picks here), float32 or bfloat16")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    results = layer_times(args.size, args.ngf, args.ks, args.repeats)
+    from videogen.hardware import resolve_precision
+
+    precision = resolve_precision(args.precision, on_gpu=False)
+    print(f"precision: {precision}")
+    results = layer_times(args.size, args.ngf, args.ks, args.repeats, precision)
     header = "| layer | class | GFLOP/img | " + " | ".join(f"K={k} ms/img (GFLOP/s)" for k in args.ks) + " |"
     print(header)
     print("|" + " --- |" * (3 + len(args.ks)))

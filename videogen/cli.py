@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import os
 import sys
@@ -117,13 +118,19 @@ def settings_from_args(settings_cls, args: argparse.Namespace):
     return settings_cls(**{k: v for k, v in vars(args).items() if k in names})
 
 
-def pipeline_parameters() -> list[str]:
-    """The pipeline's parameter names, in signature order (imports the pipeline, hence kfp)."""
+@functools.cache
+def _pipeline_parameter_names() -> tuple[str, ...]:
     import inspect
 
     from pipeline.pipeline import build_pipeline
 
-    return list(inspect.signature(build_pipeline().pipeline_func).parameters)
+    # Building the pipeline graph is the slow part (kfp inspects the call stack for every task): once per process.
+    return tuple(inspect.signature(build_pipeline().pipeline_func).parameters)
+
+
+def pipeline_parameters() -> list[str]:
+    """The pipeline's parameter names, in signature order (imports the pipeline, hence kfp)."""
+    return list(_pipeline_parameter_names())
 
 
 def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:

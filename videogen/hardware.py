@@ -39,10 +39,51 @@ def _cpuinfo_field(prefix: str) -> str | None:
     return None
 
 
+# oneDNN's ISA names (ONEDNN_MAX_CPU_ISA, oneDNN docs "CPU Dispatcher Control") below the first one with native bf16
+# math (AVX512_CORE_BF16); a cap at one of these makes TensorFlow's convolutions run without bf16 instructions.
+_ONEDNN_ISAS_WITHOUT_BF16 = ("sse41", "avx", "avx2", "avx2_vnni", "avx2_vnni_2", "avx512_core", "avx512_core_vnni")
+
+
+def onednn_isa_cap() -> str | None:
+    """The instruction-set cap set for oneDNN (``ONEDNN_MAX_CPU_ISA``, or the older ``DNNL_MAX_CPU_ISA``), lower case;
+    None when unset or ``default``."""
+    value = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().lower()
+    return value if value and value != "default" else None
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    return set((_cpuinfo_field("flags") or "").split())
+
+
 def cpu_has_bf16() -> bool:
-    """The CPU computes bfloat16 natively (AVX512_BF16 or AMX)."""
-    flags = set((_cpuinfo_field("flags") or "").split())
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    """The CPU computes bfloat16 natively (AVX512_BF16 or AMX) and oneDNN is allowed to use it: with
+    ``ONEDNN_MAX_CPU_ISA=AVX2`` (how an AVX2-only CPU is reproduced on a newer one) this is False."""
+    if onednn_isa_cap() in _ONEDNN_ISAS_WITHOUT_BF16:
+        return False
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def tensorflow_onednn_default() -> bool:
+    """Whether TensorFlow's Linux wheel turns its oneDNN kernels on by itself on this CPU (``DefaultOneDnnPolicy`` in
+    tensorflow/core/util/port.cc: AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX). With a oneDNN ISA cap at AVX2 or below
+    (reproducing an AVX2-only CPU) the answer is that CPU's: off."""
+    if onednn_isa_cap() in ("sse41", "avx", "avx2"):
+        return False
+    return bool(cpu_flags() & {"avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16"})
+
+
+def cpu_kind() -> str:
+    """``"bf16"``, ``"avx512"``, ``"avx2"`` or ``"other"``: the widest math TensorFlow's convolutions get here (after
+    any oneDNN ISA cap). Benchmarks file their figures under it."""
+    if cpu_has_bf16():
+        return "bf16"
+    cap, flags = onednn_isa_cap(), cpu_flags()
+    if "avx512f" in flags and (cap is None or cap.startswith("avx512")):
+        return "avx512"
+    if "avx2" in flags and (cap is None or cap.startswith(("avx2", "avx512"))):
+        return "avx2"
+    return "other"
 
 
 def gpu_supports_bf16() -> bool:
@@ -104,6 +145,11 @@ def resolve_precision(setting: Any, on_gpu: bool, *, gpu_native: bool | None = N
     if value in ("float32", "fp32"):
         return "float32"
     if value in ("bfloat16", "bf16", "mixed_bfloat16"):
+        if not on_gpu and cpu_kind() not in ("bf16", "avx512"):
+            # oneDNN has bf16 convolutions on AVX-512 and newer only: on an AVX2 CPU they fail to build at run time.
+            log.warning("precision bfloat16 needs a CPU with AVX-512 (native bf16: AVX512_BF16 or AMX); this one has "
+                        "neither: using float32")
+            return "float32"
         return "bfloat16"
     raise InputError(f"precision must be auto, float32 or bfloat16, got {setting!r}")
 

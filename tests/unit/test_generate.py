@@ -250,17 +250,22 @@ def test_video_names_for_k_videos():
 
 @pytest.mark.timeout(1500)
 def test_bench_quick_smoke(tmp_path):
-    """`python -m bench.run --quick` measures every part at tiny sizes and writes results.json + results.md.
+    """`python -m bench.run --quick` measures every part at tiny sizes and writes results-<cpu kind>.json + .md,
+    the kind and the CPU's flags recorded.
 
-    It proves the benchmark runs, not how fast: the limit is generous (it takes about a minute on an idle 2-core
+    It proves the benchmark runs, not how fast: the limit is generous (it takes under a minute on an idle 2-core
     machine) so that a machine busy with other work does not fail it."""
+    from videogen.hardware import cpu_kind
+
     root = Path(__file__).resolve().parents[2]
     proc = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--out", str(tmp_path)], cwd=root,
                           capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = json.loads((tmp_path / "results.json").read_text())
+    kind = cpu_kind()
+    results = json.loads((tmp_path / f"results-{kind}.json").read_text())
     assert {"machine", "generation", "memory", "training", "prepare"} <= set(results)
-    assert "|" in (tmp_path / "results.md").read_text()
+    assert results["machine"]["cpu_kind"] == kind and "cpu_flags" in results["machine"]
+    assert "| train 64 px batch 2" in (tmp_path / f"results-{kind}.md").read_text()
 
 
 @pytest.fixture(scope="module")
