@@ -75,3 +75,59 @@ def fusable_activation(layer_config: dict) -> tuple[str, float] | None:
     if cls == "ReLU" and cfg.get("max_value") is None and not cfg.get("negative_slope") and not cfg.get("threshold"):
         return "relu", 0.0
     return None
+
+
+# Taps of a 4-wide transposed-convolution kernel (stride 2, "same": TensorFlow pads the matching forward convolution
+# by 1 before, 1 after) that reach output row 2m + r, in the order of input rows m - 1 + r and m + r:
+# y[2m] = x[m-1] w[3] + x[m] w[1] and y[2m+1] = x[m] w[2] + x[m+1] w[0].
+_PHASE_TAPS = ((3, 1), (2, 0))
+
+
+class PhaseConv2DTranspose(keras.layers.Conv2DTranspose):
+    """``Conv2DTranspose(kernel_size=4, strides=2, padding="same")`` computed as four 2x2 forward convolutions, one
+    per output phase (even/odd row x even/odd column), interleaved with ``depth_to_space``: the same sums of products
+    (the same FLOPs), in another order.
+
+    Why: TensorFlow's oneDNN kernels keep the reordered weights of a forward convolution from call to call, but
+    reorder a transposed convolution's weights on every call; at the U-Net's inner blocks (small images, large
+    weights) that reorder was most of the layer's time (bench/layers.py). Built from a ``Conv2DTranspose`` config;
+    its weights come from :func:`phase_kernels`. Inference copy only (never saved)."""
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        self.phases = [self.add_weight(name=f"phase_{r}{c}", shape=(2, 2, channels, self.filters), initializer="zeros")
+                       for r in (0, 1) for c in (0, 1)]
+        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros") if self.use_bias else None
+        self.built = True
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        height, width = inputs.shape[1], inputs.shape[2]
+        padded = tf.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]])
+        parts = [tf.nn.conv2d(padded[:, r:r + height + 1, c:c + width + 1, :], self.phases[2 * r + c].value, 1, "VALID")
+                 for r in (0, 1) for c in (0, 1)]
+        outputs = tf.nn.depth_to_space(tf.concat(parts, axis=-1), 2)
+        if self.bias is not None:
+            outputs = outputs + self.bias.value
+        return self.activation(outputs) if self.activation is not None else outputs
+
+
+def phase_convertible(layer_config: dict) -> bool:
+    """A functional layer config that :class:`PhaseConv2DTranspose` computes exactly."""
+    cfg = layer_config["config"]
+    return (layer_config["class_name"] == "Conv2DTranspose" and tuple(cfg.get("kernel_size", ())) == (4, 4)
+            and tuple(cfg.get("strides", ())) == (2, 2) and cfg.get("padding") == "same"
+            and tuple(cfg.get("dilation_rate", (1, 1))) == (1, 1) and cfg.get("output_padding") is None
+            and cfg.get("data_format", "channels_last") == "channels_last")
+
+
+def phase_kernels(weights: list) -> list:
+    """``[kernel (4, 4, out, in), bias?]`` of a Conv2DTranspose -> the four phase kernels ``(2, 2, in, out)`` and the
+    bias of :class:`PhaseConv2DTranspose`."""
+    import numpy as np
+
+    kernel = weights[0]
+    phases = [np.ascontiguousarray(kernel[np.ix_(_PHASE_TAPS[r], _PHASE_TAPS[c])].transpose(0, 1, 3, 2))
+              for r in (0, 1) for c in (0, 1)]
+    return phases + list(weights[1:])

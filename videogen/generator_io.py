@@ -193,8 +193,10 @@ def _copy(cfg: dict) -> dict:
     return json.loads(json.dumps(cfg))
 
 
-def _rewrite_layer(cfg: dict, fused: dict, conv_targets: set, renames: dict, low: set, precision: str) -> dict:
-    """One layer's config in the inference copy (``low`` collects the layers that compute in bfloat16)."""
+def _rewrite_layer(cfg: dict, fused: dict, conv_targets: set, renames: dict, low: set, precision: str,
+                   phased: frozenset = frozenset()) -> dict:
+    """One layer's config in the inference copy (``low`` collects the layers that compute in bfloat16; the transposed
+    convolutions named in ``phased`` become :class:`videogen.fused.PhaseConv2DTranspose`)."""
     name = cfg["config"]["name"]
     cfg = _rewire(cfg, renames)
     if name in fused:
@@ -217,6 +219,9 @@ def _rewrite_layer(cfg: dict, fused: dict, conv_targets: set, renames: dict, low
         cfg = _copy(cfg)
         cfg["config"]["dtype"] = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "bfloat16"},
                                   "registered_name": None}
+    if name in phased:
+        cfg = _copy(cfg)
+        cfg.update(class_name="PhaseConv2DTranspose", module=None, registered_name="PhaseConv2DTranspose")
     return cfg
 
 
@@ -241,9 +246,31 @@ def _folded_weights(model, conv, bn_name: str, weights: list) -> list:
     return [kernel.astype(np.float32), bias.astype(np.float32)]
 
 
+# Transposed convolutions on inputs up to this size run as PhaseConv2DTranspose: faster there (the weight reorder it
+# saves is most of their time), slower on larger inputs, where the one big transposed convolution is more efficient
+# (bench/layers.py at 256 px, ngf 64, float32 on AVX2: 1x1..8x8 inputs 2.0-4.7x faster, 32x32 and up 1.4-3.8x slower;
+# generation end to end 1.18x at K=1 and 1.08x at K=8, 2026-11-30).
+PHASE_MAX_INPUT = 8
+
+
+def _phased_deconvs(model, graph: _Graph) -> frozenset:
+    """Names of the transposed convolutions that run as PhaseConv2DTranspose in the inference copy."""
+    from videogen.fused import phase_convertible
+
+    names = set()
+    for cfg in graph.layers:
+        name = cfg["config"]["name"]
+        if phase_convertible(cfg):
+            shape = model.get_layer(name).input.shape
+            if shape[1] is not None and max(shape[1], shape[2]) <= PHASE_MAX_INPUT:
+                names.add(name)
+    return frozenset(names)
+
+
 def inference_copy(model, precision: str = "float32"):
     """An inference copy of a functional generator: BatchNorms folded into the convolutions before them,
-    GroupNorm + activation fused, optionally bfloat16.
+    GroupNorm + activation fused, in float32 the inner transposed convolutions as four phase convolutions
+    (:class:`videogen.fused.PhaseConv2DTranspose`), optionally bfloat16.
 
     At inference BatchNorm uses its moving statistics, so it is a per-channel affine that folds into the preceding
     convolution exactly (a BN whose input is not a single-use linear Conv2D/Conv2DTranspose is kept, running in
@@ -255,6 +282,8 @@ def inference_copy(model, precision: str = "float32"):
     """
     import keras
 
+    from videogen.fused import FusedGroupNormAct, PhaseConv2DTranspose, phase_kernels
+
     config = model.get_config()
     graph = _Graph(config)
     folds = _batchnorm_folds(graph)
@@ -262,15 +291,14 @@ def inference_copy(model, precision: str = "float32"):
     renames = {**folds, **act_folds}
     low: set[str] = set()
     conv_targets = set(folds.values())
-    new_layers = [_rewrite_layer(cfg, fused, conv_targets, renames, low, precision) for cfg in graph.layers
+    # float32 only: in bfloat16 (AMX) the phases measured slower than the transposed convolution they replace.
+    phased = (_phased_deconvs(model, graph) if keras.backend.backend() == "tensorflow" and precision == "float32"
+              else frozenset())
+    new_layers = [_rewrite_layer(cfg, fused, conv_targets, renames, low, precision, phased) for cfg in graph.layers
                   if cfg["config"]["name"] not in renames]
     new_config = {**config, "layers": new_layers, "output_layers": _rewire(config["output_layers"], renames),
                   "name": f"{config.get('name', 'generator')}_inference"}
-    custom = {}
-    if fused:
-        from videogen.fused import FusedGroupNormAct
-
-        custom["FusedGroupNormAct"] = FusedGroupNormAct
+    custom = {"FusedGroupNormAct": FusedGroupNormAct, "PhaseConv2DTranspose": PhaseConv2DTranspose}
     copy = keras.Model.from_config(new_config, custom_objects=custom)
     bn_of = {conv: bn for bn, conv in folds.items()}
     for layer in copy.layers:
@@ -278,6 +306,8 @@ def inference_copy(model, precision: str = "float32"):
         weights = src.get_weights()
         if layer.name in bn_of:
             weights = _folded_weights(model, src, bn_of[layer.name], weights)
+        if isinstance(layer, PhaseConv2DTranspose):
+            weights = phase_kernels(weights)
         if weights:
             layer.set_weights(weights)
     return copy

@@ -49,3 +49,49 @@ def test_inference_copy_fuses_every_group_norm_and_keeps_the_output():
     assert len(copy.layers) < len(model.layers)
     x = np.random.default_rng(2).uniform(-1, 1, (2, 64, 64, 6)).astype(np.float32)
     np.testing.assert_allclose(np.asarray(copy(x, training=False)), np.asarray(model(x, training=False)), atol=2e-5)
+
+
+@pytest.mark.parametrize(("size", "bias", "activation"), [(1, False, None), (4, True, "tanh"), (8, False, None)])
+def test_phase_transposed_convolution_computes_what_conv2d_transpose_computes(size, bias, activation):
+    """Four 2x2 phase convolutions + depth_to_space give Conv2DTranspose(4, strides 2, "same")'s output, with the
+    weights mapped by phase_kernels (bias and activation included), down to a 1x1 input."""
+    import keras
+
+    from videogen.fused import PhaseConv2DTranspose, phase_kernels
+
+    rng = np.random.default_rng(size)
+    reference = keras.layers.Conv2DTranspose(5, 4, strides=2, padding="same", use_bias=bias, activation=activation)
+    x = rng.standard_normal((2, size, size, 6)).astype(np.float32)
+    reference.build(x.shape)
+    reference.set_weights([rng.standard_normal(w.shape).astype(np.float32) for w in reference.get_weights()])
+    phased = PhaseConv2DTranspose.from_config(reference.get_config())
+    phased.build(x.shape)
+    phased.set_weights(phase_kernels(reference.get_weights()))
+    np.testing.assert_allclose(np.asarray(phased(x)), np.asarray(reference(x)), atol=1e-4)
+
+
+@pytest.mark.parametrize("norm", ["group", "batch"])
+def test_float32_inference_copy_runs_the_inner_transposed_convolutions_as_phases_and_keeps_the_output(norm):
+    """float32: transposed convolutions on inputs up to 8x8 become phase convolutions (also with a BatchNorm folded
+    into them), larger ones stay; the copy's output is the model's. bfloat16 keeps them all (slower there)."""
+    import keras
+
+    from videogen.fused import PhaseConv2DTranspose
+    from videogen.generate import inference_copy
+    from videogen.generator_io import PHASE_MAX_INPUT
+    from videogen.model import build_generator
+
+    keras.utils.set_random_seed(0)
+    model = build_generator(64, ngf=8, context_frames=2, norm=norm, dropout=0.5)
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.Conv2DTranspose, keras.layers.BatchNormalization)):
+            layer.set_weights([w + np.random.default_rng(1).normal(0, 0.05, w.shape).astype(np.float32)
+                               for w in layer.get_weights()])
+    copy = inference_copy(model, "float32")
+    deconvs = {layer.name: layer.input.shape[1] for layer in model.layers
+               if isinstance(layer, keras.layers.Conv2DTranspose)}
+    phased = {layer.name for layer in copy.layers if isinstance(layer, PhaseConv2DTranspose)}
+    assert phased == {name for name, size in deconvs.items() if size <= PHASE_MAX_INPUT} and len(phased) == 4
+    x = np.random.default_rng(2).uniform(-1, 1, (2, 64, 64, 6)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(copy(x, training=False)), np.asarray(model(x, training=False)), atol=1e-4)
+    assert not any(isinstance(layer, PhaseConv2DTranspose) for layer in inference_copy(model, "bfloat16").layers)
