@@ -2,14 +2,14 @@
 
 Writes ``bench/results-<kind>.json`` and ``bench/results-<kind>.md`` (or under ``--out``), where ``<kind>`` is what
 TensorFlow's convolutions compute with here: ``bf16`` (AVX512_BF16 or AMX), ``avx512`` or ``avx2``, so one kind's
-figures never stand in for another's; ``--update-readme`` replaces the block between ``<!-- bench:<kind>:start -->``
-and ``<!-- bench:<kind>:end -->`` in README.md. ``--cpu avx2`` reproduces an AVX2-only CPU on a newer one: oneDNN
+figures never stand in for another's; ``--update-docs`` replaces the table between ``<!-- bench:<kind>:start -->``
+and ``<!-- bench:<kind>:end -->`` in docs/performance.md. ``--cpu avx2`` reproduces an AVX2-only CPU on a newer one: oneDNN
 capped at AVX2 (``ONEDNN_MAX_CPU_ISA``, oneDNN "CPU Dispatcher Control") and OpenBLAS at Haswell kernels
 (``OPENBLAS_CORETYPE``); TensorFlow's other kernels are built for AVX in the PyPI wheel and are the same on both. Every figure is the median of ``--repeats``
 (>= 3) runs after a warm-up, with min and max. Random-weight models (speed does not depend on the weights).
 ``--quick`` is a smoke run at tiny sizes (a test calls it). Full run: about 20-25 minutes on 2 CPU cores.
 
-Usage: ``python -m bench.run [--quick] [--cpu native|avx2] [--repeats N] [--out DIR] [--update-readme] [--skip PART ...]``
+Usage: ``python -m bench.run [--quick] [--cpu native|avx2] [--repeats N] [--out DIR] [--update-docs] [--skip PART ...]``
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("videogen.bench")
 
-# Seed's figures (issue 4): generation 20 s/frame on a K80 (process per frame), training 55 images/s on a V100.
+# The original workflow's figures: generation 20 s/frame on a K80 (process per frame), training 55 images/s on a V100.
 SEED_TRAIN_IMAGES_PER_S_V100 = 55.0
 
 
@@ -258,7 +258,7 @@ def bench_generation(work: Path, size: int, ngf: int, frames: int, k_frames: int
     naive_times = timed(naive, repeats)
     out["naive_loop"] = {"frames": naive_frames, "frames_per_s": stats([naive_frames / t for t in naive_times])}
 
-    # (a) The seed's way: a fresh process per frame that loads the model, predicts one frame and writes a PNG.
+    # (a) The original workflow's way: a fresh process per frame that loads the model, predicts one frame and writes a PNG.
     Image.fromarray(start).save(work / "start.png")
     env = tensorflow_default_env(dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     seed_times = []
@@ -484,7 +484,7 @@ def markdown(results: dict) -> str:
             lines.append(f"| {key.split('_')[0].upper()} vs K=1 total frames/s ({s} px) | {g[key]:.2f}x | >= 2x |")
         lines.append(f"| naive loop `model(frame)` {s} px | {fmt(g['naive_loop']['frames_per_s'])} frames/s; "
                      f"ours {g['speedup_vs_naive']:.2f}x | >= 1.5x |")
-        lines.append(f"| seed's way (process per frame) {s} px | {fmt(g['seed_way']['s_per_frame'])} s/frame; "
+        lines.append(f"| original workflow's way (process per frame) {s} px | {fmt(g['seed_way']['s_per_frame'])} s/frame; "
                      f"ours {g['speedup_vs_seed_way']:.1f}x | >= 30x |")
     mem = results.get("memory")
     if mem:
@@ -524,17 +524,17 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_readme(md: str, readme: Path, kind: str) -> None:
-    """Replace this CPU kind's block (``<!-- bench:<kind>:start -->`` ... ``end``), or append one."""
-    text = readme.read_text()
+def update_page(md: str, page: Path, kind: str) -> None:
+    """Replace this CPU kind's block (``<!-- bench:<kind>:start -->`` ... ``end``) in ``page``, or append one."""
+    text = page.read_text()
     start, end = f"<!-- bench:{kind}:start -->", f"<!-- bench:{kind}:end -->"
     if start in text and end in text:
         head, rest = text.split(start, 1)
         _, tail = rest.split(end, 1)
         text = f"{head}{start}\n{md}{end}{tail}"
     else:
-        text = text.rstrip() + f"\n\n## Performance ({KIND_NAMES.get(kind, kind)})\n\n{start}\n{md}{end}\n"
-    readme.write_text(text)
+        text = text.rstrip() + f"\n\n## CPU: {KIND_NAMES.get(kind, kind)}\n\n{start}\n{md}{end}\n"
+    page.write_text(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -546,7 +546,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="where results-<kind>.json/.md go (kind: bf16, avx512 or avx2)")
     parser.add_argument("--cpu", choices=["native", "avx2"], default="native",
                         help="avx2: measure as an AVX2-only CPU (oneDNN and OpenBLAS capped at AVX2) on a newer one")
-    parser.add_argument("--update-readme", action="store_true", help="replace this CPU kind's bench block in README.md")
+    parser.add_argument("--update-docs", "--update-readme", dest="update_docs", action="store_true",
+                        help="replace this CPU kind's table in docs/performance.md")
     parser.add_argument("--skip", nargs="*", default=[], choices=["generation", "memory", "training", "prepare"])
     parser.add_argument("--reference-child", help=argparse.SUPPRESS)  # SIZE,NGF,BATCH,REPEATS: time the reference
     args = parser.parse_args(argv)
@@ -610,8 +611,8 @@ def main(argv: list[str] | None = None) -> int:
     md = markdown(json.loads(json.dumps(results)))
     md_path.write_text(md)
     print(md)
-    if args.update_readme:
-        update_readme(md, ROOT / "README.md", kind)
+    if args.update_docs:
+        update_page(md, ROOT / "docs" / "performance.md", kind)
     return 1 if results["errors"] and q else 0
 
 
