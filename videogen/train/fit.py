@@ -51,6 +51,9 @@ class _Plan:
 def _plan(settings: TrainSettings, dataset: artifacts.Dataset) -> _Plan:
     blocks = [video.file_block("train") for video in dataset.videos]
     num_pairs, batch = sum(end - first for first, end in blocks), settings.batch_size
+    if settings.unroll_steps > 1 and not data.window_blocks(blocks, settings.unroll_steps):
+        raise InputError(f"unroll_steps {settings.unroll_steps} needs a training block of at least that many pairs; "
+                         f"the longest has {max(end - first for first, end in blocks)}")
     if num_pairs < batch:
         logger.warning("only %d training pairs: batch size clamped from %d to %d", num_pairs, batch, num_pairs)
         batch = num_pairs
@@ -173,10 +176,9 @@ def _make_step(models: dict[str, Any], plan: _Plan, devices: _Devices):
     networks = (models["generator"], models["discriminator"], models["generator_optimizer"],
                 models["discriminator_optimizer"], models["step"])
     losses = {"gan_weight": s.gan_weight, "l1_weight": s.l1_weight, "input_noise": s.input_noise,
-              "jit_compile": devices.jit}
+              "jit_compile": devices.jit, "context_frames": s.context_frames, "unroll_steps": s.unroll_steps}
     if devices.strategy is None:
-        return make_train_step(*networks, batch_size=plan.batch, image_size=plan.dataset.image_size,
-                               context_frames=s.context_frames, **losses)
+        return make_train_step(*networks, batch_size=plan.batch, image_size=plan.dataset.image_size, **losses)
     return make_distributed_train_step(devices.strategy, *networks, global_batch_size=plan.batch, **losses)
 
 
@@ -197,7 +199,7 @@ def _phase_examples(plan: _Plan, phase_index: int, phase: dict, phase_seed: int,
     s = plan.settings
     # Under a strategy every worker must draw the same global batches (each takes its own share): a fixed order.
     examples = data.block_examples(plan.dataset.frames, plan.blocks, s.context_frames, phase_seed,
-                                   deterministic=devices.strategy is not None)
+                                   deterministic=devices.strategy is not None, unroll_steps=s.unroll_steps)
     if phase["name"] == "main":
         return examples, 0.0
     t0 = time.perf_counter()

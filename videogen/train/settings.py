@@ -65,6 +65,12 @@ class TrainSettings:
         "help": "share of each refinement batch drawn from rollout pairs (the rest are real pairs)"})
     input_noise: float = field(default=0.0, metadata={
         "help": "std of Gaussian noise added to the generator's input frames (in [-1, 1] units; 0 = off)"})
+    unroll_steps: int = field(default=1, metadata={
+        "help": "fed-back steps per training example (backprop through time): from a real context the generator "
+                "predicts this many frames in a row, each fed back (rounded to 8 bits, straight-through gradient) into "
+                "the context of the next, with the L1 and GAN terms against the real frames at every step (averaged) "
+                "and gradients through the whole chain. 1 = one teacher-forced step (the default); N costs about N "
+                "times the compute per step. Not with refine_rounds"})
     jit_compile: str = field(default="auto", metadata={
         "help": "XLA-compile the train step: auto (on for one GPU; off for CPU, where it is slower, and for "
                 "several GPUs, where XLA under MirroredStrategy is untested: true turns it on there), true, false"})
@@ -111,6 +117,9 @@ def _setting_checks(s: TrainSettings) -> list[tuple[bool, str]]:
         (s.rollout_starts >= 1, f"rollout_starts must be >= 1, got {s.rollout_starts}"),
         (0 <= s.refine_mix <= 1, f"refine_mix must be in [0, 1], got {s.refine_mix}"),
         (s.input_noise >= 0, f"input_noise must be >= 0, got {s.input_noise}"),
+        (s.unroll_steps >= 1, f"unroll_steps must be >= 1, got {s.unroll_steps}"),
+        (s.unroll_steps == 1 or s.refine_rounds == 0,
+         f"unroll_steps {s.unroll_steps} and refine_rounds {s.refine_rounds} do not combine: set one of them"),
         (s.norm in ("batch", "group"), f"norm must be batch or group, got {s.norm!r}"),
         (0 <= s.dropout < 1, f"dropout must be in [0, 1), got {s.dropout}"),
         (s.train_nodes >= 1, f"train_nodes must be >= 1, got {s.train_nodes}"),
