@@ -9,7 +9,7 @@ import pytest
 from tests.unit.test_train import TINY, write_dataset
 from videogen.errors import InputError
 from videogen.frames import stack_context
-from videogen.train import TrainSettings, train
+from videogen.train import TrainSettings, plan_phases, train
 from videogen.train.data import pair_example, window_blocks
 
 
@@ -88,15 +88,26 @@ def test_unrolled_step_feeds_rounded_predictions_back_and_backpropagates_through
     assert d_rec.grads is not None and all(np.isfinite(g).all() for g in d_rec.grads)
 
 
+def test_unroll_phase_takes_the_last_unroll_fraction_of_the_steps():
+    """unroll_steps > 1 splits the budget into main (one step) and unroll; fraction 1 is all unroll."""
+    assert plan_phases(TrainSettings(unroll_steps=4, unroll_fraction=0.25), 100) == [
+        {"name": "main", "first_step": 0, "end_step": 75}, {"name": "unroll", "first_step": 75, "end_step": 100}]
+    assert [p["name"] for p in plan_phases(TrainSettings(unroll_steps=4), 100)] == ["unroll"]
+    assert [p["name"] for p in plan_phases(TrainSettings(unroll_fraction=0.5), 100)] == ["main"]  # unroll_steps 1
+
+
 def test_unrolled_training_runs_end_to_end_and_exports_a_plain_generator(tmp_path, caplog):
-    """unroll_steps=3 with K=2 and input noise: the run finishes with finite losses, model.json records the setting,
-    and the exported generator still takes K frames (6 channels)."""
+    """unroll_steps=3 on the last half of 4 steps, K=2, input noise: both phases run with finite losses, model.json
+    records them and the setting, and the exported generator still takes K frames (6 channels)."""
     import keras
 
     dataset = write_dataset(tmp_path / "dataset")
-    info = train(dataset, tmp_path / "model", TrainSettings(max_steps=3, checkpoint_every=10, context_frames=2,
-                                                            unroll_steps=3, input_noise=0.02, **TINY))
-    assert info["steps"] == 3 and info["settings"]["unroll_steps"] == 3
+    info = train(dataset, tmp_path / "model", TrainSettings(max_steps=4, checkpoint_every=10, context_frames=2,
+                                                            unroll_steps=3, unroll_fraction=0.5, input_noise=0.02,
+                                                            **TINY))
+    assert info["steps"] == 4 and info["settings"]["unroll_steps"] == 3
+    assert [(p["name"], p["first_step"], p["end_step"]) for p in info["history"]["phases"]] == [
+        ("main", 0, 2), ("unroll", 2, 4)]
     assert all(np.isfinite(p["gen_l1"]) for p in info["history"]["points"])
     generator = keras.models.load_model(tmp_path / "model" / "generator.keras", compile=False)
     assert generator.input_shape[-1] == 6
@@ -104,6 +115,7 @@ def test_unrolled_training_runs_end_to_end_and_exports_a_plain_generator(tmp_pat
 
 @pytest.mark.parametrize("settings, message", [
     (TrainSettings(max_steps=2, unroll_steps=0), "unroll_steps must be >= 1"),
+    (TrainSettings(max_steps=2, unroll_steps=2, unroll_fraction=0.0), "unroll_fraction"),
     (TrainSettings(max_steps=2, unroll_steps=2, refine_rounds=1), "do not combine"),
     (TrainSettings(max_steps=2, unroll_steps=30, **{k: v for k, v in TINY.items()}), "at least that many pairs"),
 ])
