@@ -14,7 +14,18 @@ Videos (64 px, uint8 RGB; frame t+1 is an exact function of frames t-1 and t, an
 - ``scroll``: a smooth periodic colour texture (sums of sines, period 64 px in x) scrolling 2 px/frame to the right
   (period 32 frames: the scene loops), 128 frames;
 - ``bar``: a 52 x 6 px bar rotating 6 degrees/frame about the centre on a fixed gradient, antialiased by 4x4
-  supersampling (period 30 frames), 120 frames.
+  supersampling (period 30 frames), 120 frames;
+- ``scroll_left1``: the scroll texture moving 1 px/frame to the left, 40 frames: no scored frame (up to frame 60) is a
+  training frame (period 64), so steering cannot replay the truth;
+- ``diag``: a texture periodic in x and y translating (1, -2) px/frame on the torus (period 64 frames), 128 frames;
+- ``torus``: a 12 px white-bordered dark square moving (1, 2) px/frame over a fixed low-contrast torus texture,
+  wrapping (period 64 frames), 128 frames;
+- ``spin``: a smooth colour pattern on a disc (soft edge, grey outside) rotating 7 degrees/frame, computed
+  analytically: nothing enters through the frame's borders, motion is sub-pixel, and no frame repeats before frame
+  360, 120 frames.
+
+``--variants`` trains and scores other TrainSettings (``u4:unroll_steps=4``; model dirs ``model-STEPS-ngfN-TAG``);
+``jitter=flip`` (bench only) swaps the train stage's jitter for the random mirror alone (no resize, no crop).
 
 Each video is a dataset dir (frames.npy + dataset.json as tests/unit/test_quality.py writes them: the first 75% of the
 frames train, the rest validate) and a model trained with the default TrainSettings except a small budget (64 px,
@@ -41,7 +52,7 @@ steered rollout (``videogen.steering.steered_rollout`` with the targets the trai
 off. Dropout-on rows use seed 0 (each start draws its own noise within the batch).
 
 Run (models and data cached under work/synthetic/; a rerun only evaluates):
-    nice -n 15 env PYTHONPATH=$PWD .venv/bin/python bench/quality/synthetic_rollout.py
+    nice -n 19 env PYTHONPATH=$PWD .venv/bin/python bench/quality/synthetic_rollout.py
 Writes work/synthetic/results.json and bench/quality/synthetic_rollout.md.
 """
 
