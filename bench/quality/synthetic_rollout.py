@@ -407,8 +407,9 @@ def markdown(results: dict, horizon: int) -> str:
         f"{TOL}/255 of the true frame h on every channel, pooled over the start frames. **recall %**: the same over the "
         f"truly changing pixels only. h=1: one step from a real validation context; h={horizon}: "
         f"{horizon - 1} of the model's own frames fed back. PSNR: whole frame, mean over starts. "
-        "Train s: wall seconds of `videogen.train.train` (default TrainSettings, batch 8, 64 px), nice 15, on a "
-        "shared 2-core CPU.",
+        "Train s: wall seconds of `videogen.train.train` (default TrainSettings but the variant's, batch 8, 64 px), "
+        "niced, on a shared 2-core CPU, as recorded when the model was trained (cached models keep it): runs that "
+        "shared the CPU with other jobs took up to 10x longer, so compare train s within a batch of runs only.",
         "",
         f"| video | steps / ngf | variant | train s | mode | right % h=1 | right % h=10 | right % h={horizon} | worst start h={horizon} "
         f"| recall % h=1 / h={horizon} | PSNR h=1 | PSNR h={horizon} | eval s |",
