@@ -48,7 +48,7 @@ def pair_example(frames: np.ndarray, pair: int, first_pair: int, context_frames:
 
     With ``unroll_steps`` U > 1 the example is a window: inputs are the K context frames and the real frames
     ``pair + 1 .. pair + U - 1`` (K + U - 1 frames stacked on channels, oldest first), target frame ``pair + U``; the
-    step splits it back (:func:`videogen.train.step.split_window`)."""
+    unrolled train step splits it back into the context and the U real next frames."""
     later = [pair + j for j in range(1, unroll_steps + 1)]
     block = frames[context_indices(pair, first_pair, context_frames) + later]  # one read from the memory map
     return stack_context(block[:-1]), np.ascontiguousarray(block[-1])
