@@ -5,8 +5,9 @@ For each clip and recipe: prepare (64 px), train (``videogen.train.train``: 1200
 stage (``videogen.evaluate.evaluate``) on each, so every figure is the production scorer's (metrics.json). Rows go to
 ``--results`` (JSON lines); ``--table`` prints the markdown table of a results file.
 
-Recipes: ``default`` (TrainSettings defaults at the demo size) and ``plain`` (the original workflow's pix2pix: plain
-tanh output, BatchNorm, L1 weight 1, GAN weight 1, one context frame).
+Recipes: ``default`` (TrainSettings defaults at the demo size), ``plain`` (the original workflow's pix2pix: plain
+tanh output, BatchNorm, L1 weight 1, GAN weight 1, one context frame) and ``unroll4`` (defaults, the last half of the
+steps trained through 4 fed-back steps: ``unroll_steps=4, unroll_fraction=0.5``).
 
     .venv/bin/python bench/quality/long_videos.py --clips bikes bunny carphone
     .venv/bin/python bench/quality/long_videos.py --table
@@ -27,7 +28,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 CLIPS = {"bikes": "bikes.mp4", "bunny": "bigbuckbunny.mp4", "carphone": "carphone_pristine.mp4"}
 DEMO = dict(max_steps=1200, batch_size=8, ngf=32, ndf=32, log_every=300, checkpoint_every=100000)
-RECIPES = {"default": {}, "plain": dict(residual=False, norm="batch", l1_weight=1.0, gan_weight=1.0, context_frames=1)}
+RECIPES = {"default": {}, "plain": dict(residual=False, norm="batch", l1_weight=1.0, gan_weight=1.0, context_frames=1),
+           "unroll4": dict(unroll_steps=4, unroll_fraction=0.5)}
 RESULTS = REPO / "bench" / "quality" / "long_videos.jsonl"
 
 

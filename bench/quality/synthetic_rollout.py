@@ -14,7 +14,18 @@ Videos (64 px, uint8 RGB; frame t+1 is an exact function of frames t-1 and t, an
 - ``scroll``: a smooth periodic colour texture (sums of sines, period 64 px in x) scrolling 2 px/frame to the right
   (period 32 frames: the scene loops), 128 frames;
 - ``bar``: a 52 x 6 px bar rotating 6 degrees/frame about the centre on a fixed gradient, antialiased by 4x4
-  supersampling (period 30 frames), 120 frames.
+  supersampling (period 30 frames), 120 frames;
+- ``scroll_left1``: the scroll texture moving 1 px/frame to the left, 40 frames: no scored frame (up to frame 60) is a
+  training frame (period 64), so steering cannot replay the truth;
+- ``diag``: a texture periodic in x and y translating (1, -2) px/frame on the torus (period 64 frames), 128 frames;
+- ``torus``: a 12 px white-bordered dark square moving (1, 2) px/frame over a fixed low-contrast torus texture,
+  wrapping (period 64 frames), 128 frames;
+- ``spin``: a smooth colour pattern on a disc (soft edge, grey outside) rotating 7 degrees/frame, computed
+  analytically: nothing enters through the frame's borders, motion is sub-pixel, and no frame repeats before frame
+  360, 120 frames.
+
+``--variants`` trains and scores other TrainSettings (``u4:unroll_steps=4``; model dirs ``model-STEPS-ngfN-TAG``);
+``jitter=flip`` (bench only) swaps the train stage's jitter for the random mirror alone (no resize, no crop).
 
 Each video is a dataset dir (frames.npy + dataset.json as tests/unit/test_quality.py writes them: the first 75% of the
 frames train, the rest validate) and a model trained with the default TrainSettings except a small budget (64 px,
@@ -41,7 +52,7 @@ steered rollout (``videogen.steering.steered_rollout`` with the targets the trai
 off. Dropout-on rows use seed 0 (each start draws its own noise within the batch).
 
 Run (models and data cached under work/synthetic/; a rerun only evaluates):
-    nice -n 15 env PYTHONPATH=$PWD .venv/bin/python bench/quality/synthetic_rollout.py
+    nice -n 19 env PYTHONPATH=$PWD .venv/bin/python bench/quality/synthetic_rollout.py
 Writes work/synthetic/results.json and bench/quality/synthetic_rollout.md.
 """
 
@@ -108,8 +119,7 @@ def bounce_frames(n: int, seed: int = 3) -> np.ndarray:
     return out
 
 
-def scroll_frames(n: int, speed: int = 2) -> np.ndarray:
-    """A smooth texture, periodic in x (64 px), shifted ``speed`` px right per frame (exact integer roll)."""
+def _scroll_texture() -> np.ndarray:
     y, x = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
     u = 2 * np.pi * x / SIZE
     tex = np.stack([
@@ -117,8 +127,54 @@ def scroll_frames(n: int, speed: int = 2) -> np.ndarray:
         128 + 55 * np.sin(3 * u - y / 13.0 + 1.0) + 35 * np.cos(6 * u),
         128 + 50 * np.cos(4 * u + y / 7.0) + 30 * np.sin(u - y / 20.0),
     ], -1)
-    tex = np.clip(np.round(tex), 0, 255).astype(np.uint8)
+    return np.clip(np.round(tex), 0, 255).astype(np.uint8)
+
+
+def _torus_texture(amplitude: float = 1.0) -> np.ndarray:
+    """A smooth colour texture periodic in both x and y (64 px): a torus."""
+    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32)
+    u, v = 2 * np.pi * x / SIZE, 2 * np.pi * y / SIZE
+    tex = np.stack([
+        128 + amplitude * (55 * np.sin(2 * u + v) + 35 * np.sin(3 * v - u + 0.3)),
+        128 + amplitude * (50 * np.sin(3 * u - 2 * v + 1.0) + 30 * np.cos(4 * v)),
+        128 + amplitude * (45 * np.cos(u + 3 * v) + 30 * np.sin(5 * u - 0.7)),
+    ], -1)
+    return np.clip(np.round(tex), 0, 255).astype(np.uint8)
+
+
+def scroll_frames(n: int, speed: int = 2) -> np.ndarray:
+    """A smooth texture, periodic in x (64 px), shifted ``speed`` px right per frame (exact integer roll)."""
+    tex = _scroll_texture()
     return np.stack([np.roll(tex, speed * t, axis=1) for t in range(n)])
+
+
+def scroll_left1_frames(n: int) -> np.ndarray:
+    """The scroll texture moving 1 px/frame to the LEFT (period 64 frames, longer than the 40-frame video: no scored
+    frame, up to frame 60, equals a training frame)."""
+    tex = _scroll_texture()
+    return np.stack([np.roll(tex, -t, axis=1) for t in range(n)])
+
+
+def diag_frames(n: int, dy: int = 1, dx: int = -2) -> np.ndarray:
+    """A texture periodic in x and y translating (dy, dx) px/frame on the torus (period 64 frames)."""
+    tex = _torus_texture()
+    return np.stack([np.roll(tex, (dy * t, dx * t), axis=(0, 1)) for t in range(n)])
+
+
+def torus_frames(n: int, side: int = 12, dy: int = 1, dx: int = 2) -> np.ndarray:
+    """A white-bordered dark square moving (dy, dx) px/frame over a fixed, low-contrast torus texture, wrapping at the
+    borders (period 64 frames)."""
+    background = _torus_texture(amplitude=0.5)
+    sprite = np.full((side, side, 3), 30, np.uint8)
+    sprite[:2], sprite[-2:], sprite[:, :2], sprite[:, -2:] = 250, 250, 250, 250
+    out = np.empty((n, SIZE, SIZE, 3), np.uint8)
+    for t in range(n):
+        img = background.copy()
+        ys = (5 + dy * t + np.arange(side)) % SIZE
+        xs = (9 + dx * t + np.arange(side)) % SIZE
+        img[np.ix_(ys, xs)] = sprite
+        out[t] = img
+    return out
 
 
 def bar_frames(n: int, degrees: float = 6.0, length: float = 52.0, width: float = 6.0, ss: int = 4) -> np.ndarray:
@@ -138,8 +194,31 @@ def bar_frames(n: int, degrees: float = 6.0, length: float = 52.0, width: float 
     return out
 
 
+def spin_frames(n: int, degrees: float = 7.0, radius: float = 27.0, taper: float = 4.0) -> np.ndarray:
+    """A smooth colour pattern on a disc rotating ``degrees``/frame about the centre, its edge a smooth taper into a
+    constant grey: nothing enters through the frame's borders, every pixel moves at most ~3.3 px/frame, and with 7
+    degrees (coprime with 360) no frame before frame 360 repeats an earlier one. Computed analytically per frame."""
+    c = np.arange(SIZE, dtype=np.float64) + 0.5 - SIZE / 2
+    yy, xx = np.meshgrid(c, c, indexing="ij")
+    r, phi = np.hypot(yy, xx), np.arctan2(yy, xx)
+    mask = np.clip((radius - r) / taper, 0.0, 1.0)
+    mask = mask * mask * (3 - 2 * mask)  # smoothstep
+    out = np.empty((n, SIZE, SIZE, 3), np.uint8)
+    for t in range(n):
+        a = phi - math.radians(degrees * t)
+        q = r / radius
+        pattern = np.stack([
+            128 + 70 * np.sin(6 * a + 4.0 * q) * q + 20 * np.cos(a),
+            128 + 65 * np.cos(5 * a - 5.0 * q) * q + 25 * np.sin(8 * a) * q,
+            128 + 60 * np.sin(7 * a + 1.0) * q ** 1.5 - 25 * np.cos(3 * a + 2 * q),
+        ], -1)
+        out[t] = np.clip(np.round(110 + (pattern - 110) * mask[..., None]), 0, 255).astype(np.uint8)
+    return out
+
+
 KINDS = {"square": (square_frames, 96), "bounce": (bounce_frames, 160), "scroll": (scroll_frames, 128),
-         "bar": (bar_frames, 120)}
+         "bar": (bar_frames, 120), "scroll_left1": (scroll_left1_frames, 40), "diag": (diag_frames, 128),
+         "torus": (torus_frames, 128), "spin": (spin_frames, 120)}
 
 
 def make_dataset(kind: str, out_dir: Path, extra: int) -> tuple[Path, np.ndarray, dict]:
@@ -192,7 +271,26 @@ def _data_sha(dataset: Path) -> str:
     return hashlib.sha256((dataset / "frames.npy").read_bytes()).hexdigest()[:16]
 
 
-def train_model(dataset: Path, model_dir: Path, steps: int, ngf: int) -> dict:
+def parse_variants(text: str) -> list[tuple[str, dict]]:
+    """``"base:,u4:unroll_steps=4,n02:input_noise=0.02"`` -> [(tag, {field: value})]; ``;`` joins two fields."""
+    from videogen.train import TrainSettings
+
+    types = {f.name: f.type for f in __import__("dataclasses").fields(TrainSettings)}
+    out = []
+    for item in text.split(","):
+        tag, _, spec = item.partition(":")
+        fields = {}
+        for pair in filter(None, spec.split(";")):
+            name, _, value = pair.partition("=")
+            if name == "jitter":  # not a setting: the bench swaps the train stage's jitter (flip = mirror only)
+                fields[name] = value
+                continue
+            fields[name] = {"int": int, "float": float, "bool": lambda v: v.lower() == "true"}.get(types[name], str)(value)
+        out.append((tag, fields))
+    return out
+
+
+def train_model(dataset: Path, model_dir: Path, steps: int, ngf: int, extra: dict | None = None) -> dict:
     from videogen.train import TrainSettings, train
 
     sha_file = model_dir / "data.sha"
@@ -205,17 +303,39 @@ def train_model(dataset: Path, model_dir: Path, steps: int, ngf: int) -> dict:
         return info
     # Everything else is TrainSettings' default (K=2, residual, GroupNorm, dropout 0.5, gan 0.1, l1 100, precision
     # auto = bfloat16 on a CPU with avx512_bf16).
+    extra = dict(extra or {})
+    jitter = extra.pop("jitter", None)
     settings = TrainSettings(max_steps=steps, batch_size=8, ngf=ngf, ndf=ngf, log_every=100,
-                             checkpoint_every=max(steps, 1000))
+                             checkpoint_every=max(steps, 1000), **extra)
+    from videogen.train import data as data_module
+
+    original = data_module.jitter
+    if jitter == "flip":  # the random mirror only: no resize (its bilinear resampling softens sharp edges), no crop
+        def flip_only(inputs, target, image_size, seed):
+            import tensorflow as tf
+
+            channels = inputs.shape[-1]
+            stacked = tf.concat([inputs, target], axis=-1)
+            seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=2)
+            stacked = tf.image.stateless_random_flip_left_right(stacked, seed=seeds[1])
+            return stacked[..., :channels], stacked[..., channels:]
+
+        data_module.jitter = flip_only
+    elif jitter is not None:
+        raise ValueError(f"jitter={jitter!r}: only flip")
     t0 = time.perf_counter()
-    info = train(dataset, model_dir, settings)
+    try:
+        info = train(dataset, model_dir, settings)
+    finally:
+        data_module.jitter = original
     info["wall_s"] = time.perf_counter() - t0
     sha_file.write_text(_data_sha(dataset))
     info["cached"] = False
     return info
 
 
-def evaluate(model_dir: Path, truth: np.ndarray, info: dict, n_starts: int, horizon: int) -> dict:
+def evaluate(model_dir: Path, truth: np.ndarray, info: dict, n_starts: int, horizon: int,
+             steered: bool = True) -> dict:
     from videogen import steering
     from videogen.frames import rollout, stack_context
     from videogen.generator_io import load_generator
@@ -245,7 +365,7 @@ def evaluate(model_dir: Path, truth: np.ndarray, info: dict, n_starts: int, hori
     run("copy last frame", lambda: [truth[starts]] * horizon)
     run("plain, dropout off", lambda: rollout(model, context, horizon, k, deterministic=True))
     run("plain, dropout on", lambda: rollout(model, context, horizon, k, deterministic=False, seed=0))
-    if targets is not None:
+    if targets is not None and steered:
         for deterministic in (False, True):
             name = f"steered, dropout {'off' if deterministic else 'on'}"
             controllers = steering.Controllers(targets, len(starts), seed=0)
@@ -266,6 +386,12 @@ def cpu_note() -> str:
             f"{', '.join(names) or 'neither avx512_bf16 nor avx2'}; load average at the end {load:.1f}")
 
 
+def _variant(run: dict) -> str:
+    settings = run.get("settings") or {}
+    return run.get("variant", "base") + (" (" + ", ".join(f"{k}={v}" for k, v in settings.items()) + ")"
+                                          if settings else "")
+
+
 def markdown(results: dict, horizon: int) -> str:
     lines = [
         "# Synthetic videos: one step vs 20 fed-back steps",
@@ -281,12 +407,13 @@ def markdown(results: dict, horizon: int) -> str:
         f"{TOL}/255 of the true frame h on every channel, pooled over the start frames. **recall %**: the same over the "
         f"truly changing pixels only. h=1: one step from a real validation context; h={horizon}: "
         f"{horizon - 1} of the model's own frames fed back. PSNR: whole frame, mean over starts. "
-        "Train s: wall seconds of `videogen.train.train` (default TrainSettings, batch 8, 64 px), nice 15, on a "
-        "shared 2-core CPU.",
+        "Train s: wall seconds of `videogen.train.train` (default TrainSettings but the variant's, batch 8, 64 px), "
+        "niced, on a shared 2-core CPU, as recorded when the model was trained (cached models keep it): runs that "
+        "shared the CPU with other jobs took up to 10x longer, so compare train s within a batch of runs only.",
         "",
-        f"| video | steps / ngf | train s | mode | right % h=1 | right % h=10 | right % h={horizon} | worst start h={horizon} "
+        f"| video | steps / ngf | variant | train s | mode | right % h=1 | right % h=10 | right % h={horizon} | worst start h={horizon} "
         f"| recall % h=1 / h={horizon} | PSNR h=1 | PSNR h={horizon} | eval s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in results["runs"]:
         train_s = run["train"].get("wall_s") or run["train"].get("duration_s")
@@ -297,12 +424,12 @@ def markdown(results: dict, horizon: int) -> str:
             h10_text = f"{h10['right_pct']:.1f}" if h10 else "-"
             cached = " (cached)" if run["train"].get("cached") else ""
             lines.append(
-                f"| {run['kind']} | {run['steps']} / {run['ngf']} | {train_s:.0f}{cached} | {name} "
+                f"| {run['kind']} | {run['steps']} / {run['ngf']} | {_variant(run)} | {train_s:.0f}{cached} | {name} "
                 f"| {h1['right_pct']:.1f} | {h10_text} | {hn['right_pct']:.1f} | {hn['worst_start_right_pct']:.1f} "
                 f"| {h1['recall_pct']:.1f} / {hn['recall_pct']:.1f} | {h1['psnr']:.2f} | {hn['psnr']:.2f} "
                 f"| {mode['seconds']:.1f} |")
     lines.append("")
-    ends = [f"{run['kind']} {run['steps']} {name.split(', ')[1]}: tau {m['controllers_end']['tau']:.2f}, "
+    ends = [f"{run['kind']} {run['steps']} {run.get('variant', 'base')} {name.split(', ')[1]}: tau {m['controllers_end']['tau']:.2f}, "
             f"unsharp {m['controllers_end']['unsharp']:.2f}, anchor weight {m['controllers_end']['anchor_weight']:.2f}"
             for run in results["runs"] for name, m in run["eval"]["modes"].items() if "controllers_end" in m]
     if ends:
@@ -313,7 +440,8 @@ def markdown(results: dict, horizon: int) -> str:
         "steering's nearest-training-frame anchor replay the true frame).")
     lines.append("")
     lines.append("Starts per video: " + "; ".join(
-        f"{run['kind']} ({run['steps']} steps): frames {run['eval']['starts']}" for run in results["runs"]) + ".")
+        f"{run['kind']} ({run['steps']} steps {run.get('variant', 'base')}): frames {run['eval']['starts']}"
+        for run in results["runs"]) + ".")
     return "\n".join(lines) + "\n"
 
 
@@ -326,6 +454,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ngf", type=int, default=16)
     parser.add_argument("--near-perfect", type=float, default=98.0,
                         help="one-step right %% (plain, dropout off) at which the ladder stops")
+    parser.add_argument("--variants", default="base:",
+                        help="training variants, comma-separated TAG:FIELD=VALUE;FIELD=VALUE (TrainSettings fields; "
+                             "an empty spec is the default settings, its models in model-STEPS-ngfN/, others in "
+                             "model-STEPS-ngfN-TAG/), e.g. base:,u4:unroll_steps=4")
+    parser.add_argument("--no-steered", action="store_true", help="skip the steered rollouts")
+    parser.add_argument("--all-steps", action="store_true",
+                        help="every budget of --steps, not a ladder that stops at the first near-perfect one")
     parser.add_argument("--starts", type=int, default=8)
     parser.add_argument("--horizon", type=int, default=20)
     parser.add_argument("--work", default=str(ROOT / "work" / "synthetic"))
@@ -338,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    results = {"command": "nice -n 15 env PYTHONPATH=/work/main /work/main/.venv/bin/python "
+    results = {"command": "nice -n 19 env PYTHONPATH=$PWD .venv/bin/python "
                           "bench/quality/synthetic_rollout.py " + " ".join(sys.argv[1:] if argv is None else argv),
                "runs": [], "skipped": []}
     for kind in args.kinds.split(","):
@@ -349,30 +484,33 @@ def main(argv: list[str] | None = None) -> int:
         results.setdefault("repeats", {})[kind] = f"{repeats}/{len(future)}"
         print(f"{kind}: {info['num_frames']} frames, train pairs {info['train']}, val {info['val']}; "
               f"{repeats}/{len(future)} scored frames equal a training frame", flush=True)
-        for rung in args.steps.split(","):
-            steps, _, ngf = rung.partition("x")
-            steps, ngf = int(steps), int(ngf or args.ngf)
-            model_dir = work / kind / f"model-{steps}-ngf{ngf}"
-            cached = (model_dir / "steering.npz").exists()
-            if not cached and args.no_train:
-                results["skipped"].append(f"{kind} {steps} steps ngf {ngf} (not trained)")
-                continue
-            if not cached and time.perf_counter() - t_start > args.budget_s:
-                results["skipped"].append(f"{kind} {steps} steps ngf {ngf} (time budget)")
-                print(f"  skip {steps} steps: time budget spent", flush=True)
-                break
-            t0 = time.perf_counter()
-            train_info = train_model(dataset, model_dir, steps, ngf)
-            print(f"  {steps} steps ngf {ngf}: trained in {time.perf_counter() - t0:.0f} s"
-                  f"{' (cached)' if train_info.get('cached') else ''}", flush=True)
-            ev = evaluate(model_dir, truth, info, args.starts, args.horizon)
-            results["runs"].append({"kind": kind, "steps": steps, "ngf": ngf,
-                                    "train": {k: train_info.get(k) for k in ("wall_s", "duration_s", "cached",
-                                                                             "train_images_per_s", "precision")},
-                                    "eval": ev})
-            (work / "results.json").write_text(json.dumps(results, indent=1, default=str))
-            if ev["modes"]["plain, dropout off"]["horizons"][1]["right_pct"] >= args.near_perfect:
-                break
+        for tag, extra in parse_variants(args.variants):
+            suffix = f"-{tag}" if extra else ""
+            for rung in args.steps.split(","):
+                steps, _, ngf = rung.partition("x")
+                steps, ngf = int(steps), int(ngf or args.ngf)
+                model_dir = work / kind / f"model-{steps}-ngf{ngf}{suffix}"
+                label = f"{kind} {steps} steps ngf {ngf} {tag}"
+                cached = (model_dir / "steering.npz").exists()
+                if not cached and args.no_train:
+                    continue
+                if not cached and time.perf_counter() - t_start > args.budget_s:
+                    results["skipped"].append(f"{label} (time budget)")
+                    print(f"  skip {label}: time budget spent", flush=True)
+                    break
+                t0 = time.perf_counter()
+                train_info = train_model(dataset, model_dir, steps, ngf, extra)
+                print(f"  {label}: trained in {time.perf_counter() - t0:.0f} s"
+                      f"{' (cached)' if train_info.get('cached') else ''}", flush=True)
+                ev = evaluate(model_dir, truth, info, args.starts, args.horizon, steered=not args.no_steered)
+                results["runs"].append({"kind": kind, "steps": steps, "ngf": ngf, "variant": tag, "settings": extra,
+                                        "train": {k: train_info.get(k) for k in ("wall_s", "duration_s", "cached",
+                                                                                 "train_images_per_s", "precision")},
+                                        "eval": ev})
+                (work / "results.json").write_text(json.dumps(results, indent=1, default=str))
+                if not args.all_steps and \
+                        ev["modes"]["plain, dropout off"]["horizons"][1]["right_pct"] >= args.near_perfect:
+                    break
     results["cpu"] = cpu_note()
     results["finished"] = time.strftime("%Y-%m-%d %H:%M")
     results["wall_s"] = time.perf_counter() - t_start

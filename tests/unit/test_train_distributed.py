@@ -46,6 +46,10 @@ result["distributed"]["points"] = info["history"]["points"]
 info = train(dataset, out, TrainSettings(max_steps=5, devices="single", **tiny))
 result["resumed"] = {key: info[key] for key in ("steps", "replicas", "resumed_from_step")}
 result["resumed"]["points"] = info["history"]["points"]
+# A short run through the model's own rollouts (unroll_steps=2) over the 2 CPU devices.
+info = train(dataset, out.with_name("unrolled"), TrainSettings(max_steps=2, devices="cpu:2", unroll_steps=2, **tiny))
+result["unrolled"] = {"steps": info["steps"], "replicas": info["replicas"],
+                      "gen_l1": [p["gen_l1"] for p in info["history"]["points"]]}
 
 # 2. One step on a global batch of 4 over 2 replicas against single-device steps on its two halves, from the same
 # weights: batch norm (the discriminator's, and the generator's with norm=batch) uses each replica's statistics, so the
@@ -121,7 +125,8 @@ def test_devices_setting_is_validated_without_tensorflow():
 
 def test_mirrored_training_on_two_cpu_devices_matches_one_device(tmp_path):
     """A 4-step run with devices=cpu:2 (2 replicas, global batch 4) finishes with finite losses and records its
-    replicas; its checkpoint resumes on one device; and one distributed step gives the losses and the weight update of
+    replicas; its checkpoint resumes on one device; a 2-step run through the model's own rollouts (unroll_steps=2)
+    runs over the 2 devices too; and one distributed step gives the losses and the weight update of
     the global-batch mean: the means of single-device steps on its two halves (batch norm statistics are per replica),
     so a wrong loss scale (a sum over replicas, or a mean over the per-replica batch) would show."""
     dataset = write_dataset(tmp_path / "dataset")
@@ -136,6 +141,8 @@ def test_mirrored_training_on_two_cpu_devices_matches_one_device(tmp_path):
     assert dist["distribution"] == "MirroredStrategy" and len(dist["devices"]) == 2
     assert [p["step"] for p in dist["points"]] == [1, 2, 3, 4]
     assert all(np.isfinite(p[k]) for p in dist["points"] for k in ("gen_total", "gen_gan", "gen_l1", "disc"))
+    unrolled = result["unrolled"]
+    assert unrolled["steps"] == 2 and unrolled["replicas"] == 2 and np.isfinite(unrolled["gen_l1"]).all()
     saved = json.loads((tmp_path / "model" / "model.json").read_text())
     assert saved["replicas"] == 1 and saved["steps"] == 5  # the resumed single-device run wrote it last
     resumed = result["resumed"]

@@ -14,6 +14,10 @@ where it is from the step counter alone:
    with (predicted frames -> real next frame) pairs mixed with real pairs (the anti-divergence idea of Magenta's
    next_frame_prediction_pix2pix, but the rollouts are fed back from the model itself, several steps deep, and
    refreshed each round).
+3. Or, with ``unroll_steps`` U > 1 (not with refine rounds), the last ``unroll_fraction`` of the steps is the phase
+   ``unroll``: each example is a window of real frames, the generator predicts U frames in a row from its real
+   context, each fed back (8-bit rounded, straight-through) into the next context, with the losses at every step
+   against the real frames and the gradients through the fed-back predictions (backprop through time).
 
 Checkpoints (step, both models, both optimizers) are saved every ``checkpoint_every`` steps and at the end; a new run
 with the same dirs restores the latest and continues to the same total.

@@ -42,9 +42,15 @@ def jitter(inputs, target, image_size: int, seed):
     return stacked[..., :channels], stacked[..., channels:]
 
 
-def pair_example(frames: np.ndarray, pair: int, first_pair: int, context_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """The unjittered example of pair ``pair``: context clamped at ``first_pair``, target frame ``pair + 1``."""
-    block = frames[context_indices(pair, first_pair, context_frames) + [pair + 1]]  # one read from the memory map
+def pair_example(frames: np.ndarray, pair: int, first_pair: int, context_frames: int,
+                 unroll_steps: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The unjittered example of pair ``pair``: context clamped at ``first_pair``, target frame ``pair + 1``.
+
+    With ``unroll_steps`` U > 1 the example is a window: inputs are the K context frames and the real frames
+    ``pair + 1 .. pair + U - 1`` (K + U - 1 frames stacked on channels, oldest first), target frame ``pair + U``; the
+    unrolled train step splits it back into the context and the U real next frames."""
+    later = [pair + j for j in range(1, unroll_steps + 1)]
+    block = frames[context_indices(pair, first_pair, context_frames) + later]  # one read from the memory map
     return stack_context(block[:-1]), np.ascontiguousarray(block[-1])
 
 
@@ -55,23 +61,40 @@ def real_examples(frames: np.ndarray, first_pair: int, end_pair: int, context_fr
     return block_examples(frames, [(first_pair, end_pair)], context_frames, seed, deterministic)
 
 
+def window_blocks(blocks: list[tuple[int, int]], unroll_steps: int) -> list[tuple[int, int]]:
+    """The pairs of each block whose ``unroll_steps`` real next frames all lie inside it (``[first, end - U + 1)``);
+    blocks too short for one window are dropped."""
+    cut = [(first, end - unroll_steps + 1) for first, end in blocks]
+    return [(first, end) for first, end in cut if end > first]
+
+
 def block_examples(frames: np.ndarray, blocks: list[tuple[int, int]], context_frames: int, seed: int,
-                   deterministic: bool = False):
+                   deterministic: bool = False, unroll_steps: int = 1):
     """:func:`real_examples` over several blocks of pairs (one per source video), each pair drawn equally often.
 
-    A pair's context is clamped at the first pair of its own block, so no example reaches into another video.
+    A pair's context is clamped at the first pair of its own block, so no example reaches into another video. With
+    ``unroll_steps`` U > 1 each example is a window of :func:`pair_example` (its inputs ``(S, S, 3(K+U-1))``) and only
+    pairs whose U next frames stay inside the block are drawn (:func:`window_blocks`).
     """
     import tensorflow as tf
 
+    from videogen.errors import InputError
+
     size = frames.shape[1]
+    if unroll_steps > 1:
+        longest = max(end - first for first, end in blocks)
+        blocks = window_blocks(blocks, unroll_steps)
+        if not blocks:
+            raise InputError(f"unroll_steps {unroll_steps} needs a training block of at least that many pairs; the "
+                             f"longest has {longest}")
     pairs = np.concatenate([np.arange(first, end) for first, end in blocks]).astype(np.int64)
     firsts = np.concatenate([np.full(end - first, first) for first, end in blocks]).astype(np.int64)
 
     def load(pair, first):
         inputs, target = tf.numpy_function(
-            lambda p, f: pair_example(frames, int(p), int(f), context_frames), [pair, first], [tf.uint8, tf.uint8],
-            stateful=False)
-        inputs.set_shape([size, size, 3 * context_frames])
+            lambda p, f: pair_example(frames, int(p), int(f), context_frames, unroll_steps), [pair, first],
+            [tf.uint8, tf.uint8], stateful=False)
+        inputs.set_shape([size, size, 3 * (context_frames + unroll_steps - 1)])
         target.set_shape([size, size, 3])
         return inputs, target
 

@@ -51,6 +51,9 @@ class _Plan:
 def _plan(settings: TrainSettings, dataset: artifacts.Dataset) -> _Plan:
     blocks = [video.file_block("train") for video in dataset.videos]
     num_pairs, batch = sum(end - first for first, end in blocks), settings.batch_size
+    if settings.unroll_steps > 1 and not data.window_blocks(blocks, settings.unroll_steps):
+        raise InputError(f"unroll_steps {settings.unroll_steps} needs a training block of at least that many pairs; "
+                         f"the longest has {max(end - first for first, end in blocks)}")
     if num_pairs < batch:
         logger.warning("only %d training pairs: batch size clamped from %d to %d", num_pairs, batch, num_pairs)
         batch = num_pairs
@@ -168,15 +171,19 @@ def _build_models(settings: TrainSettings, size: int, devices: _Devices) -> dict
             "generator_optimizer": generator_optimizer, "discriminator_optimizer": discriminator_optimizer}
 
 
-def _make_step(models: dict[str, Any], plan: _Plan, devices: _Devices):
+def _phase_unroll(settings: TrainSettings, phase: dict) -> int:
+    """Fed-back steps per example in ``phase``: ``unroll_steps`` in the unroll phase, else 1."""
+    return settings.unroll_steps if phase["name"] == "unroll" else 1
+
+
+def _make_step(models: dict[str, Any], plan: _Plan, devices: _Devices, unroll_steps: int = 1):
     s = plan.settings
     networks = (models["generator"], models["discriminator"], models["generator_optimizer"],
                 models["discriminator_optimizer"], models["step"])
     losses = {"gan_weight": s.gan_weight, "l1_weight": s.l1_weight, "input_noise": s.input_noise,
-              "jit_compile": devices.jit}
+              "jit_compile": devices.jit, "context_frames": s.context_frames, "unroll_steps": unroll_steps}
     if devices.strategy is None:
-        return make_train_step(*networks, batch_size=plan.batch, image_size=plan.dataset.image_size,
-                               context_frames=s.context_frames, **losses)
+        return make_train_step(*networks, batch_size=plan.batch, image_size=plan.dataset.image_size, **losses)
     return make_distributed_train_step(devices.strategy, *networks, global_batch_size=plan.batch, **losses)
 
 
@@ -197,8 +204,9 @@ def _phase_examples(plan: _Plan, phase_index: int, phase: dict, phase_seed: int,
     s = plan.settings
     # Under a strategy every worker must draw the same global batches (each takes its own share): a fixed order.
     examples = data.block_examples(plan.dataset.frames, plan.blocks, s.context_frames, phase_seed,
-                                   deterministic=devices.strategy is not None)
-    if phase["name"] == "main":
+                                   deterministic=devices.strategy is not None,
+                                   unroll_steps=_phase_unroll(s, phase))
+    if phase["name"] in ("main", "unroll"):
         return examples, 0.0
     t0 = time.perf_counter()
     pool_inputs, pool_targets = data.refinement_examples(
@@ -229,7 +237,7 @@ def _run_phase(plan: _Plan, phase: dict, batches, train_step, step, monitor: Mon
 def _fit(plan: _Plan, models: dict[str, Any], devices: _Devices, checkpoints: Checkpoints, monitor: Monitor,
          start_step: int) -> float:
     """Run the phases left after ``start_step`` and save the final checkpoint; returns the seconds spent in rollouts."""
-    train_step = _make_step(models, plan, devices)
+    steps: dict[int, Any] = {}  # one compiled step per unroll length (the plain step, the unrolled one)
     generator = models["generator"]
 
     def save(at_step: int) -> None:
@@ -245,7 +253,10 @@ def _fit(plan: _Plan, models: dict[str, Any], devices: _Devices, checkpoints: Ch
         rollout_seconds += seconds
         batches = data.batches(examples, plan.dataset.image_size, plan.batch, seed=phase_seed + 1,
                                strategy=devices.strategy, workers=devices.workers)
-        _run_phase(plan, phase, iter(batches), train_step, models["step"], monitor, save)
+        unroll = _phase_unroll(plan.settings, phase)
+        if unroll not in steps:
+            steps[unroll] = _make_step(models, plan, devices, unroll)
+        _run_phase(plan, phase, iter(batches), steps[unroll], models["step"], monitor, save)
     if checkpoints.latest_step() != plan.total:
         save(plan.total)
     return rollout_seconds

@@ -65,6 +65,15 @@ class TrainSettings:
         "help": "share of each refinement batch drawn from rollout pairs (the rest are real pairs)"})
     input_noise: float = field(default=0.0, metadata={
         "help": "std of Gaussian noise added to the generator's input frames (in [-1, 1] units; 0 = off)"})
+    unroll_steps: int = field(default=1, metadata={
+        "help": "fed-back steps per training example (backprop through time): from a real context the generator "
+                "predicts this many frames in a row, each fed back (rounded to 8 bits, straight-through gradient) into "
+                "the context of the next, with the L1 and GAN terms against the real frames at every step (averaged) "
+                "and gradients through the whole chain. 1 = one teacher-forced step (the default); N costs about N "
+                "times the compute per step. Not with refine_rounds"})
+    unroll_fraction: float = field(default=1.0, metadata={
+        "help": "share of the total steps, at the end, trained unrolled (the phase \"unroll\"; the steps before it "
+                "train one step, as with unroll_steps 1): 1 = the whole run"})
     jit_compile: str = field(default="auto", metadata={
         "help": "XLA-compile the train step: auto (on for one GPU; off for CPU, where it is slower, and for "
                 "several GPUs, where XLA under MirroredStrategy is untested: true turns it on there), true, false"})
@@ -111,6 +120,10 @@ def _setting_checks(s: TrainSettings) -> list[tuple[bool, str]]:
         (s.rollout_starts >= 1, f"rollout_starts must be >= 1, got {s.rollout_starts}"),
         (0 <= s.refine_mix <= 1, f"refine_mix must be in [0, 1], got {s.refine_mix}"),
         (s.input_noise >= 0, f"input_noise must be >= 0, got {s.input_noise}"),
+        (s.unroll_steps >= 1, f"unroll_steps must be >= 1, got {s.unroll_steps}"),
+        (0 < s.unroll_fraction <= 1, f"unroll_fraction must be in (0, 1], got {s.unroll_fraction}"),
+        (s.unroll_steps == 1 or s.refine_rounds == 0,
+         f"unroll_steps {s.unroll_steps} and refine_rounds {s.refine_rounds} do not combine: set one of them"),
         (s.norm in ("batch", "group"), f"norm must be batch or group, got {s.norm!r}"),
         (0 <= s.dropout < 1, f"dropout must be in [0, 1), got {s.dropout}"),
         (s.train_nodes >= 1, f"train_nodes must be >= 1, got {s.train_nodes}"),
@@ -157,7 +170,13 @@ def total_steps(settings: TrainSettings, num_pairs: int) -> int:
 
 
 def plan_phases(settings: TrainSettings, total: int) -> list[dict]:
-    """Split ``[0, total)`` into the main phase and the refine rounds (rounds of zero steps are dropped)."""
+    """Split ``[0, total)`` into the main phase and the refine rounds (rounds of zero steps are dropped); with
+    ``unroll_steps`` > 1, into the main phase and the unroll phase (its last ``unroll_fraction`` of the steps)."""
+    if settings.unroll_steps > 1:
+        main_end = total - int(round(total * settings.unroll_fraction))
+        phases = [{"name": "main", "first_step": 0, "end_step": main_end},
+                  {"name": "unroll", "first_step": main_end, "end_step": total}]
+        return [p for p in phases if p["end_step"] > p["first_step"]]
     refine_total = int(total * settings.refine_steps_fraction)
     rounds = settings.refine_rounds if refine_total > 0 else 0
     per_round = refine_total // rounds if rounds else 0

@@ -12,8 +12,16 @@ LOSS_NAMES = ("gen_total", "gen_gan", "gen_l1", "disc")
 
 
 def _step_body(generator, discriminator, generator_optimizer, discriminator_optimizer, *, gan_weight: float,
-               l1_weight: float, input_noise: float, global_batch_size: int | None):
+               l1_weight: float, input_noise: float, global_batch_size: int | None, context_frames: int = 1,
+               unroll_steps: int = 1):
     """``(inputs uint8, target uint8) -> the four losses``, updating both networks from one forward pass.
+
+    With ``unroll_steps`` U > 1 the inputs hold the K context frames and the U - 1 real frames after them (a window of
+    :func:`videogen.train.data.pair_example`): the generator predicts U frames in a row, each fed back into the
+    context of the next (rounded to the 8-bit grid in the forward pass, identity gradient: what a generation feeds
+    back), all under one tape, so the gradients flow through the fed-back predictions (backprop through time). Each
+    step's prediction is scored against its real frame with the discriminator conditioned on the real context; each
+    loss is the mean over the U steps (U = 1 is the plain pix2pix step).
 
     With ``global_batch_size`` (a replica's share of a distributed batch) each loss is weighted by the replica's share
     of the global batch (``tf.nn.compute_average_loss`` semantics, exact also for an uneven split): the optimizers sum
@@ -24,18 +32,32 @@ def _step_body(generator, discriminator, generator_optimizer, discriminator_opti
     from videogen.frames import tf_to_float
     from videogen.model import discriminator_loss, generator_loss
 
+    k, u = context_frames, unroll_steps
+
     def body(inputs, target):
-        condition = tf_to_float(inputs)
-        real = tf_to_float(target)
-        gen_input = condition
-        if input_noise > 0:
-            gen_input = condition + tf.random.normal(tf.shape(condition), stddev=input_noise)
+        if u == 1:
+            windows = [(tf_to_float(inputs), tf_to_float(target))]
+        else:
+            frames = tf_to_float(tf.concat([inputs, target], axis=-1))  # K + U frames, oldest first
+            windows = [(frames[..., 3 * j:3 * (j + k)], frames[..., 3 * (j + k):3 * (j + k + 1)]) for j in range(u)]
         with tf.GradientTape(persistent=True) as tape:
-            fake = tf.cast(generator(gen_input, training=True), tf.float32)  # float32 losses under mixed precision
-            real_logits = tf.cast(discriminator([condition, real], training=True), tf.float32)
-            fake_logits = tf.cast(discriminator([condition, fake], training=True), tf.float32)
-            gen_total, gen_gan, gen_l1 = generator_loss(fake_logits, fake, real, gan_weight, l1_weight)
-            losses = (gen_total, gen_gan, gen_l1, discriminator_loss(real_logits, fake_logits))
+            fed = windows[0][0]  # the context the generator sees: real at first, then its own frames fed back
+            sums = [0.0, 0.0, 0.0, 0.0]
+            for j, (condition, real) in enumerate(windows):
+                gen_input = fed
+                if input_noise > 0:
+                    gen_input = fed + tf.random.normal(tf.shape(fed), stddev=input_noise)
+                fake = tf.cast(generator(gen_input, training=True), tf.float32)  # float32 losses under mixed precision
+                real_logits = tf.cast(discriminator([condition, real], training=True), tf.float32)
+                fake_logits = tf.cast(discriminator([condition, fake], training=True), tf.float32)
+                gen_total, gen_gan, gen_l1 = generator_loss(fake_logits, fake, real, gan_weight, l1_weight)
+                step_losses = (gen_total, gen_gan, gen_l1, discriminator_loss(real_logits, fake_logits))
+                sums = [a + b for a, b in zip(sums, step_losses)]
+                if j + 1 < u:
+                    quantized = tf.round((fake + 1.0) * 127.5) / 127.5 - 1.0
+                    fed_frame = fake + tf.stop_gradient(quantized - fake)  # straight-through rounding
+                    fed = tf.concat([fed[..., 3:], fed_frame], axis=-1) if k > 1 else fed_frame
+            losses = tuple(value / float(u) for value in sums) if u > 1 else tuple(sums)
             if global_batch_size is not None:
                 share = tf.cast(tf.shape(inputs)[0], tf.float32) / float(global_batch_size)
                 losses = tuple(value * share for value in losses)
@@ -52,30 +74,33 @@ def _step_body(generator, discriminator, generator_optimizer, discriminator_opti
 
 def make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, step, *,
                     gan_weight: float, l1_weight: float, input_noise: float, batch_size: int, image_size: int,
-                    context_frames: int, jit_compile: bool = False):
+                    context_frames: int, jit_compile: bool = False, unroll_steps: int = 1):
     """Build the pix2pix train step as a fixed-shape ``tf.function`` over the given models and optimizers.
 
     The step takes uint8 batches ``(B, S, S, 3K)`` and ``(B, S, S, 3)``, updates both networks from one forward pass
     (one persistent tape, both gradient sets) and adds 1 to ``step``. Returns ``(gen_total, gen_gan, gen_l1, disc)``.
+    With ``unroll_steps`` U > 1 the inputs are ``(B, S, S, 3(K+U-1))`` windows and the step predicts U fed-back frames
+    (:func:`_step_body`).
     """
     import tensorflow as tf
 
     body = _step_body(generator, discriminator, generator_optimizer, discriminator_optimizer, gan_weight=gan_weight,
-                      l1_weight=l1_weight, input_noise=input_noise, global_batch_size=None)
+                      l1_weight=l1_weight, input_noise=input_noise, global_batch_size=None,
+                      context_frames=context_frames, unroll_steps=unroll_steps)
 
     def train_step(inputs, target):
         losses = body(inputs, target)
         step.assign_add(1)
         return losses
 
-    signature = [tf.TensorSpec([batch_size, image_size, image_size, 3 * context_frames], tf.uint8),
+    signature = [tf.TensorSpec([batch_size, image_size, image_size, 3 * (context_frames + unroll_steps - 1)], tf.uint8),
                  tf.TensorSpec([batch_size, image_size, image_size, 3], tf.uint8)]
     return tf.function(train_step, input_signature=signature, jit_compile=jit_compile, reduce_retracing=True)
 
 
 def make_distributed_train_step(strategy, generator, discriminator, generator_optimizer, discriminator_optimizer, step,
                                 *, gan_weight: float, l1_weight: float, input_noise: float, global_batch_size: int,
-                                jit_compile: bool = False):
+                                jit_compile: bool = False, context_frames: int = 1, unroll_steps: int = 1):
     """The train step of :func:`make_train_step` run data-parallel on each replica of ``strategy`` (MirroredStrategy).
 
     Models, optimizers and ``step`` must have been created under ``strategy.scope()``. The step takes the per-replica
@@ -87,7 +112,8 @@ def make_distributed_train_step(strategy, generator, discriminator, generator_op
     import tensorflow as tf
 
     body = _step_body(generator, discriminator, generator_optimizer, discriminator_optimizer, gan_weight=gan_weight,
-                      l1_weight=l1_weight, input_noise=input_noise, global_batch_size=global_batch_size)
+                      l1_weight=l1_weight, input_noise=input_noise, global_batch_size=global_batch_size,
+                      context_frames=context_frames, unroll_steps=unroll_steps)
     replica_fn = tf.function(body, jit_compile=True, reduce_retracing=True) if jit_compile else body
 
     def train_step(inputs, target):
