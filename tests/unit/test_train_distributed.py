@@ -131,7 +131,7 @@ def test_mirrored_training_on_two_cpu_devices_matches_one_device(tmp_path):
     so a wrong loss scale (a sum over replicas, or a mean over the per-replica batch) would show."""
     dataset = write_dataset(tmp_path / "dataset")
     run = subprocess.run([sys.executable, "-c", SCRIPT, str(dataset), str(tmp_path / "model")], cwd=REPO,
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=900)
     lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
     assert run.returncode == 0 and lines, run.stderr[-4000:]
     result = json.loads(lines[-1][len("RESULT "):])
