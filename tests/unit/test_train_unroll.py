@@ -1,8 +1,6 @@
 """Training through the model's own rollouts (``unroll_steps``): the windows the data stream builds, the losses and
 gradients of the unrolled step (backprop through the fed-back predictions), a whole run, and the settings checks."""
 
-import logging
-
 import numpy as np
 import pytest
 
