@@ -248,7 +248,7 @@ def _folded_weights(model, conv, bn_name: str, weights: list) -> list:
 
 # Transposed convolutions on inputs up to this size run as PhaseConv2DTranspose: faster there (the weight reorder it
 # saves is most of their time), slower on larger inputs, where the one big transposed convolution is more efficient
-# (bench/layers.py at 256 px, ngf 64, float32 on AVX2: 1x1..8x8 inputs 2.0-4.7x faster, 32x32 and up 1.4-3.8x slower;
+# (bench/layers.py at 256 px, ngf 64, float32 on AVX2: 1x1..8x8 inputs 2.0-4.7x faster, 16x16 and up 1.4-3.8x slower;
 # generation end to end 1.18x at K=1 and 1.08x at K=8, 2026-11-30).
 PHASE_MAX_INPUT = 8
 
