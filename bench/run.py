@@ -60,18 +60,13 @@ def machine_info() -> dict:
     """The CPU and what it computes with: figures are filed under ``cpu_kind`` (bf16, avx512, avx2), never mixed."""
     import tensorflow as tf
 
-    from videogen.hardware import cpu_flags, cpu_kind, detect_device, onednn_isa_cap
+    from videogen.hardware import cpu_flags, cpu_kind, cpuinfo_field, detect_device, onednn_isa_cap
 
-    cpu, mhz = None, None
+    cpu = cpuinfo_field("model name") or platform.processor() or "unknown"
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and cpu is None:
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("cpu MHz") and mhz is None:
-                mhz = float(line.split(":", 1)[1])
-    except (OSError, ValueError):
-        pass
-    cpu = cpu or platform.processor() or "unknown"
+        mhz = float(cpuinfo_field("cpu MHz") or "")
+    except ValueError:
+        mhz = None
     flags = cpu_flags()
     device, _ = detect_device()
     return {"cpu": cpu, "cores": os.cpu_count(), "cpu_bf16": bool(flags & {"avx512_bf16", "amx_bf16"}),

@@ -28,7 +28,8 @@ def nvidia_smi_gpus() -> list[str]:
     return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
 
 
-def _cpuinfo_field(prefix: str) -> str | None:
+def cpuinfo_field(prefix: str) -> str | None:
+    """The value of the first /proc/cpuinfo line starting with ``prefix`` (e.g. "model name"), or None."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -53,7 +54,7 @@ def onednn_isa_cap() -> str | None:
 
 def cpu_flags() -> set[str]:
     """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
-    return set((_cpuinfo_field("flags") or "").split())
+    return set((cpuinfo_field("flags") or "").split())
 
 
 def cpu_has_bf16() -> bool:
@@ -127,7 +128,7 @@ def detect_device() -> tuple[str, bool]:
     if seen:
         log.warning("GPU present (%s) but TensorFlow cannot use it (CPU-only build, or a GPU too old for its CUDA "
                     "build, e.g. a K80 with CUDA 12); running on the CPU", ", ".join(seen))
-    cpu = _cpuinfo_field("model name") or platform.processor() or "CPU"
+    cpu = cpuinfo_field("model name") or platform.processor() or "CPU"
     return f"CPU: {cpu}, {os.cpu_count()} cores", False
 
 
