@@ -65,6 +65,10 @@ STALL = 0.5
 # stage calls a video frozen under 0.1 of it; a clip's own calm shots often change less than half its median).
 STALL_CHANGE = 0.25
 STALL_EASE = 0.5
+# What the look correction blends toward (see make_steered_step) and, for the patch projection, its fixed weight.
+LOOKS = ("patch", "frame")
+PATCH_WEIGHT = 0.5
+PATCH_RANGE = (PATCH_WEIGHT, 0.9)
 
 
 # ------------------------------------------------------------------------------------------------------ measurements
@@ -199,11 +203,14 @@ class Controllers:
     """Per-video controller state: change scale ``tau``, unsharp amount ``s`` and anchor weight ``w``, updated from
     each new frame. :meth:`state` / :meth:`restore` carry them across a resumed generation."""
 
-    def __init__(self, targets: Targets, num_videos: int, seed: int = 0):
+    def __init__(self, targets: Targets, num_videos: int, seed: int = 0, look: str = "patch"):
+        if look not in LOOKS:
+            raise ValueError(f"look must be one of {LOOKS}, not {look!r}")
         self.targets = targets
+        self.look = look
         self.tau = np.ones(num_videos, np.float32)
         self.amount = np.zeros(num_videos, np.float32)
-        self.weight = np.full(num_videos, LOOK_START, np.float32)
+        self.weight = np.full(num_videos, PATCH_WEIGHT if look == "patch" else LOOK_START, np.float32)
         self.motion = np.full(num_videos, targets.motion_px, np.float64)
         self.change = np.full(num_videos, targets.change, np.float64)  # the last frame's change
         self.seed = seed
@@ -227,19 +234,25 @@ class Controllers:
                 self.tau[v] = _log_step(self.tau[v], t.motion_px / max(self.motion[v], 1e-3), MOTION_GAIN, TAU_RANGE)
             ratio = t.sharpness / max(sharpness(measured[v]), 1e-3)
             self.amount[v] = np.clip(self.amount[v] + DETAIL_GAIN * math.log(max(ratio, 1e-6)), *DETAIL_RANGE)
-            if stalled or self.motion[v] < STALL * t.motion_px:
+            look = _look_step(self.weight[v], float(distances[v]), t.look, self.look == "patch")
+            if self.look == "patch":
+                # The projection keeps the frame's layout, so it cannot hold a video still: no easing on a stall.
+                self.weight[v] = look
+            elif stalled or self.motion[v] < STALL * t.motion_px:
                 # Stalling: motion comes first. A strong whole-frame pull is sticky (it can hold the video on one
                 # training frame however far tau scales the change), so it halves until the video moves again.
                 self.weight[v] = float(np.clip(self.weight[v] * STALL_EASE, *LOOK_RANGE))
             else:
-                self.weight[v] = _log_step(self.weight[v], max(float(distances[v]), 1e-3) / max(t.look, 1e-3),
-                                           LOOK_GAIN, LOOK_RANGE)
+                self.weight[v] = look
 
     def state(self) -> dict:
         return {"tau": self.tau.tolist(), "amount": self.amount.tolist(), "weight": self.weight.tolist(),
-                "motion": self.motion.tolist(), "change": self.change.tolist(), "steps": self.steps}
+                "motion": self.motion.tolist(), "change": self.change.tolist(), "steps": self.steps,
+                "look": self.look}
 
     def restore(self, state: dict) -> None:
+        if state.get("look", "frame") != self.look:
+            raise ValueError(f"steering state is for the look '{state.get('look', 'frame')}', not '{self.look}'")
         for name in ("tau", "amount", "weight", "motion", "change"):
             values = np.asarray(state[name], dtype=getattr(self, name).dtype)
             if values.shape != getattr(self, name).shape:
@@ -248,15 +261,113 @@ class Controllers:
         self.steps = int(state.get("steps", 0))
 
 
+def _look_step(weight: float, distance: float, target: float, patch: bool) -> float:
+    """The look weight's next value: up while the frame's patches are farther from the clip's than the target, down
+    otherwise, within PATCH_RANGE (patch projection) or LOOK_RANGE (whole-frame anchor)."""
+    return _log_step(weight, max(distance, 1e-3) / max(target, 1e-3), LOOK_GAIN, PATCH_RANGE if patch else LOOK_RANGE)
+
+
 def _log_step(value: float, ratio: float, gain: float, bounds: tuple[float, float]) -> float:
     return float(np.clip(value * math.exp(gain * math.log(max(ratio, 1e-6))), *bounds))
 
 
-# ----------------------------------------------------------------------------------------------------------- rollout
-def make_steered_step(model, targets: Targets, context_frames: int, deterministic: bool, jit_compile: bool = False):
-    """``(context uint8 (V,S,S,3K), tau (V,), amount (V,), weight (V,)) -> (next context, frame uint8 (V,S,S,3))``:
-    the generator's step with the three corrections applied in-graph (see the module docstring)."""
+# ------------------------------------------------------------------------------------------------- patch projector
+# The look correction projects each generated frame onto the clip's patches (see :func:`make_projector`): patches of
+# PROJECT_PATCH px every PROJECT_STRIDE px of a frame of at most PROJECT_SIDE px, against a bank of PROJECT_BANK
+# training patches compared on their first PROJECT_DIMS principal components. (PROJECT_SIDE - PROJECT_PATCH) and
+# (any smaller multiple-of-32 side - PROJECT_PATCH) are multiples of the stride, so the patches tile the frame exactly.
+PROJECT_SIDE = 64
+PROJECT_PATCH = 8
+PROJECT_STRIDE = 4
+PROJECT_BANK = 16384
+PROJECT_DIMS = 32
+
+
+def projector_bank(anchors: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
+    """The projector's patch bank from the anchor frames ``(N, S, S, 3)`` uint8 (area-averaged to PROJECT_SIDE px):
+    ``full`` ``(PROJECT_BANK, P*P*3)`` patches in [-1, 1] at positions on the stride's grid, their ``mean``, a PCA
+    ``basis`` ``(P*P*3, D)`` and the bank's coordinates ``low`` in it."""
+    side = anchors.shape[1]
+    frames = anchors if side <= PROJECT_SIDE else np.stack(
+        [cv2.resize(f, (PROJECT_SIDE, PROJECT_SIDE), interpolation=cv2.INTER_AREA) for f in anchors])
+    small, p = frames.shape[1], PROJECT_PATCH
+    grid = np.arange(0, small - p + 1, PROJECT_STRIDE)
+    rng = np.random.default_rng(seed)
+    total = len(frames) * len(grid) ** 2
+    pick = rng.choice(total, PROJECT_BANK, replace=False) if total > PROJECT_BANK else np.arange(total)
+    which, rest = np.divmod(pick, len(grid) ** 2)
+    ys, xs = grid[rest // len(grid)], grid[rest % len(grid)]
+    offsets = np.arange(p)
+    patches = frames[which[:, None, None], (ys[:, None] + offsets)[:, :, None], (xs[:, None] + offsets)[:, None, :]]
+    full = patches.reshape(len(pick), -1).astype(np.float32) / 127.5 - 1.0
+    mean = full.mean(axis=0)
+    _, _, vt = np.linalg.svd(full - mean, full_matrices=False)
+    basis = np.ascontiguousarray(vt[:PROJECT_DIMS].T, dtype=np.float32)
+    return {"full": full, "mean": mean.astype(np.float32), "basis": basis,
+            "low": ((full - mean) @ basis).astype(np.float32)}
+
+
+def make_projector(anchors: np.ndarray, seed: int = 0):
+    """A TensorFlow function ``frames (V, S, S, 3) float [-1, 1] -> the same frames projected onto the clip's
+    patches``: every PROJECT_PATCH x PROJECT_PATCH patch on a PROJECT_STRIDE px grid is replaced by its nearest
+    training patch (from the same grid of the anchor frames, so border patches meet border patches), and the
+    overlapping replacements are averaged back into a frame. This is a patch nearest-neighbour projection in the
+    spirit of SinFusion's projector (Nikankin, Haim and Irani, ICML 2023) and VGPNN's patch nearest neighbours (Haim et
+    al., ECCV 2022): it keeps the frame's layout, so its motion, and gives it the clip's local look. Frames larger than
+    PROJECT_SIDE are projected at that size and the correction is upsampled, so the cost does not grow with the
+    model's size."""
     import tensorflow as tf
+
+    side = anchors.shape[1]
+    small = min(side, PROJECT_SIDE)
+    p, stride = PROJECT_PATCH, PROJECT_STRIDE
+    if (small - p) % stride:
+        raise ValueError(f"the projector needs frames whose side minus {p} is a multiple of {stride}, not {small}")
+    bank = projector_bank(anchors, seed)
+    full, mean, basis, low = (tf.constant(bank[k]) for k in ("full", "mean", "basis", "low"))
+    low_sq = tf.reduce_sum(low ** 2, axis=1)
+    # Scatters a patch back (the adjoint of extract_patches), each pixel weighted by a tent window so that the
+    # overlapping replacements blend smoothly instead of meeting in seams.
+    tent = np.minimum(np.arange(1, p + 1), np.arange(p, 0, -1)).astype(np.float32)
+    fold = np.zeros((p, p, 3, p * p * 3), np.float32)
+    for i in range(p):
+        for j in range(p):
+            for c in range(3):
+                fold[i, j, c, (i * p + j) * 3 + c] = tent[i] * tent[j]
+    fold = tf.constant(fold)
+    positions = (small - p) // stride + 1
+    count = tf.nn.conv2d_transpose(tf.ones([1, positions, positions, p * p * 3]), fold, [1, small, small, 3], stride,
+                                   "VALID")
+
+    def project_one(frame):  # (S', S', 3) -> (S', S', 3)
+        patches = tf.image.extract_patches(frame[None], [1, p, p, 1], [1, stride, stride, 1], [1, 1, 1, 1], "VALID")
+        flat = tf.reshape(patches, [-1, p * p * 3])
+        scores = low_sq[None] - 2.0 * tf.matmul(tf.matmul(flat - mean, basis), low, transpose_b=True)
+        chosen = tf.reshape(tf.gather(full, tf.argmin(scores, axis=1)), tf.shape(patches))
+        return (tf.nn.conv2d_transpose(chosen, fold, [1, small, small, 3], stride, "VALID") / count)[0]
+
+    def project(frames):
+        shrunk = frames if side == small else tf.image.resize(frames, [small, small], method="area")
+        projected = tf.map_fn(project_one, shrunk)
+        if side == small:
+            return projected
+        return frames + tf.image.resize(projected - shrunk, [side, side], method="bilinear")
+
+    return project
+
+
+# ----------------------------------------------------------------------------------------------------------- rollout
+def make_steered_step(model, targets: Targets, context_frames: int, deterministic: bool, jit_compile: bool = False,
+                      look: str = "patch"):
+    """``(context uint8 (V,S,S,3K), tau (V,), amount (V,), weight (V,)) -> (next context, frame uint8 (V,S,S,3))``:
+    the generator's step with the three corrections applied in-graph (see the module docstring). ``look`` is what the
+    look controller blends toward: ``patch``, the frame projected onto the clip's patches (:func:`make_projector`), or
+    ``frame``, the nearest whole training frame."""
+    import tensorflow as tf
+
+    if look not in LOOKS:
+        raise ValueError(f"look must be one of {LOOKS}, not {look!r}")
+    projector = make_projector(targets.anchors) if look == "patch" else None
 
     from videogen.frames import tf_to_float, tf_to_uint8
 
@@ -279,9 +390,12 @@ def make_steered_step(model, targets: Targets, context_frames: int, deterministi
         blurred = tf.nn.depthwise_conv2d(tf.pad(y, [[0, 0], [2, 2], [2, 2], [0, 0]], "REFLECT"), kernel,
                                          [1, 1, 1, 1], "VALID")
         y = tf.clip_by_value(y + amount[:, None, None, None] * (y - blurred), -1.0, 1.0)
-        query = thumbnail(y)
-        nearest = tf.argmin(thumbs_sq[None] - 2.0 * tf.matmul(query, thumbs, transpose_b=True), axis=1)
-        anchor = tf_to_float(tf.gather(anchors, nearest))
+        if projector is not None:
+            anchor = projector(y)
+        else:
+            query = thumbnail(y)
+            nearest = tf.argmin(thumbs_sq[None] - 2.0 * tf.matmul(query, thumbs, transpose_b=True), axis=1)
+            anchor = tf_to_float(tf.gather(anchors, nearest))
         frame = tf_to_uint8((1.0 - weight[:, None, None, None]) * y + weight[:, None, None, None] * anchor)
         context = tf.concat([context[..., 3:], frame], axis=-1) if context_frames > 1 else frame
         return context, frame
@@ -306,7 +420,7 @@ def steered_rollout(model, targets: Targets, start_frames_uint8: np.ndarray, n: 
     if not deterministic:
         freeze_batchnorm(model)
         seed_dropout(model, seed, steps_done)
-    step = make_steered_step(model, targets, context_frames, deterministic, jit_compile)
+    step = make_steered_step(model, targets, context_frames, deterministic, jit_compile, controllers.look)
     context = tf.constant(start)
     previous = start[..., -3:]
     for _ in range(n):

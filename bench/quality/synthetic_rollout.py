@@ -216,9 +216,57 @@ def spin_frames(n: int, degrees: float = 7.0, radius: float = 27.0, taper: float
     return out
 
 
+def _soft_discs(centres: np.ndarray, radii, colors: np.ndarray) -> np.ndarray:
+    """Discs (uint8 frame) with a 2 px smoothstep edge, drawn in order over the fixed gradient at sub-pixel centres
+    ``(D, 2)`` (y, x in px from the top-left corner)."""
+    c = np.arange(SIZE, dtype=np.float64) + 0.5
+    yy, xx = np.meshgrid(c, c, indexing="ij")
+    img = _gradient_background().astype(np.float64)
+    for (cy, cx), radius, color in zip(centres, radii, colors):
+        cover = np.clip((radius - np.hypot(yy - cy, xx - cx)) / 2.0 + 0.5, 0.0, 1.0)
+        cover = (cover * cover * (3 - 2 * cover))[..., None]
+        img = img * (1 - cover) + color * cover
+    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+DISC_COLORS = np.array([[250, 70, 60], [70, 230, 90], [90, 130, 255]], np.float64)
+
+
+def orbit_frames(n: int) -> np.ndarray:
+    """Three soft discs (radius 4 px) orbiting the centre on separate rings (radii 8, 17 and 26 px) at 9, -5 and 3
+    degrees/frame (1.3-1.5 px/frame, sub-pixel positions): nothing enters through the borders and the joint period
+    is 360 frames, so no scored frame repeats a training frame. Computed analytically per frame."""
+    rings, speeds = np.array([8.0, 17.0, 26.0]), np.radians([9.0, -5.0, 3.0])
+    phase = np.array([0.3, 2.1, 4.0])
+    out = np.empty((n, SIZE, SIZE, 3), np.uint8)
+    for t in range(n):
+        a = phase + speeds * t
+        centres = np.stack([SIZE / 2 + rings * np.sin(a), SIZE / 2 + rings * np.cos(a)], -1)
+        out[t] = _soft_discs(centres, (4.0, 4.0, 4.0), DISC_COLORS)
+    return out
+
+
+def balls_frames(n: int) -> np.ndarray:
+    """Three soft discs (radius 5, 6 and 7 px) at constant sub-pixel velocities (0.7-1.7 px/frame per axis) reflecting
+    exactly off the borders (each centre follows a triangle wave between radius and 64 - radius), drawn in a fixed
+    order where they overlap: local dynamics, nothing enters through the borders, and no scored frame repeats a
+    training frame. Computed analytically per frame."""
+    radii = np.array([5.0, 6.0, 7.0])
+    start = np.array([[12.0, 40.0], [30.0, 15.0], [50.0, 47.0]])
+    velocity = np.array([[0.9, 1.7], [-1.3, 0.7], [1.1, -1.2]])
+    span = (SIZE - 2 * radii)[:, None]
+    out = np.empty((n, SIZE, SIZE, 3), np.uint8)
+    for t in range(n):
+        u = np.mod(start - radii[:, None] + velocity * t, 2 * span)
+        centres = radii[:, None] + np.where(u <= span, u, 2 * span - u)
+        out[t] = _soft_discs(centres, radii, DISC_COLORS)
+    return out
+
+
 KINDS = {"square": (square_frames, 96), "bounce": (bounce_frames, 160), "scroll": (scroll_frames, 128),
          "bar": (bar_frames, 120), "scroll_left1": (scroll_left1_frames, 40), "diag": (diag_frames, 128),
-         "torus": (torus_frames, 128), "spin": (spin_frames, 120)}
+         "torus": (torus_frames, 128), "spin": (spin_frames, 120), "orbit": (orbit_frames, 120),
+         "balls": (balls_frames, 160)}
 
 
 def make_dataset(kind: str, out_dir: Path, extra: int) -> tuple[Path, np.ndarray, dict]:
@@ -335,7 +383,7 @@ def train_model(dataset: Path, model_dir: Path, steps: int, ngf: int, extra: dic
 
 
 def evaluate(model_dir: Path, truth: np.ndarray, info: dict, n_starts: int, horizon: int,
-             steered: bool = True) -> dict:
+             steered: bool = True, looks: tuple[str, ...] = ("patch",)) -> dict:
     from videogen import steering
     from videogen.frames import rollout, stack_context
     from videogen.generator_io import load_generator
@@ -366,11 +414,12 @@ def evaluate(model_dir: Path, truth: np.ndarray, info: dict, n_starts: int, hori
     run("plain, dropout off", lambda: rollout(model, context, horizon, k, deterministic=True))
     run("plain, dropout on", lambda: rollout(model, context, horizon, k, deterministic=False, seed=0))
     if targets is not None and steered:
-        for deterministic in (False, True):
-            name = f"steered, dropout {'off' if deterministic else 'on'}"
-            controllers = steering.Controllers(targets, len(starts), seed=0)
-            run(name, lambda d=deterministic, c=controllers: steering.steered_rollout(
-                model, targets, context, horizon, k, c, d, seed=0), controllers)
+        for look in looks:
+            for deterministic in (False, True):
+                name = f"steered ({look}), dropout {'off' if deterministic else 'on'}"
+                controllers = steering.Controllers(targets, len(starts), seed=0, look=look)
+                run(name, lambda d=deterministic, c=controllers: steering.steered_rollout(
+                    model, targets, context, horizon, k, c, d, seed=0), controllers)
     return {"starts": starts, "context_frames": k, "modes": modes}
 
 
@@ -459,6 +508,8 @@ def main(argv: list[str] | None = None) -> int:
                              "an empty spec is the default settings, its models in model-STEPS-ngfN/, others in "
                              "model-STEPS-ngfN-TAG/), e.g. base:,u4:unroll_steps=4")
     parser.add_argument("--no-steered", action="store_true", help="skip the steered rollouts")
+    parser.add_argument("--looks", default="patch",
+                        help="comma-separated steering looks to score (videogen.steering.LOOKS: patch, frame)")
     parser.add_argument("--all-steps", action="store_true",
                         help="every budget of --steps, not a ladder that stops at the first near-perfect one")
     parser.add_argument("--starts", type=int, default=8)
@@ -502,7 +553,8 @@ def main(argv: list[str] | None = None) -> int:
                 train_info = train_model(dataset, model_dir, steps, ngf, extra)
                 print(f"  {label}: trained in {time.perf_counter() - t0:.0f} s"
                       f"{' (cached)' if train_info.get('cached') else ''}", flush=True)
-                ev = evaluate(model_dir, truth, info, args.starts, args.horizon, steered=not args.no_steered)
+                ev = evaluate(model_dir, truth, info, args.starts, args.horizon, steered=not args.no_steered,
+                              looks=tuple(args.looks.split(",")))
                 results["runs"].append({"kind": kind, "steps": steps, "ngf": ngf, "variant": tag, "settings": extra,
                                         "train": {k: train_info.get(k) for k in ("wall_s", "duration_s", "cached",
                                                                                  "train_images_per_s", "precision")},

@@ -48,8 +48,9 @@ def test_targets_measure_the_clip_and_round_trip_through_the_model_dir(targets, 
     assert steering.load_targets(tmp_path / "missing") is None
 
 
-def run_controller(targets, previous: np.ndarray, frame: np.ndarray, steps: int = 20) -> steering.Controllers:
-    controllers = steering.Controllers(targets, 1)
+def run_controller(targets, previous: np.ndarray, frame: np.ndarray, steps: int = 20,
+                   look: str = "patch") -> steering.Controllers:
+    controllers = steering.Controllers(targets, 1, look=look)
     for _ in range(steps):
         controllers.update(previous[None], frame[None])
     return controllers
@@ -76,18 +77,23 @@ def test_a_blurred_video_gets_sharpened_and_a_noisy_one_smoothed(targets):
 
 
 def test_a_frame_off_the_clip_is_pulled_back_harder_than_a_real_one(targets):
-    """Look: a moving frame of another texture raises the anchor weight; a moving real frame lowers it."""
+    """Look: a moving frame of another texture raises the look weight; a moving real frame lowers the whole-frame
+    anchor's weight and keeps the patch projection at its floor."""
     clip = panning_clip()
     strangers = panning_clip(seed=7)
-    assert run_controller(targets, strangers[0], strangers[1]).weight[0] > steering.LOOK_START
-    assert run_controller(targets, clip[4], clip[5]).weight[0] < steering.LOOK_START
+    assert run_controller(targets, strangers[0], strangers[1], look="frame").weight[0] > steering.LOOK_START
+    assert run_controller(targets, clip[4], clip[5], look="frame").weight[0] < steering.LOOK_START
+    assert run_controller(targets, strangers[0], strangers[1]).weight[0] > steering.PATCH_WEIGHT + 0.2
+    assert run_controller(targets, clip[4], clip[5]).weight[0] == pytest.approx(steering.PATCH_WEIGHT)
 
 
-def test_a_stalling_video_eases_the_pull_toward_the_clip(targets):
-    """Look gives way to motion: a frame off the clip that does not move lowers the anchor weight instead of raising
-    it (a strong whole-frame pull would hold a stalled video on one training frame)."""
+def test_a_stalling_video_eases_the_whole_frame_pull_but_not_the_patch_projection(targets):
+    """Look gives way to motion with the whole-frame anchor: a frame off the clip that does not move lowers its weight
+    instead of raising it (a strong whole-frame pull would hold a stalled video on one training frame). The patch
+    projection keeps the frame's layout, so it keeps pulling."""
     stranger = panning_clip(seed=7)[0]
-    assert run_controller(targets, stranger, stranger).weight[0] < steering.LOOK_START
+    assert run_controller(targets, stranger, stranger, look="frame").weight[0] < steering.LOOK_START
+    assert run_controller(targets, stranger, stranger).weight[0] > steering.PATCH_WEIGHT + 0.2
 
 
 def test_controller_state_round_trips(targets):
@@ -113,19 +119,97 @@ def fading_generator(damping: float):
 
 def test_steering_keeps_a_fading_generator_moving_where_the_plain_loop_freezes(targets):
     """End to end with TensorFlow: the plain rollout of a damped extrapolator stops moving (motion < 0.5 of the
-    clip's); the steered one keeps moving at the clip's level in every window and stays close to the clip's look."""
+    clip's); steered with either look it keeps moving at the clip's level in every window, and with the whole-frame
+    anchor it also stays close to the clip's look."""
     from videogen.frames import rollout, stack_context
 
     clip = panning_clip()
     model = fading_generator(0.8)
     start = stack_context(clip[None, 28:30])
     plain = np.concatenate(list(rollout(model, start, 150, 2, deterministic=True)))
-    controllers = steering.Controllers(targets, 1)
-    steered = np.concatenate(list(steering.steered_rollout(model, targets, start, 150, 2, controllers,
-                                                           deterministic=True)))
     ref = vq.reference(clip[:30], clip[30:], clip)
-    plain_motion = vq.score_video(plain, ref=ref, window=50)["motion"]
-    steered_scores = vq.score_video(steered, ref=ref, window=50)
-    assert max(plain_motion[1:]) < 0.5
-    assert all(0.5 <= m <= 2.0 for m in steered_scores["motion"])
-    assert steered_scores["realism"][-1] <= 1.5
+    assert max(vq.score_video(plain, ref=ref, window=50)["motion"][1:]) < 0.5
+    for look in steering.LOOKS:
+        controllers = steering.Controllers(targets, 1, look=look)
+        steered = np.concatenate(list(steering.steered_rollout(model, targets, start, 150, 2, controllers,
+                                                               deterministic=True)))
+        steered_scores = vq.score_video(steered, ref=ref, window=50)
+        assert all(0.5 <= m <= 2.0 for m in steered_scores["motion"]), look
+        if look == "frame":  # blending toward whole training frames also holds the look of this extrapolator
+            assert steered_scores["realism"][-1] <= 1.5
+
+
+def noisy_panner(noise: float):
+    """A real Keras generator (K=2) that pans the last frame 1 px left like the clip (zeros enter at the right
+    border) and adds Gaussian noise while dropout-style randomness is on: fed back, the noise and the black border
+    build up, the way a generator's small errors compound into mush."""
+    import keras
+
+    inputs = keras.Input((SIDE, SIDE, 6))
+    last = inputs[..., 3:]
+    shifted = keras.ops.concatenate([last[:, :, 1:], keras.ops.zeros_like(last[:, :, :1])], axis=2)
+    return keras.Model(inputs, keras.ops.clip(keras.layers.GaussianNoise(noise, seed=0)(shifted), -1.0, 1.0))
+
+
+def test_the_patch_projection_keeps_a_noisy_generator_on_the_clips_look(targets):
+    """End to end with TensorFlow: fed back plainly, a noisy panning generator turns to noise (sharpness many times
+    the clip's, patches far from the clip's); steered with the patch projection the same generator keeps the clip's
+    sharpness, much of its look, and its motion."""
+    from videogen.frames import rollout, stack_context
+
+    clip = panning_clip()
+    model = noisy_panner(0.05)
+    start = stack_context(clip[None, 28:30])
+    ref = vq.reference(clip[:30], clip[30:], clip)
+    plain = vq.score_video(np.concatenate(list(rollout(model, start, 150, 2, deterministic=False, seed=0))), ref=ref,
+                           window=50)
+    controllers = steering.Controllers(targets, 1, look="patch")
+    steered = vq.score_video(np.concatenate(list(steering.steered_rollout(
+        model, targets, start, 150, 2, controllers, deterministic=False, seed=0))), ref=ref, window=50)
+    assert plain["sharpness"][-1] > 5.0
+    assert all(0.6 <= s <= 2.0 for s in steered["sharpness"])
+    assert steered["realism"][-1] < 0.75 * plain["realism"][-1]
+    assert all(0.5 <= m <= 2.0 for m in steered["motion"])
+
+
+def test_the_patch_projector_removes_noise_and_keeps_a_real_frame():
+    """The look correction's projection onto the clip's patches: a held-out frame of the clip comes back nearly as it
+    was, and the same frame with strong noise comes back far closer to the clean frame than the noisy input (every
+    noisy patch is replaced by a clean training patch)."""
+    clip = panning_clip(frames=40)
+    project = steering.make_projector(clip[:30])
+    clean = clip[30:34].astype(np.float32) / 127.5 - 1.0
+    noisy = clean + np.random.default_rng(0).normal(0.0, 0.1, clean.shape).astype(np.float32)
+    kept, denoised = (np.asarray(project(x)) for x in (clean, noisy))
+    assert kept.shape == denoised.shape == clean.shape
+    # The held-out frames' rightmost columns show texture the training frames never did: score the rest.
+    seen = np.s_[:, :, :SIDE - 8]
+    assert np.abs(kept - clean)[seen].mean() * 127.5 < 1.0
+    assert np.abs(denoised - clean)[seen].mean() < np.abs(noisy - clean)[seen].mean() / 3
+
+
+def test_the_patch_projector_works_at_sizes_above_its_own():
+    """Frames larger than the projector's side are projected at its side and corrected by the upsampled difference:
+    the shape is kept and a training frame stays close to itself."""
+    import cv2
+
+    big = np.stack([cv2.resize(f, (128, 128), interpolation=cv2.INTER_CUBIC) for f in panning_clip(frames=12)])
+    project = steering.make_projector(big[:10])
+    frame = big[10:12].astype(np.float32) / 127.5 - 1.0
+    out = np.asarray(project(frame))
+    assert out.shape == frame.shape
+    assert np.abs(out - frame).mean() * 127.5 < 4.0
+
+
+def test_steering_looks_are_checked(targets):
+    """Both looks run, and an unknown one is a clear error."""
+    model = fading_generator(0.8)
+    start = np.repeat(panning_clip()[None, 29], 2, axis=-1)
+    for look in steering.LOOKS:
+        controllers = steering.Controllers(targets, 1, look=look)
+        frames = list(steering.steered_rollout(model, targets, start, 2, 2, controllers, deterministic=True))
+        assert frames[-1].shape == (1, SIDE, SIDE, 3)
+    with pytest.raises(ValueError, match="look must be one of"):
+        steering.Controllers(targets, 1, look="nearest")
+    with pytest.raises(ValueError, match="look must be one of"):
+        steering.make_steered_step(model, targets, 2, True, look="nearest")
