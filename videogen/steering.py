@@ -12,14 +12,18 @@ measured on the real clip:
   measures motion);
 - **detail**: an unsharp mask ``y + s * (y - blur(y))``; ``s`` steps toward the clip's mean Laplacian variance
   (negative ``s`` blurs a video that has grown noisier than the clip);
-- **look**: the frame is blended with weight ``w`` toward its nearest training frame (whole-frame L2 on 32 px
-  area-averaged thumbnails); ``w`` follows the ratio of the frame's mean nearest-patch distance (7x7 patches against a bank of
-  training patches) to that of held-out real frames, times :data:`LOOK_SLACK`. This is the role of SinFusion's
-  projector (Nikankin, Haim and Irani, "SinFusion: Training Diffusion Models on a Single Image or Video", ICML 2023):
-  pull every new frame back onto the clip's look before it is fed back. While the video stalls (a running mean of its
-  flow under :data:`STALL` of the clip's, or two frame-to-frame changes in a row under :data:`STALL_CHANGE` of the
-  clip's median), ``w`` halves each frame instead: a strong whole-frame pull can hold the video on one frame, and
-  flow alone can mistake flicker for motion.
+- **look**: the frame is blended with weight ``w`` toward its projection onto the clip's patches
+  (:func:`make_projector`: every 8x8 patch on a 4 px grid replaced by its nearest training patch, the overlaps blended
+  with a tent window). ``w`` starts at :data:`PATCH_WEIGHT` and rises (up to 0.9) while the frame's mean
+  nearest-patch distance (7x7 patches against a bank of training patches) is above that of held-out real frames,
+  times :data:`LOOK_SLACK`. This is the role of SinFusion's projector (Nikankin, Haim and Irani, "SinFusion:
+  Training Diffusion Models on a Single Image or Video", ICML 2023): pull every new frame back onto the clip's look
+  before it is fed back. A patch projection keeps the frame's layout, so the motion and the arrangement of the scene
+  stay the model's; only the local look comes from the clip. The older ``frame`` look (``Controllers(look="frame")``) blends
+  toward the nearest whole training frame (L2 on 32 px thumbnails) with ``w`` in 0.01-0.7, and while the video
+  stalls (a running mean of its flow under :data:`STALL` of the clip's, or two frame-to-frame changes in a row under
+  :data:`STALL_CHANGE` of the clip's median) ``w`` halves each frame instead: a strong whole-frame pull can hold the
+  video on one frame, and on a looping clip it replays it.
 
 The generator itself is untouched (``generator.keras`` stays the one-call next-frame predictor); the train stage saves
 the targets, anchor frames and patch bank beside it as ``steering.npz`` (:func:`save_targets`), and the generate stage
@@ -67,6 +71,7 @@ STALL_CHANGE = 0.25
 STALL_EASE = 0.5
 # What the look correction blends toward (see make_steered_step) and, for the patch projection, its fixed weight.
 LOOKS = ("patch", "frame")
+DEFAULT_LOOK = "patch"
 PATCH_WEIGHT = 0.5
 PATCH_RANGE = (PATCH_WEIGHT, 0.9)
 
@@ -203,7 +208,8 @@ class Controllers:
     """Per-video controller state: change scale ``tau``, unsharp amount ``s`` and anchor weight ``w``, updated from
     each new frame. :meth:`state` / :meth:`restore` carry them across a resumed generation."""
 
-    def __init__(self, targets: Targets, num_videos: int, seed: int = 0, look: str = "patch"):
+    def __init__(self, targets: Targets, num_videos: int, seed: int = 0, look: str | None = None):
+        look = DEFAULT_LOOK if look is None else look
         if look not in LOOKS:
             raise ValueError(f"look must be one of {LOOKS}, not {look!r}")
         self.targets = targets
@@ -273,23 +279,26 @@ def _log_step(value: float, ratio: float, gain: float, bounds: tuple[float, floa
 
 # ------------------------------------------------------------------------------------------------- patch projector
 # The look correction projects each generated frame onto the clip's patches (see :func:`make_projector`): patches of
-# PROJECT_PATCH px every PROJECT_STRIDE px of a frame of at most PROJECT_SIDE px, against a bank of PROJECT_BANK
-# training patches compared on their first PROJECT_DIMS principal components. (PROJECT_SIDE - PROJECT_PATCH) and
-# (any smaller multiple-of-32 side - PROJECT_PATCH) are multiples of the stride, so the patches tile the frame exactly.
+# PROJECT_PATCH px every PROJECT_STRIDE px, at PROJECT_LEVELS px and then at the frame's size (at most PROJECT_SIDE),
+# each level against a bank of PROJECT_BANK training patches compared on their first PROJECT_DIMS principal
+# components. Every level's side (16, 64, and any multiple of 32 below 64) minus PROJECT_PATCH is a multiple of the
+# stride, so the patches tile each level exactly.
 PROJECT_SIDE = 64
 PROJECT_PATCH = 8
 PROJECT_STRIDE = 4
 PROJECT_BANK = 16384
 PROJECT_DIMS = 32
+# Coarser sides projected first (each its own bank), when the frames are larger.
+PROJECT_LEVELS: tuple[int, ...] = (16,)
 
 
-def projector_bank(anchors: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
-    """The projector's patch bank from the anchor frames ``(N, S, S, 3)`` uint8 (area-averaged to PROJECT_SIDE px):
+def projector_bank(anchors: np.ndarray, level: int = PROJECT_SIDE, seed: int = 0) -> dict[str, np.ndarray]:
+    """The projector's patch bank from the anchor frames ``(N, S, S, 3)`` uint8 (area-averaged to ``level`` px):
     ``full`` ``(PROJECT_BANK, P*P*3)`` patches in [-1, 1] at positions on the stride's grid, their ``mean``, a PCA
     ``basis`` ``(P*P*3, D)`` and the bank's coordinates ``low`` in it."""
     side = anchors.shape[1]
-    frames = anchors if side <= PROJECT_SIDE else np.stack(
-        [cv2.resize(f, (PROJECT_SIDE, PROJECT_SIDE), interpolation=cv2.INTER_AREA) for f in anchors])
+    frames = anchors if side <= level else np.stack(
+        [cv2.resize(f, (level, level), interpolation=cv2.INTER_AREA) for f in anchors])
     small, p = frames.shape[1], PROJECT_PATCH
     grid = np.arange(0, small - p + 1, PROJECT_STRIDE)
     rng = np.random.default_rng(seed)
@@ -308,22 +317,39 @@ def projector_bank(anchors: np.ndarray, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def make_projector(anchors: np.ndarray, seed: int = 0):
-    """A TensorFlow function ``frames (V, S, S, 3) float [-1, 1] -> the same frames projected onto the clip's
-    patches``: every PROJECT_PATCH x PROJECT_PATCH patch on a PROJECT_STRIDE px grid is replaced by its nearest
-    training patch (from the same grid of the anchor frames, so border patches meet border patches), and the
-    overlapping replacements are averaged back into a frame. This is a patch nearest-neighbour projection in the
-    spirit of SinFusion's projector (Nikankin, Haim and Irani, ICML 2023) and VGPNN's patch nearest neighbours (Haim et
-    al., ECCV 2022): it keeps the frame's layout, so its motion, and gives it the clip's local look. Frames larger than
-    PROJECT_SIDE are projected at that size and the correction is upsampled, so the cost does not grow with the
-    model's size."""
+    """A TensorFlow function ``frames (V, S, S, 3) float [-1, 1] -> the frames projected onto the clip's patches``
+    (anchors: the clip's training frames, ``(N, S, S, 3)`` uint8): the patch projection of :func:`_level_projector` at
+    each of PROJECT_LEVELS px smaller than the frames, coarse to fine, then at the frames' own size (at most
+    PROJECT_SIDE). An 8 px patch of a 16 px frame is half the scene, so the coarse level holds the scene's layout
+    to the clip's (a figure stays one figure); the fine level gives it the clip's detail. This is the coarse-to-fine
+    patch nearest-neighbour scheme of VGPNN (Haim et al., "Diverse Generation from a Single Video Made Possible",
+    ECCV 2022), used here as the projector of SinFusion (Nikankin, Haim and Irani, ICML 2023)."""
+    side = anchors.shape[1]
+    levels = [_level_projector(anchors, level, seed) for level in PROJECT_LEVELS if level < min(side, PROJECT_SIDE)]
+    levels.append(_level_projector(anchors, min(side, PROJECT_SIDE), seed))
+
+    def project(frames):
+        for level in levels:
+            frames = level(frames)
+        return frames
+
+    return project
+
+
+def _level_projector(anchors: np.ndarray, level: int, seed: int):
+    """The projection at ``level`` px: the frames are area-averaged to that size, every PROJECT_PATCH x PROJECT_PATCH
+    patch on a PROJECT_STRIDE px grid is replaced by its nearest training patch (from the same grid of the anchor
+    frames at that size, so border patches meet border patches), the overlapping replacements are blended back with
+    a tent window, and the difference is upsampled (bilinear) and added to the frames. The cost depends on the level,
+    not on the model's size."""
     import tensorflow as tf
 
     side = anchors.shape[1]
-    small = min(side, PROJECT_SIDE)
+    small = min(side, level)
     p, stride = PROJECT_PATCH, PROJECT_STRIDE
     if (small - p) % stride:
         raise ValueError(f"the projector needs frames whose side minus {p} is a multiple of {stride}, not {small}")
-    bank = projector_bank(anchors, seed)
+    bank = projector_bank(anchors, small, seed)
     full, mean, basis, low = (tf.constant(bank[k]) for k in ("full", "mean", "basis", "low"))
     low_sq = tf.reduce_sum(low ** 2, axis=1)
     # Scatters a patch back (the adjoint of extract_patches), each pixel weighted by a tent window so that the
@@ -390,13 +416,14 @@ def make_steered_step(model, targets: Targets, context_frames: int, deterministi
         blurred = tf.nn.depthwise_conv2d(tf.pad(y, [[0, 0], [2, 2], [2, 2], [0, 0]], "REFLECT"), kernel,
                                          [1, 1, 1, 1], "VALID")
         y = tf.clip_by_value(y + amount[:, None, None, None] * (y - blurred), -1.0, 1.0)
-        if projector is not None:
-            anchor = projector(y)
+        w = weight[:, None, None, None]
+        if look == "patch":
+            y = (1.0 - w) * y + w * projector(y)
         else:
             query = thumbnail(y)
             nearest = tf.argmin(thumbs_sq[None] - 2.0 * tf.matmul(query, thumbs, transpose_b=True), axis=1)
-            anchor = tf_to_float(tf.gather(anchors, nearest))
-        frame = tf_to_uint8((1.0 - weight[:, None, None, None]) * y + weight[:, None, None, None] * anchor)
+            y = (1.0 - w) * y + w * tf_to_float(tf.gather(anchors, nearest))
+        frame = tf_to_uint8(y)
         context = tf.concat([context[..., 3:], frame], axis=-1) if context_frames > 1 else frame
         return context, frame
 
