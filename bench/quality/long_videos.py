@@ -11,6 +11,7 @@ steps trained through 4 fed-back steps: ``unroll_steps=4, unroll_fraction=0.5``)
 
     .venv/bin/python bench/quality/long_videos.py --clips bikes bunny carphone
     .venv/bin/python bench/quality/long_videos.py --table
+    .venv/bin/python bench/quality/long_videos.py --figure docs/long_videos.png
 """
 
 from __future__ import annotations
@@ -91,8 +92,11 @@ def row(clip: str, recipe: str, steer: bool, args, info: dict, metrics: dict, ge
         values = [v for s in videos for v in s[name] if v is not None]
         return [round(min(values), 3), round(max(values), 3)] if values else None
 
+    from videogen import steering
+
     return {
-        "clip": clip, "recipe": recipe, "steer": steer, "seed": args.seed, "frames": args.frames,
+        "clip": clip, "recipe": recipe, "steer": steer, "look": steering.DEFAULT_LOOK if steer else None,
+        "seed": args.seed, "frames": args.frames,
         "videos": len(videos), "train_s": info.get("duration_s"), "train_img_s": info.get("train_images_per_s"),
         "generate_s": round(gen_s, 1),
         "one_step": {k: metrics["one_step"].get(k) for k in ("psnr_model", "psnr_copy")},
@@ -106,6 +110,14 @@ def row(clip: str, recipe: str, steer: bool, args, info: dict, metrics: dict, ge
     }
 
 
+def steering_label(r: dict) -> str:
+    """"off", "on" (the patch-projection look) or "on, frame look" (rows from before the patch look, which have no
+    ``look``)."""
+    if not r["steer"]:
+        return "off"
+    return "on" if r.get("look", "frame") == "patch" else "on, frame look"
+
+
 def table(path: Path) -> str:
     lines = ["| clip | recipe | steering | motion (min-max) | realism last | sharpness | drift | replay | one-step "
              "model / copy (dB) | diversity | fails (from frame) |", "| --- " * 11 + "|"]
@@ -113,13 +125,39 @@ def table(path: Path) -> str:
         r = json.loads(line)
         fmt = "-".join(f"{v:.2f}" for v in r["motion"] or [])
         lines.append(
-            f"| {r['clip']} | {r['recipe']} | {'on' if r['steer'] else 'off'}{', one start' if r.get('same_start') else ''} | {fmt} | "
+            f"| {r['clip']} | {r['recipe']} | {steering_label(r)}{', one start' if r.get('same_start') else ''} | {fmt} | "
             f"{', '.join(f'{v:.2f}' for v in r['realism_last'])} | "
             f"{'-'.join(f'{v:.2f}' for v in r['sharpness'] or [])} | {', '.join(f'{v:.2f}' for v in r['drift'])} | "
             f"{', '.join(f'{v:.3f}' for v in r['replay'])} | {r['one_step']['psnr_model']:.2f} / "
             f"{r['one_step']['psnr_copy']:.2f} | {r['diversity'] if r['diversity'] is None else round(r['diversity'], 2)}"
             f" | {', '.join(r['fails']) or 'none (pass)'} |")
     return "\n".join(lines)
+
+
+def figure(work: Path, out: Path, clips: list[str], frames=(1, 100, 500, 1000, 1500, 2000), recipe: str = "default",
+           seed: int = 0, scale: int = 2) -> None:
+    """A grid of generated frames (first video of each run): per clip, the steered and the unsteered run."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    rows = [(clip, mode) for clip in clips for mode in ("steer", "plain")
+            if (work / f"gen_{clip}_{recipe}_s{seed}_{mode}" / "frames.npy").exists()]
+    side = 64 * scale
+    left, top, gap = 150, 30, 2
+    canvas = Image.new("RGB", (left + len(frames) * (side + gap), top + len(rows) * (side + gap)), "white")
+    draw = ImageDraw.Draw(canvas)
+    big, small = ImageFont.load_default(size=20), ImageFont.load_default(size=15)
+    for j, f in enumerate(frames):
+        draw.text((left + j * (side + gap) + side // 2, top // 2), f"frame {f}", fill="black", font=small, anchor="mm")
+    for i, (clip, mode) in enumerate(rows):
+        video = np.load(work / f"gen_{clip}_{recipe}_s{seed}_{mode}" / "frames.npy", mmap_mode="r")
+        y = top + i * (side + gap)
+        draw.text((6, y + side // 2 - 14), clip, fill="black", font=big)
+        draw.text((6, y + side // 2 + 12), "steered" if mode == "steer" else "not steered", fill="black", font=small)
+        for j, f in enumerate(frames):
+            tile = Image.fromarray(np.asarray(video[min(f, len(video)) - 1, 0])).resize((side, side), Image.NEAREST)
+            canvas.paste(tile, (left + j * (side + gap), y))
+    canvas.save(out)
 
 
 def main() -> None:
@@ -135,9 +173,13 @@ def main() -> None:
     parser.add_argument("--same-start", action="store_true",
                         help="only generate and judge two steered videos from one start frame (models trained before)")
     parser.add_argument("--table", action="store_true", help="print the table of --results and exit")
+    parser.add_argument("--figure", metavar="PNG", help="draw frames of the generated videos in --work to PNG and exit")
     args = parser.parse_args()
     if args.table:
         print(table(Path(args.results)))
+        return
+    if args.figure:
+        figure(Path(args.work), Path(args.figure), args.clips)
         return
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

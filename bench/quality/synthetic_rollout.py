@@ -478,15 +478,15 @@ def markdown(results: dict, horizon: int) -> str:
                 f"| {h1['recall_pct']:.1f} / {hn['recall_pct']:.1f} | {h1['psnr']:.2f} | {hn['psnr']:.2f} "
                 f"| {mode['seconds']:.1f} |")
     lines.append("")
-    ends = [f"{run['kind']} {run['steps']} {run.get('variant', 'base')} {name.split(', ')[1]}: tau {m['controllers_end']['tau']:.2f}, "
-            f"unsharp {m['controllers_end']['unsharp']:.2f}, anchor weight {m['controllers_end']['anchor_weight']:.2f}"
+    ends = [f"{run['kind']} {run['steps']} {run.get('variant', 'base')} {name}: tau {m['controllers_end']['tau']:.2f}, "
+            f"unsharp {m['controllers_end']['unsharp']:.2f}, look weight {m['controllers_end']['anchor_weight']:.2f}"
             for run in results["runs"] for name, m in run["eval"]["modes"].items() if "controllers_end" in m]
     if ends:
         lines.append(f"Steering controllers after {horizon} frames (mean over starts): " + "; ".join(ends) + ".")
         lines.append("")
     lines.append("Validation and future frames (the ones scored) that are exact copies of a training frame: " + ", ".join(
-        f"{kind} {count}" for kind, count in results.get("repeats", {}).items()) + " (a looping video lets the "
-        "steering's nearest-training-frame anchor replay the true frame).")
+        f"{kind} {count}" for kind, count in results.get("repeats", {}).items()) + " (on a looping video "
+        "the whole-frame look can replay the true frame).")
     lines.append("")
     lines.append("Starts per video: " + "; ".join(
         f"{run['kind']} ({run['steps']} steps {run.get('variant', 'base')}): frames {run['eval']['starts']}"
