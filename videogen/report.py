@@ -280,12 +280,14 @@ def _run_facts(metrics: dict, dataset_info: dict, model_info: dict, generation_i
 
 
 def _steering_text(state) -> str:
-    """How the video was steered: the controllers' final change scale, unsharp amount and anchor weight."""
+    """How the video was steered: the controllers' final change scale, unsharp amount and look weight (toward the
+    clip's patches, or toward whole training frames in states written before the patch look)."""
     if not isinstance(state, dict):
         return "not steered (plain feedback loop)"
+    look = "patch look" if state.get("look") == "patch" else "frame look"
     try:
         parts = [f"{name} {', '.join(f'{float(v):.2f}' for v in state[key])}"
-                 for name, key in (("change scale", "tau"), ("unsharp", "amount"), ("anchor", "weight"))]
+                 for name, key in (("change scale", "tau"), ("unsharp", "amount"), (look, "weight"))]
     except (KeyError, TypeError, ValueError):
         return "steered"
     return "steered (final " + "; ".join(parts) + ")"

@@ -13,17 +13,19 @@ measured on the real clip:
 - **detail**: an unsharp mask ``y + s * (y - blur(y))``; ``s`` steps toward the clip's mean Laplacian variance
   (negative ``s`` blurs a video that has grown noisier than the clip);
 - **look**: the frame is blended with weight ``w`` toward its projection onto the clip's patches
-  (:func:`make_projector`: every 8x8 patch on a 4 px grid replaced by its nearest training patch, the overlaps blended
-  with a tent window). ``w`` starts at :data:`PATCH_WEIGHT` and rises (up to 0.9) while the frame's mean
-  nearest-patch distance (7x7 patches against a bank of training patches) is above that of held-out real frames,
-  times :data:`LOOK_SLACK`. This is the role of SinFusion's projector (Nikankin, Haim and Irani, "SinFusion:
-  Training Diffusion Models on a Single Image or Video", ICML 2023): pull every new frame back onto the clip's look
-  before it is fed back. A patch projection keeps the frame's layout, so the motion and the arrangement of the scene
-  stay the model's; only the local look comes from the clip. The older ``frame`` look (``Controllers(look="frame")``) blends
-  toward the nearest whole training frame (L2 on 32 px thumbnails) with ``w`` in 0.01-0.7, and while the video
-  stalls (a running mean of its flow under :data:`STALL` of the clip's, or two frame-to-frame changes in a row under
-  :data:`STALL_CHANGE` of the clip's median) ``w`` halves each frame instead: a strong whole-frame pull can hold the
-  video on one frame, and on a looping clip it replays it.
+  (:func:`make_projector`: at 16 px and then at the frame's size, every 8x8 patch on a 4 px grid replaced by its
+  nearest training patch, the overlaps blended with a tent window). ``w`` starts at :data:`PATCH_WEIGHT` and rises
+  (up to 0.9) while the frame's mean nearest-patch distance (7x7 patches against a bank of training patches) is above
+  that of held-out real frames, times :data:`LOOK_SLACK`. This is the role of SinFusion's projector (Nikankin, Haim
+  and Irani, "SinFusion: Training Diffusion Models on a Single Image or Video", ICML 2023): pull every new frame back
+  onto the clip's look before it is fed back. A patch projection keeps the frame's layout, so the motion and the
+  arrangement of the scene stay the model's. While the video stalls (two frame-to-frame changes in a row under
+  :data:`STALL_CHANGE` of the clip's median) ``w`` halves each frame, and it climbs back to :data:`PATCH_WEIGHT`
+  once the video moves: a small change snaps back to the same training patches, so a strong projection would make a
+  slow video hold still for frames and then jump. The older ``frame`` look (``Controllers(look="frame")``) blends
+  toward the nearest whole training frame (L2 on 32 px thumbnails) with ``w`` in 0.01-0.7, also halved while the
+  video stalls (or while a running mean of its flow is under :data:`STALL` of the clip's): a strong whole-frame pull
+  can hold the video on one frame, and on a looping clip it replays it.
 
 The generator itself is untouched (``generator.keras`` stays the one-call next-frame predictor); the train stage saves
 the targets, anchor frames and patch bank beside it as ``steering.npz`` (:func:`save_targets`), and the generate stage
@@ -73,7 +75,7 @@ STALL_EASE = 0.5
 LOOKS = ("patch", "frame")
 DEFAULT_LOOK = "patch"
 PATCH_WEIGHT = 0.5
-PATCH_RANGE = (PATCH_WEIGHT, 0.9)
+PATCH_RANGE = (0.05, 0.9)
 
 
 # ------------------------------------------------------------------------------------------------------ measurements
@@ -242,8 +244,13 @@ class Controllers:
             self.amount[v] = np.clip(self.amount[v] + DETAIL_GAIN * math.log(max(ratio, 1e-6)), *DETAIL_RANGE)
             look = _look_step(self.weight[v], float(distances[v]), t.look, self.look == "patch")
             if self.look == "patch":
-                # The projection keeps the frame's layout, so it cannot hold a video still: no easing on a stall.
-                self.weight[v] = look
+                # A patch whose change is small snaps back to the same training patch, so a strong projection can
+                # hold a slow video still for frames and then jump: on a stall the weight halves (down to
+                # PATCH_RANGE[0]), and otherwise it climbs back to PATCH_WEIGHT within a few frames.
+                if stalled:
+                    self.weight[v] = float(np.clip(self.weight[v] * STALL_EASE, *PATCH_RANGE))
+                else:
+                    self.weight[v] = max(look, min(PATCH_WEIGHT, self.weight[v] / STALL_EASE))
             elif stalled or self.motion[v] < STALL * t.motion_px:
                 # Stalling: motion comes first. A strong whole-frame pull is sticky (it can hold the video on one
                 # training frame however far tau scales the change), so it halves until the video moves again.

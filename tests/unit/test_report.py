@@ -208,3 +208,14 @@ def test_html_report_opens_in_headless_chromium_with_images_decoded(tmp_path):
     # The strip's yellow square (240, 220, 40) shows up: the frame images were painted, not just the text.
     yellow = (np.abs(pixels - [240, 220, 40]).max(axis=-1) < 20).sum()
     assert yellow > 500
+
+
+def test_steering_line_names_the_look_and_the_final_controls():
+    """The report's "Generated" line says how the video was steered: change scale, unsharp and the look's weight,
+    named after the look the state was written with (states from before the patch look were whole-frame)."""
+    from videogen.report import _steering_text
+
+    state = {"tau": [1.2], "amount": [0.3], "weight": [0.5], "look": "patch"}
+    assert _steering_text(state) == "steered (final change scale 1.20; unsharp 0.30; patch look 0.50)"
+    assert "frame look 0.50" in _steering_text({k: v for k, v in state.items() if k != "look"})
+    assert _steering_text(None) == "not steered (plain feedback loop)"
