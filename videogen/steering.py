@@ -71,7 +71,8 @@ STALL = 0.5
 # stage calls a video frozen under 0.1 of it; a clip's own calm shots often change less than half its median).
 STALL_CHANGE = 0.25
 STALL_EASE = 0.5
-# What the look correction blends toward (see make_steered_step) and, for the patch projection, its fixed weight.
+# What the look correction blends toward (see make_steered_step) and, for the patch projection, the weight it rests at
+# and the range it moves in (down on a stall, up while the frame's patches are far from the clip's).
 LOOKS = ("patch", "frame")
 DEFAULT_LOOK = "patch"
 PATCH_WEIGHT = 0.5
@@ -207,8 +208,9 @@ def load_targets(model_dir: Path) -> Targets | None:
 
 # -------------------------------------------------------------------------------------------------------- controllers
 class Controllers:
-    """Per-video controller state: change scale ``tau``, unsharp amount ``s`` and anchor weight ``w``, updated from
-    each new frame. :meth:`state` / :meth:`restore` carry them across a resumed generation."""
+    """Per-video controller state: change scale ``tau``, unsharp amount ``s`` and look weight ``w`` (toward the
+    clip's patches, or with ``look="frame"`` toward the nearest whole training frame), updated from each new frame.
+    :meth:`state` / :meth:`restore` carry them across a resumed generation."""
 
     def __init__(self, targets: Targets, num_videos: int, seed: int = 0, look: str | None = None):
         look = DEFAULT_LOOK if look is None else look
@@ -400,18 +402,19 @@ def make_steered_step(model, targets: Targets, context_frames: int, deterministi
 
     if look not in LOOKS:
         raise ValueError(f"look must be one of {LOOKS}, not {look!r}")
-    projector = make_projector(targets.anchors) if look == "patch" else None
-
     from videogen.frames import tf_to_float, tf_to_uint8
 
-    anchors = tf.constant(targets.anchors)
-    pool = max(1, targets.anchors.shape[1] // THUMB_SIDE)  # model sizes are multiples of 32: an exact area average
+    if look == "patch":
+        projector = make_projector(targets.anchors)
+    else:
+        anchors = tf.constant(targets.anchors)
+        pool = max(1, targets.anchors.shape[1] // THUMB_SIDE)  # model sizes are multiples of 32: an exact average
 
-    def thumbnail(images):  # average pooling: cheap, and compiles under XLA on every device
-        return tf.reshape(tf.nn.avg_pool2d(images, pool, pool, "VALID"), [tf.shape(images)[0], -1])
+        def thumbnail(images):  # average pooling: cheap, and compiles under XLA on every device
+            return tf.reshape(tf.nn.avg_pool2d(images, pool, pool, "VALID"), [tf.shape(images)[0], -1])
 
-    thumbs = thumbnail(tf_to_float(anchors))
-    thumbs_sq = tf.reduce_sum(thumbs ** 2, axis=1)
+        thumbs = thumbnail(tf_to_float(anchors))
+        thumbs_sq = tf.reduce_sum(thumbs ** 2, axis=1)
     kernel = np.outer(*2 * [np.array([1, 4, 6, 4, 1], np.float32) / 16])  # 5x5 binomial (Gaussian) blur
     kernel = tf.constant(np.tile(kernel[:, :, None, None], (1, 1, 3, 1)))
 
