@@ -393,7 +393,7 @@ def _level_projector(anchors: np.ndarray, level: int, seed: int):
 
 # ----------------------------------------------------------------------------------------------------------- rollout
 def make_steered_step(model, targets: Targets, context_frames: int, deterministic: bool, jit_compile: bool = False,
-                      look: str = "patch"):
+                      look: str = DEFAULT_LOOK):
     """``(context uint8 (V,S,S,3K), tau (V,), amount (V,), weight (V,)) -> (next context, frame uint8 (V,S,S,3))``:
     the generator's step with the three corrections applied in-graph (see the module docstring). ``look`` is what the
     look controller blends toward: ``patch``, the frame projected onto the clip's patches (:func:`make_projector`), or
