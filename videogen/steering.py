@@ -20,7 +20,7 @@ measured on the real clip:
   and Irani, "SinFusion: Training Diffusion Models on a Single Image or Video", ICML 2023): pull every new frame back
   onto the clip's look before it is fed back. A patch projection keeps the frame's layout, so the motion and the
   arrangement of the scene stay the model's. While the video stalls (two frame-to-frame changes in a row under
-  :data:`STALL_CHANGE` of the clip's median) ``w`` halves each frame, and it climbs back to :data:`PATCH_WEIGHT`
+  :data:`videogen.measures.STALL_CHANGE` of the clip's median) ``w`` halves each frame, and it climbs back to :data:`PATCH_WEIGHT`
   once the video moves: a small change snaps back to the same training patches, so a strong projection would make a
   slow video hold still for frames and then jump. The older ``frame`` look (``Controllers(look="frame")``) blends
   toward the nearest whole training frame (L2 on 32 px thumbnails) with ``w`` in 0.01-0.7, also halved while the
@@ -42,7 +42,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from videogen.video_quality import FARNEBACK, sample_patches
+from videogen import measures
+from videogen.measures import sample_patches
 
 STEERING_FILE = "steering.npz"
 # Frames are measured (flow, Laplacian, patches) at most this large: the controllers need trends, not detail, and the
@@ -67,9 +68,7 @@ LOOK_GAIN, LOOK_RANGE, LOOK_START = 0.1, (0.01, 0.7), 0.1
 # Below this share of the clip's motion the video counts as stalling (the video checks call under 0.5 "frozen"), and
 # the look controller eases instead of pulling.
 STALL = 0.5
-# ... or when two frame-to-frame changes in a row fall under this share of the clip's median change (the evaluate
-# stage calls a video frozen under 0.1 of it; a clip's own calm shots often change less than half its median).
-STALL_CHANGE = 0.25
+# ... or when the video stalls by frame change (videogen.measures.stalled, STALL_CHANGE of the clip's median change).
 STALL_EASE = 0.5
 # What the look correction blends toward (see make_steered_step) and, for the patch projection, the weight it rests at
 # and the range it moves in (down on a stall, up while the frame's patches are far from the clip's).
@@ -88,19 +87,14 @@ def _measure_frame(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(frame, (MEASURE_SIDE, MEASURE_SIDE), interpolation=cv2.INTER_AREA)
 
 
-def _gray(frame: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-
-
 def flow_magnitude(a: np.ndarray, b: np.ndarray) -> float:
     """Mean Farneback optical-flow magnitude (px at the measuring size) from frame ``a`` to ``b`` (uint8 RGB)."""
-    flow = cv2.calcOpticalFlowFarneback(_gray(_measure_frame(a)), _gray(_measure_frame(b)), None, **FARNEBACK)
-    return float(np.linalg.norm(flow, axis=-1).mean())
+    return measures.flow_magnitude(_measure_frame(a), _measure_frame(b))
 
 
 def sharpness(frame: np.ndarray) -> float:
     """Variance of the Laplacian of the grayscale frame at the measuring size."""
-    return float(cv2.Laplacian(_gray(_measure_frame(frame)), cv2.CV_64F).var())
+    return measures.sharpness(_measure_frame(frame))
 
 
 def _patches(frames: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -151,7 +145,7 @@ def _evenly(clips: list[np.ndarray], limit: int) -> np.ndarray:
 
 def frame_change(a: np.ndarray, b: np.ndarray) -> float:
     """Mean absolute difference (0-255) of two frames at the measuring size."""
-    return float(np.abs(_measure_frame(a).astype(np.float32) - _measure_frame(b).astype(np.float32)).mean())
+    return measures.frame_change(_measure_frame(a), _measure_frame(b))
 
 
 def _motion(clips: list[np.ndarray]) -> tuple[float, float]:
@@ -238,7 +232,7 @@ class Controllers:
         for v in range(len(frames)):
             self.motion[v] = MOTION_EMA * self.motion[v] + (1 - MOTION_EMA) * flow_magnitude(previous[v], frames[v])
             change = frame_change(previous[v], frames[v])
-            stalled = change < STALL_CHANGE * t.change and self.change[v] < STALL_CHANGE * t.change
+            stalled = measures.stalled(change, self.change[v], t.change)
             self.change[v] = change  # the last frame's change: two in a row under STALL count as a stall
             if t.motion_px > 0:
                 self.tau[v] = _log_step(self.tau[v], t.motion_px / max(self.motion[v], 1e-3), MOTION_GAIN, TAU_RANGE)

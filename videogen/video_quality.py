@@ -1,5 +1,5 @@
 """Judge a generated video against the real clip it was learned from, with distribution measures that need no
-downloaded weights (pure numpy and OpenCV).
+downloaded weights (pure numpy and OpenCV; the measurements themselves live in :mod:`videogen.measures`).
 
 Reads uint8 frame arrays ``(T, S, S, 3)`` (RGB): the generated video, the training frames of the clip, its held-out
 (validation) frames and optionally the whole source clip. Computes, per window of ``window`` generated frames
@@ -7,14 +7,35 @@ Reads uint8 frame arrays ``(T, S, S, 3)`` (RGB): the generated video, the traini
 
 - **motion**: mean optical-flow magnitude (Farneback) between consecutive generated frames, over the same mean for
   consecutive source frames. 0 = frozen.
-- **realism**: mean distance of small patches of generated frames to their nearest patch in a seeded bank of
+- **coherence**: the temporal warping error (frame t+1 warped back onto frame t along the flow between them) over the
+  source's. Two-sided: a frozen video sits near 0; flicker, boiling noise and things appearing from nowhere are high.
+- **realism**: mean distance of small (7x7) patches of generated frames to their nearest patch in a seeded bank of
   training-frame patches, over the same mean for patches of the held-out real frames. 1 = as close to the clip's look
   as real frames the model never saw; above 1 = farther (mush, blotches, artefacts).
+- **spacetime**: the same for space-time patches (7x7 pixels over 3 consecutive frames): motion that real footage
+  does not have (smears, morphing, flicker) is far from every real space-time patch even where each frame looks real.
+- **coarse**: the same for patches of a third of the frame (8x8 patches of the frame area-averaged to 24 px): the
+  layout and the objects, not the texture. Objects that split into fragments or melt into the background are far.
+- **completeness**: how much of the clip's variety a window holds: the mean of the farthest tenth of the distances
+  from a fixed sample of training patches (half of them where the clip moves) to their nearest patch among the
+  window's, over the same for real windows of the training frames (queries from outside the window). A scene that
+  empties, loses its moving objects or collapses to one texture is high.
+- **copying**: the share of the window's patches closer to a training patch (searched among every patch of the
+  training frames) than all but 1% of held-out real patches are. Real footage sits near 0.01; pasted training
+  patches or frames are high.
 - **sharpness**: mean variance of the Laplacian of grayscale frames, over the source frames' mean.
 - **contrast**: mean per-frame standard deviation of the pixel values, over the source frames' mean.
 - **replay**: share of generated frames within ``replay_psnr_db`` (30 dB) PSNR of some source frame.
-- **drift**: each of motion, realism, sharpness and contrast in the last window over the same in the reference window
-  (the second window, frames ``[window, 2*window)``; the first window still starts from a real frame).
+- **drift**: each per-window curve in the last window over the same in the reference window (the second window,
+  frames ``[window, 2*window)``; the first window still starts from a real frame).
+
+None of these is what steering (:mod:`videogen.steering`) drives toward a target except motion, sharpness and
+realism; the other measures, the copying check that makes realism two-sided, and the null controls of the evaluate
+stage are what tell a model's own work from the steering's. Realism, spacetime, coarse and completeness follow the
+space-time patch nearest-neighbour measures of VGPNN (Haim et al., "Diverse Generation from a Single Video Made
+Possible", ECCV 2022) and bidirectional similarity (Simakov et al., "Summarizing Visual Data Using Bidirectional
+Similarity", CVPR 2008: coherence = every output patch is near an input patch, completeness = every input patch is
+near an output patch).
 
 :func:`verdict` turns these into pass/fail checks with the thresholds of :class:`Thresholds`; :func:`judge` does
 both. :func:`baseline_videos` makes two reference "generators" to score the same way (copy-last-frame and a Video
@@ -30,21 +51,26 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-import cv2
 import numpy as np
 
-# Farneback parameters (OpenCV's usual set): pyramid scale 0.5, 3 levels, 15 px averaging window, 3 iterations,
-# polynomial neighbourhood 5 px with Gaussian sigma 1.2.
-FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
-# Query patches per block in the brute-force nearest-neighbour search (bounds the distance matrix held in memory).
-_CHUNK = 2048
+from videogen import measures
+from videogen.measures import FARNEBACK, nearest_rms, sample_patches
+
+__all__ = ["FARNEBACK", "CHECKS", "PatchSettings", "Reference", "THRESHOLDS", "Thresholds", "baseline_videos",
+           "combine_verdicts", "copy_last_frame", "diversity", "judge", "placement", "reference", "sample_patches",
+           "score_video", "verdict", "verdict_line", "video_textures", "window_bounds"]
+
 # Bytes of float32 frames converted at a time in the frame-to-frame distances (replay, Video Textures).
 _BLOCK_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """The project's pass criteria for a generated video; every ratio is against the real clip (1 = like it)."""
+    """The project's pass criteria for a generated video; every ratio is against the real clip (1 = like it).
+
+    The bounds of the measures that real footage sets (coherence, spacetime, coarse, completeness, copying, contrast)
+    were calibrated on held-out windows of three real clips (``bench/quality/calibrate_judge.py``; docs/quality.md
+    has the table): each sits beyond the worst real window by a margin."""
 
     # Motion below half the clip's in some window: the video has (nearly) stopped moving - "frozen".
     motion_min: float = 0.5
@@ -54,6 +80,31 @@ class Thresholds:
     # Realism above 1.5 in the last window: its patches are half again farther from the clip's patches than real
     # unseen frames are - the video has dissolved into "mush" (blur, blotches, texture soup).
     realism_max: float = 1.5
+    # Warping error under 0.3 of the clip's in some window: nothing moves in a way the flow can follow - "still" (a
+    # frozen video, or one whose only change is a fade). Real windows: 0.63-1.97.
+    coherence_min: float = 0.3
+    # Warping error above 2.4 times the clip's in some window: frames do not follow from each other - "flicker"
+    # (boiling noise 2.5-7.9, shuffled frames 1.6-12).
+    coherence_max: float = 2.4
+    # Space-time patches farther from the clip's than 1.45 times held-out real ones in some window - "unreal motion"
+    # (real windows 0.83-1.33; boiling noise 1.24-1.65, shuffled frames 1.23-2.19).
+    spacetime_max: float = 1.45
+    # Coarse patches (a third of the frame) farther than 2.5 times held-out real ones in some window - "layout":
+    # objects split, melt or leave the frame's composition (real windows 0.9-1.4, and up to 2.34 where a clip's last
+    # fifth brings a pose its training frames never show; patch quilts 1.7-10). Loose on its own: the verdict's margin
+    # over the null controls is what holds a model to the clip's layout.
+    coarse_max: float = 2.5
+    # The farthest tenth of the clip's patches (half of them where it moves) farther from a window's patches than 1.3
+    # times from real windows' in some window - "incomplete": the scene emptied, its moving objects vanished or it
+    # collapsed to a few textures (real windows 0.93-1.17; discs that vanish from a still background 1.5).
+    completeness_max: float = 1.3
+    # More than 6% of a window's patches closer to a training patch than 99% of held-out real patches are -
+    # "pasted" (real windows: 0-3%; a quilt of 8x8 training patches 7-9%, replayed training frames 91-100%).
+    copying_max: float = 0.06
+    # Contrast under 0.8 or above 1.25 times the clip's in some window: "faded" (washed out, greyed) or "garish"
+    # (real windows 0.97-1.16).
+    contrast_min: float = 0.8
+    contrast_max: float = 1.25
     # Sharpness below 0.6 of the clip's Laplacian variance in some window: detail is gone - "blur".
     sharpness_min: float = 0.6
     # Sharpness above twice the clip's in some window: high-frequency energy the clip never has - "noise".
@@ -74,15 +125,38 @@ THRESHOLDS = Thresholds()
 
 @dataclass(frozen=True)
 class PatchSettings:
-    """How the realism measure samples patches (all draws come from the ``seed`` of :func:`score_video`)."""
+    """How the patch measures sample (all draws come from the ``seed`` of :func:`score_video`)."""
 
-    # Side of the square patches (RGB, so 7x7x3 = 147 values at the default).
+    # Side of the square patches (RGB, so 7x7x3 = 147 values at the default) of realism, copying, completeness and
+    # (over ``depth`` frames) spacetime.
     patch: int = 7
-    # Training-frame patches in the bank that every query is matched against (the same bank for generated and
+    # Training-frame patches in the bank that every realism query is matched against (the same bank for generated and
     # held-out queries).
     bank_size: int = 8192
     # Query patches drawn from every frame, generated and held-out alike, so both means weigh frames equally.
     patches_per_frame: int = 16
+    # Space-time patches: frames per patch, bank size and queries per frame.
+    depth: int = 3
+    spacetime_bank: int = 4096
+    spacetime_per_frame: int = 4
+    # Coarse patches: the frame area-averaged to coarse_side px, patches of coarse_patch px (a third of the frame).
+    coarse_side: int = 24
+    coarse_patch: int = 8
+    coarse_bank: int = 4096
+    coarse_per_frame: int = 8
+    # Completeness: training patches sought in every window, patches drawn from the window as the bank, and real
+    # windows (of the training frames) it is compared with.
+    completeness_queries: int = 512
+    completeness_bank: int = 3200
+    completeness_windows: int = 6
+    # Completeness reports the mean of the queries' distances above this percentile (the farthest tenth), so that a
+    # rare thing that went missing (a few moving objects on a large still background) shows.
+    completeness_percentile: float = 90.0
+    # Copying: queries per frame, matched against every patch of up to copy_frames training frames (evenly spaced;
+    # on a grid of one pixel per 64 px of frame side); held-out patch distances under copy_percentile count as copies.
+    copy_per_frame: int = 8
+    copy_frames: int = 128
+    copy_percentile: float = 1.0
 
 
 # ---------------------------------------------------------------------------------------------------------- helpers
@@ -105,78 +179,22 @@ def window_bounds(num_frames: int, window: int = 100) -> list[tuple[int, int]]:
     return [(k * window, (k + 1) * window if k < count - 1 else num_frames) for k in range(count)]
 
 
-def _gray(frames: np.ndarray) -> np.ndarray:
-    return np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in frames])
-
-
-def _flow_magnitudes(frames: np.ndarray) -> np.ndarray:
-    """Mean optical-flow magnitude (px) of each consecutive pair; element ``t-1`` is the pair ``(t-1, t)``.
-
-    Dense flow by Farneback's polynomial-expansion method (G. Farneback, "Two-frame motion estimation based on
-    polynomial expansion", SCIA 2003), as implemented by OpenCV, on grayscale frames.
-    """
-    gray = _gray(frames)
-    out = np.empty(max(len(gray) - 1, 0), dtype=np.float64)
-    for t in range(1, len(gray)):
-        flow = cv2.calcOpticalFlowFarneback(gray[t - 1], gray[t], None, **FARNEBACK)
-        out[t - 1] = float(np.sqrt(flow[..., 0] ** 2 + flow[..., 1] ** 2).mean())
-    return out
-
-
 def _sharpness(frames: np.ndarray) -> np.ndarray:
-    """Variance of the Laplacian of each grayscale frame: the focus measure of Pech-Pacheco et al., "Diatom
-    autofocusing in brightfield microscopy: a comparative study", ICPR 2000 (3x3 Laplacian, OpenCV's ksize=1)."""
-    return np.array([cv2.Laplacian(g, cv2.CV_64F).var() for g in _gray(frames)], dtype=np.float64)
+    return np.array([measures.sharpness(f) for f in frames], dtype=np.float64)
 
 
-def _contrast(frames: np.ndarray) -> np.ndarray:
-    """Standard deviation of all pixel values (RGB) of each frame (converted a few hundred frames at a time)."""
-    out = np.empty(len(frames), dtype=np.float64)
-    for i in range(0, len(frames), 256):
-        flat = np.asarray(frames[i:i + 256]).reshape(-1, int(np.prod(frames.shape[1:]))).astype(np.float32)
-        out[i:i + len(flat)] = flat.std(axis=1)
-    return out
+def _per_frame(frames: np.ndarray, bank: np.ndarray, per_frame: int, patch: int, rng: np.random.Generator,
+               depth: int = 1) -> np.ndarray:
+    """RMS distance (0-255 scale) of ``per_frame`` random patches at each frame position (``len - depth + 1`` of
+    them) to their nearest bank patch; shape ``(positions, per_frame)``."""
+    positions = len(frames) - depth + 1
+    frame_index = np.repeat(np.arange(positions), per_frame)
+    return nearest_rms(sample_patches(frames, frame_index, patch, rng, depth), bank).reshape(positions, per_frame)
 
 
-def sample_patches(frames: np.ndarray, frame_index: np.ndarray, patch: int, rng: np.random.Generator) -> np.ndarray:
-    """Patches ``(n, patch*patch*3)`` float32 at uniformly random positions of the given frames."""
-    size_y, size_x = frames.shape[1], frames.shape[2]
-    if patch > min(size_y, size_x):
-        raise ValueError(f"patch {patch} is larger than the frames ({size_y}x{size_x})")
-    ys = rng.integers(0, size_y - patch + 1, size=len(frame_index))
-    xs = rng.integers(0, size_x - patch + 1, size=len(frame_index))
-    offsets = np.arange(patch)
-    rows = (ys[:, None] + offsets)[:, :, None]
-    cols = (xs[:, None] + offsets)[:, None, :]
-    patches = frames[frame_index[:, None, None], rows, cols]  # (n, patch, patch, 3)
-    return patches.reshape(len(frame_index), -1).astype(np.float32)
-
-
-def _nearest_sq_distances(queries: np.ndarray, bank: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distance of every query row to its nearest bank row, by brute force with
-    ``||q||^2 + ||b||^2 - 2 q.b`` in float32, ``_CHUNK`` queries at a time."""
-    bank = np.ascontiguousarray(bank, dtype=np.float32)
-    bank_sq = np.einsum("ij,ij->i", bank, bank)
-    out = np.empty(len(queries), dtype=np.float64)
-    for start in range(0, len(queries), _CHUNK):
-        q = np.ascontiguousarray(queries[start:start + _CHUNK], dtype=np.float32)
-        d2 = q @ bank.T
-        d2 *= -2.0
-        d2 += bank_sq[None, :]
-        d2 += np.einsum("ij,ij->i", q, q)[:, None]
-        out[start:start + len(q)] = np.maximum(d2.min(axis=1), 0.0)
-    return out
-
-
-def _patch_distances(frames: np.ndarray, bank: np.ndarray, settings: PatchSettings,
-                     rng: np.random.Generator) -> np.ndarray:
-    """RMS pixel distance (0-255 scale) of ``patches_per_frame`` random patches of each frame to their nearest bank
-    patch; shape ``(len(frames), patches_per_frame)``."""
-    frame_index = np.repeat(np.arange(len(frames)), settings.patches_per_frame)
-    queries = sample_patches(frames, frame_index, settings.patch, rng)
-    # Centre the values so that the float32 matrix trick cancels less.
-    d2 = _nearest_sq_distances(queries - 127.5, bank - 127.5)
-    return np.sqrt(d2 / queries.shape[1]).reshape(len(frames), settings.patches_per_frame)
+def _bank(frames: np.ndarray, size: int, patch: int, rng: np.random.Generator, depth: int = 1) -> np.ndarray:
+    """``size`` random patches of the frames (space-time ones over ``depth`` consecutive frames)."""
+    return sample_patches(frames, rng.integers(0, len(frames) - depth + 1, size=size), patch, rng, depth)
 
 
 def _frame_sq_distance_blocks(a: np.ndarray, b: np.ndarray):
@@ -228,7 +246,9 @@ def _finite(values: list[float]) -> list[float | None]:
 
 
 def _window_means(per_frame: np.ndarray, bounds: list[tuple[int, int]]) -> list[float]:
-    return [float(np.mean(per_frame[a:b])) if b > a else math.nan for a, b in bounds]
+    """Mean of each window's entries (entries past the array's end, as for pair or space-time measures, are left
+    out; a window with none is NaN)."""
+    return [float(np.mean(per_frame[a:b])) if min(b, len(per_frame)) > a else math.nan for a, b in bounds]
 
 
 # ------------------------------------------------------------------------------------------------------------ score
@@ -237,59 +257,173 @@ def _window_means(per_frame: np.ndarray, bounds: list[tuple[int, int]]) -> list[
 @dataclass(frozen=True)
 class Reference:
     """What every generated video is measured against, computed once by :func:`reference` (so that scoring several
-    videos and the baselines against one clip costs the clip's flow, sharpness and patch bank once)."""
+    videos, the baselines and the controls against one clip costs the clip's flow, sharpness and patch banks once)."""
 
     frame_shape: tuple[int, ...]
     segments: tuple[np.ndarray, ...]  # the source clip in time order, as segments without flow across their bounds
     bank: np.ndarray  # training-frame patches (float32) that realism queries are matched against
+    spacetime_bank: np.ndarray  # training space-time patches
+    coarse_bank: np.ndarray  # training patches at the coarse size
+    completeness_queries: np.ndarray  # training patches sought in each window
     seed: int
     patches: PatchSettings
     motion_px: float  # mean flow magnitude of consecutive source frames
+    warp_error: float  # mean warping error of consecutive source frames (0-255)
     realism_rms: float  # mean nearest-bank distance of held-out patches (0-255 scale)
+    spacetime_rms: float  # the same for held-out space-time patches
+    coarse_rms: float  # the same for held-out coarse patches
+    completeness_rms: float  # mean over real windows of the training frames of the completeness distance
+    copy_index: measures.PatchIndex  # every patch of (up to copy_frames) training frames, for copying
+    copy_rms: float  # held-out patch distances to copy_index under this count as copies (their copy_percentile)
     sharpness: float  # mean Laplacian variance of source frames
     contrast: float  # mean pixel std of source frames
 
     def values(self) -> dict:
-        return {"motion_px": self.motion_px, "realism_rms": self.realism_rms, "sharpness": self.sharpness,
+        return {"motion_px": self.motion_px, "warp_error": self.warp_error, "realism_rms": self.realism_rms,
+                "spacetime_rms": self.spacetime_rms, "coarse_rms": self.coarse_rms,
+                "completeness_rms": self.completeness_rms, "copy_rms": self.copy_rms, "sharpness": self.sharpness,
                 "contrast": self.contrast}
 
 
 def _rngs(seed: int) -> list[np.random.Generator]:
-    """Separate streams for the bank, the generated queries and the held-out queries."""
+    """Separate streams for the banks, the generated queries and the held-out queries."""
     return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)]
 
 
+def _copy_index(train: np.ndarray, patches: PatchSettings, seed: int) -> measures.PatchIndex:
+    """Every patch of up to ``copy_frames`` evenly spaced training frames (one pixel apart per 64 px of side)."""
+    keep = np.unique(np.linspace(0, len(train) - 1, min(patches.copy_frames, len(train))).round().astype(int))
+    return measures.PatchIndex(np.ascontiguousarray(train[keep]), patches.patch,
+                               stride=max(1, train.shape[1] // 64), seed=seed)
+
+
+def _copy_distances(frames: np.ndarray, index: measures.PatchIndex, per_frame: int, patches: PatchSettings,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Distance of ``per_frame`` random patches of each frame to the nearest training patch; ``(frames, per_frame)``."""
+    frame_index = np.repeat(np.arange(len(frames)), per_frame)
+    found = index.nearest_rms(sample_patches(frames, frame_index, patches.patch, rng))
+    return found.reshape(len(frames), per_frame)
+
+
+def _completeness(window_frames: np.ndarray, queries: np.ndarray, patches: PatchSettings,
+                  rng: np.random.Generator) -> float:
+    """The mean of the RMS distances above their ``completeness_percentile`` of the ``queries`` (training patches) to
+    their nearest patch among ``completeness_bank`` patches drawn from the window's frames (a fixed count, so a longer
+    window is not favoured)."""
+    bank = _bank(window_frames, patches.completeness_bank, patches.patch, rng)
+    distances = np.sort(nearest_rms(queries, bank))
+    return float(distances[int(len(distances) * patches.completeness_percentile / 100):].mean())
+
+
+def _completeness_queries(train: np.ndarray, allowed: np.ndarray, patches: PatchSettings,
+                          rng: np.random.Generator) -> np.ndarray:
+    """``completeness_queries`` training patches from the ``allowed`` frames: half at uniformly random places, half
+    where the clip moves (drawn in proportion to the patch's mean absolute change from the frame before), so that
+    what moves in a clip with a large still background weighs in."""
+    p = patches.patch
+    half = patches.completeness_queries // 2
+    uniform = sample_patches(train, allowed[rng.integers(0, len(allowed), size=half)], p, rng)
+    previous = np.maximum(allowed - 1, 0)
+    change = np.stack([np.abs(measures.gray(train[f]).astype(np.float32) - measures.gray(train[g]).astype(np.float32))
+                       for f, g in zip(allowed, previous)])
+    # Mean change over every p x p patch (a box filter, anchored at the patch's top-left corner).
+    summed = np.cumsum(np.cumsum(np.pad(change, ((0, 0), (1, 0), (1, 0))), axis=1), axis=2)
+    boxes = summed[:, p:, p:] - summed[:, :-p, p:] - summed[:, p:, :-p] + summed[:, :-p, :-p]
+    weights = boxes.ravel() + 1e-6
+    pick = rng.choice(len(weights), size=patches.completeness_queries - half, p=weights / weights.sum())
+    frame, y, x = np.unravel_index(pick, boxes.shape)
+    offsets = np.arange(p)
+    moving = train[allowed[frame][:, None, None], (y[:, None] + offsets)[:, :, None], (x[:, None] + offsets)[:, None, :]]
+    return np.concatenate([uniform, moving.reshape(len(pick), -1).astype(np.float32)])
+
+
+def _real_completeness(train: np.ndarray, window: int, patches: PatchSettings, rng: np.random.Generator) -> float:
+    """Completeness of real windows: up to ``completeness_windows`` windows of ``window`` frames (at most a third of
+    the training frames) evenly spread over the training frames, each against training patches from outside it
+    (two frames of margin), averaged."""
+    length = max(2, min(window, len(train) // 3))
+    starts = np.unique(np.linspace(0, len(train) - length, patches.completeness_windows).round().astype(int))
+    values = []
+    for a in starts:
+        outside = np.concatenate([np.arange(0, max(0, a - 2)), np.arange(min(len(train), a + length + 2), len(train))])
+        if len(outside) == 0:
+            continue
+        queries = _completeness_queries(train, outside, patches, rng)
+        values.append(_completeness(train[a:a + length], queries, patches, rng))
+    return float(np.mean(values)) if values else math.nan
+
+
 def reference(train_frames: np.ndarray, heldout_frames: np.ndarray, source_frames: np.ndarray | None = None,
-              seed: int = 0, patches: PatchSettings = PatchSettings()) -> Reference:
-    """The real clip's side of :func:`score_video` (arguments as there)."""
-    train_frames = _check_frames("train_frames", train_frames)
-    heldout_frames = _check_frames("heldout_frames", heldout_frames)
+              seed: int = 0, patches: PatchSettings = PatchSettings(), window: int = 100) -> Reference:
+    """The real clip's side of :func:`score_video` (arguments as there; ``window`` sets the real windows that
+    completeness is compared with). The held-out frames need at least ``patches.depth`` frames."""
+    train_frames = _check_frames("train_frames", train_frames, min_frames=patches.depth)
+    heldout_frames = _check_frames("heldout_frames", heldout_frames, min_frames=patches.depth)
     segments = (_segments(_check_frames("source_frames", source_frames, min_frames=2)) if source_frames is not None
                 else _segments(train_frames, heldout_frames))
     shape = train_frames.shape[1:]
     for name, arr in (("heldout_frames", heldout_frames), ("source_frames", segments[0])):
         if arr.shape[1:] != shape:
             raise ValueError(f"{name} frames are {arr.shape[1:]}, train_frames are {shape}")
-    source_flow = np.concatenate([_flow_magnitudes(s) for s in segments])
+    source_flow = [measures.flow_and_warp(s) for s in segments]
     bank_rng, _, held_rng = _rngs(seed)
-    bank_index = bank_rng.integers(0, len(train_frames), size=patches.bank_size)
-    bank = sample_patches(train_frames, bank_index, patches.patch, bank_rng)
+    p = patches
+    bank = _bank(train_frames, p.bank_size, p.patch, bank_rng)
+    spacetime_bank = _bank(train_frames, p.spacetime_bank, p.patch, bank_rng, p.depth)
+    coarse_train, coarse_held = (measures.resize(f, p.coarse_side) for f in (train_frames, heldout_frames))
+    coarse_bank = _bank(coarse_train, p.coarse_bank, p.coarse_patch, bank_rng)
+    completeness_queries = _completeness_queries(train_frames, np.arange(len(train_frames)), p, bank_rng)
+    held = _per_frame(heldout_frames, bank, p.patches_per_frame, p.patch, held_rng).ravel()
+    copy_index = _copy_index(train_frames, p, seed)
+    # The copy radius is a low percentile: it takes more held-out patches than a mean does.
+    held_copy = _copy_distances(heldout_frames, copy_index, max(1, 4096 // len(heldout_frames)), p, held_rng)
+    st_held = _per_frame(heldout_frames, spacetime_bank, max(p.spacetime_per_frame, 1024 // len(heldout_frames)),
+                         p.patch, held_rng, p.depth)
+    coarse_held_d = _per_frame(coarse_held, coarse_bank, max(p.coarse_per_frame, 1024 // len(heldout_frames)),
+                               p.coarse_patch, held_rng)
+    flows = np.concatenate([m for m, _ in source_flow])
+    warps = np.concatenate([w for _, w in source_flow])
     return Reference(
-        frame_shape=tuple(shape), segments=tuple(segments), bank=bank, seed=seed, patches=patches,
-        motion_px=float(source_flow.mean()) if len(source_flow) else math.nan,
-        realism_rms=float(_patch_distances(heldout_frames, bank, patches, held_rng).mean()),
+        frame_shape=tuple(shape), segments=tuple(segments), bank=bank, spacetime_bank=spacetime_bank,
+        coarse_bank=coarse_bank, completeness_queries=completeness_queries, seed=seed, patches=patches,
+        motion_px=float(flows.mean()) if len(flows) else math.nan,
+        warp_error=float(warps.mean()) if len(warps) else math.nan,
+        realism_rms=float(held.mean()), spacetime_rms=float(st_held.mean()), coarse_rms=float(coarse_held_d.mean()),
+        completeness_rms=_real_completeness(train_frames, window, p, bank_rng),
+        copy_index=copy_index, copy_rms=float(np.percentile(held_copy, p.copy_percentile)),
         sharpness=float(np.concatenate([_sharpness(s) for s in segments]).mean()),
-        contrast=float(np.concatenate([_contrast(s) for s in segments]).mean()))
+        contrast=float(np.concatenate([measures.contrast(s) for s in segments]).mean()))
 
 
 def _absolute(generated: np.ndarray, ref: Reference, bounds: list[tuple[int, int]]) -> dict[str, list[float]]:
-    """The generated video's per-window absolute values (units of :meth:`Reference.values`)."""
-    flow = _flow_magnitudes(generated)
-    motion = [float(np.mean(flow[max(a, 1) - 1:b - 1])) if b - 1 > max(a, 1) - 1 else math.nan for a, b in bounds]
-    gen_dist = _patch_distances(generated, ref.bank, ref.patches, _rngs(ref.seed)[1]).mean(axis=1)
-    return {"motion_px": motion, "realism_rms": _window_means(gen_dist, bounds),
-            "sharpness": _window_means(_sharpness(generated), bounds),
-            "contrast": _window_means(_contrast(generated), bounds)}
+    """The generated video's per-window absolute values (units of :meth:`Reference.values`; ``copying`` is a share)."""
+    p = ref.patches
+    magnitude, warp = measures.flow_and_warp(generated)
+    pairs = [(max(a, 1) - 1, b - 1) for a, b in bounds]  # pair t-1 is (t-1, t)
+    _, rng, _ = _rngs(ref.seed)
+    dist = _per_frame(generated, ref.bank, p.patches_per_frame, p.patch, rng)
+    spacetime = (_per_frame(generated, ref.spacetime_bank, p.spacetime_per_frame, p.patch, rng, p.depth).mean(axis=1)
+                 if len(generated) >= p.depth else np.full(0, math.nan))
+    coarse = _per_frame(measures.resize(generated, p.coarse_side), ref.coarse_bank, p.coarse_per_frame,
+                        p.coarse_patch, rng).mean(axis=1)
+    # A space-time patch at t spans frames t .. t+depth-1: the last window keeps the positions that start in it.
+    return {
+        "motion_px": [float(np.mean(magnitude[a:b])) if b > a else math.nan for a, b in pairs],
+        "warp_error": [float(np.mean(warp[a:b])) if b > a else math.nan for a, b in pairs],
+        "realism_rms": _window_means(dist.mean(axis=1), bounds),
+        "spacetime_rms": _window_means(spacetime, bounds),
+        "coarse_rms": _window_means(coarse, bounds),
+        "completeness_rms": [_completeness(generated[a:b], ref.completeness_queries, p, rng) for a, b in bounds],
+        "copying": _window_means((_copy_distances(generated, ref.copy_index, p.copy_per_frame, p, rng)
+                                  < ref.copy_rms).mean(axis=1), bounds),
+        "sharpness": _window_means(_sharpness(generated), bounds),
+        "contrast": _window_means(measures.contrast(generated), bounds)}
+
+
+# Each ratio curve of score_video and the Reference value it is relative to.
+_CURVES = (("motion", "motion_px"), ("coherence", "warp_error"), ("realism", "realism_rms"),
+           ("spacetime", "spacetime_rms"), ("coarse", "coarse_rms"), ("completeness", "completeness_rms"),
+           ("sharpness", "sharpness"), ("contrast", "contrast"))
 
 
 def _drift(curves: dict[str, list], windows: int) -> tuple[dict | None, int | None]:
@@ -310,47 +444,47 @@ def score_video(generated: np.ndarray, train_frames: np.ndarray | None = None,
 
     Args:
         generated: uint8 ``(T, S, S, 3)``, the generated video (at least 2 frames).
-        train_frames: uint8 ``(N, S, S, 3)``, the frames the model trained on: source of the realism patch bank.
-        heldout_frames: uint8 ``(M, S, S, 3)``, real frames the model never trained on: the realism reference.
-        source_frames: uint8 ``(K, S, S, 3)``, the real clip in time order: reference for motion, sharpness and
-            contrast, and the frames that count as replayed. Default: ``train_frames`` and ``heldout_frames`` as two
-            segments (no flow is taken across the boundary between them).
+        train_frames: uint8 ``(N, S, S, 3)``, the frames the model trained on, in time order: source of the patch
+            banks and of the real windows of completeness.
+        heldout_frames: uint8 ``(M, S, S, 3)``, real frames the model never trained on (at least 3, in time order):
+            the reference of the patch measures.
+        source_frames: uint8 ``(K, S, S, 3)``, the real clip in time order: reference for motion, coherence,
+            sharpness and contrast, and the frames that count as replayed. Default: ``train_frames`` and
+            ``heldout_frames`` as two segments (no flow is taken across the boundary between them).
         window: Frames per window (see the module docstring for the windowing).
-        seed: Seed of the patch sampling (bank, generated queries and held-out queries use separate streams).
+        seed: Seed of the patch sampling (banks, generated queries and held-out queries use separate streams).
         thresholds: Only ``replay_psnr_db`` is used here (the rest by :func:`verdict`).
-        patches: Patch sampling of the realism measure.
+        patches: Patch sampling of the patch measures.
         ref: The clip's side computed once by :func:`reference`; then the frames, ``seed`` and ``patches`` are not
             needed (those of ``ref`` are used).
 
     Returns:
-        A JSON-ready dict. Per-window lists (one value per window, ratios against the real clip):
-        ``motion``, ``realism``, ``sharpness``, ``contrast`` and ``replay`` (share of the window's frames within
-        ``replay_psnr_db`` of a source frame). Scalars: ``num_frames``, ``window``, ``window_starts`` (first frame of
-        each window), ``replay_share`` (over all frames), ``replay_psnr_db``, ``drift`` (dict with the four measures'
-        last-window / reference-window ratios, or None), ``drift_reference_window`` (index of the reference window:
-        1 when there are at least 3 windows, 0 when there are 2, None for one window; drift is None then),
-        ``reference`` (the real clip's absolute values: ``motion_px`` flow magnitude per frame, ``realism_rms``
-        held-out patch distance on the 0-255 scale, ``sharpness`` Laplacian variance, ``contrast`` pixel std) and
-        ``absolute`` (the generated video's per-window absolute values in the same units). A ratio whose reference
-        is zero is None.
+        A JSON-ready dict. Per-window lists (one value per window, ratios against the real clip): ``motion``,
+        ``coherence``, ``realism``, ``spacetime``, ``coarse``, ``completeness``, ``sharpness``, ``contrast``;
+        shares: ``copying`` and ``replay`` (share of the window's frames within ``replay_psnr_db`` of a source frame).
+        Scalars: ``num_frames``, ``window``, ``window_starts`` (first frame of each window), ``replay_share`` (over
+        all frames), ``replay_psnr_db``, ``drift`` (dict with each ratio curve's last-window / reference-window ratio,
+        or None), ``drift_reference_window`` (index of the reference window: 1 when there are at least 3 windows, 0
+        when there are 2, None for one window; drift is None then), ``reference`` (the real clip's absolute values,
+        :meth:`Reference.values`) and ``absolute`` (the generated video's per-window absolute values in the same
+        units). A ratio whose reference is zero is None.
     """
     generated = _check_frames("generated", generated, min_frames=2)
-    ref = ref or reference(train_frames, heldout_frames, source_frames, seed=seed, patches=patches)
+    ref = ref or reference(train_frames, heldout_frames, source_frames, seed=seed, patches=patches, window=window)
     if generated.shape[1:] != ref.frame_shape:
         raise ValueError(f"the real frames are {ref.frame_shape}, generated frames are {generated.shape[1:]}")
     bounds = window_bounds(len(generated), window)
     absolute = _absolute(generated, ref, bounds)
     copied = _best_psnr(generated, np.concatenate(ref.segments)) >= thresholds.replay_psnr_db
     reference_values = ref.values()
-    curves = {name: [_ratio(v, reference_values[key]) for v in absolute[key]]
-              for name, key in (("motion", "motion_px"), ("realism", "realism_rms"), ("sharpness", "sharpness"),
-                                ("contrast", "contrast"))}
+    curves = {name: [_ratio(v, reference_values[key]) for v in absolute[key]] for name, key in _CURVES}
     drift, ref_window = _drift(curves, len(bounds))
     return {
         "num_frames": int(len(generated)),
         "window": int(window),
         "window_starts": [a for a, _ in bounds],
         **curves,
+        "copying": _finite(absolute["copying"]),
         "replay": _window_means(copied.astype(np.float64), bounds),
         "replay_share": float(copied.mean()),
         "replay_psnr_db": float(thresholds.replay_psnr_db),
@@ -371,18 +505,32 @@ def _first_window(values: list[float | None], fails) -> int | None:
     return None
 
 
+# Per-window bounds: (measure, name below the low bound, Thresholds field, name above the high bound, field).
+_RANGES = (("motion", "frozen", "motion_min", "jitter", "motion_max"),
+           ("coherence", "still", "coherence_min", "flicker", "coherence_max"),
+           ("spacetime", None, None, "unreal motion", "spacetime_max"),
+           ("coarse", None, None, "layout", "coarse_max"),
+           ("completeness", None, None, "incomplete", "completeness_max"),
+           ("copying", None, None, "pasted", "copying_max"),
+           ("contrast", "faded", "contrast_min", "garish", "contrast_max"),
+           ("sharpness", "blur", "sharpness_min", "noise", "sharpness_max"))
+
+
 def _range_checks(scores: dict, t: Thresholds):
-    """``(name, measure, value, limit, window)`` of the per-window bounds that fail: frozen, jitter, blur, noise."""
-    for measure, low_name, low, high_name, high in (("motion", "frozen", t.motion_min, "jitter", t.motion_max),
-                                                    ("sharpness", "blur", t.sharpness_min, "noise", t.sharpness_max)):
-        values = scores[measure]
+    """``(name, measure, value, limit, window)`` of the per-window bounds that fail."""
+    for measure, low_name, low_field, high_name, high_field in _RANGES:
+        values = scores.get(measure)
+        if values is None:
+            continue
         valid = [v for v in values if v is not None]
-        k = _first_window(values, lambda v, low=low: v < low)
-        if k is not None:
-            yield low_name, measure, min(valid), low, k
-        k = _first_window(values, lambda v, high=high: v > high)
-        if k is not None:
-            yield high_name, measure, max(valid), high, k
+        for name, field, fails, worst in ((low_name, low_field, lambda v, x: v < x, min),
+                                          (high_name, high_field, lambda v, x: v > x, max)):
+            if name is None:
+                continue
+            limit = getattr(t, field)
+            k = _first_window(values, lambda v, limit=limit, fails=fails: fails(v, limit))
+            if k is not None:
+                yield name, measure, worst(valid), limit, k
 
 
 def _trend_checks(scores: dict, t: Thresholds):
@@ -403,19 +551,24 @@ def _trend_checks(scores: dict, t: Thresholds):
 
 
 # The order failures are reported in (and :func:`verdict`'s ``failed`` list follows).
-CHECKS = ("frozen", "jitter", "mush", "blur", "noise", "drift", "replay")
+CHECKS = ("frozen", "jitter", "still", "flicker", "mush", "unreal motion", "layout", "incomplete", "pasted", "faded",
+          "garish", "blur", "noise", "drift", "replay")
 
 
 def verdict(scores: dict, thresholds: Thresholds = THRESHOLDS) -> dict:
     """Pass/fail checks on the result of :func:`score_video`.
 
-    Checks (a failure is reported under its name):
+    Checks (a failure is reported under its name), per window unless said:
 
-    - ``frozen``: motion below ``motion_min`` in some window.
-    - ``jitter``: motion above ``motion_max`` in some window.
+    - ``frozen`` / ``jitter``: motion below ``motion_min`` / above ``motion_max``.
+    - ``still`` / ``flicker``: coherence (warping error) below ``coherence_min`` / above ``coherence_max``.
     - ``mush``: realism above ``realism_max`` in the last window.
-    - ``blur``: sharpness below ``sharpness_min`` in some window.
-    - ``noise``: sharpness above ``sharpness_max`` in some window.
+    - ``unreal motion``: spacetime above ``spacetime_max``.
+    - ``layout``: coarse above ``coarse_max``.
+    - ``incomplete``: completeness above ``completeness_max``.
+    - ``pasted``: copying above ``copying_max``.
+    - ``faded`` / ``garish``: contrast below ``contrast_min`` / above ``contrast_max``.
+    - ``blur`` / ``noise``: sharpness below ``sharpness_min`` / above ``sharpness_max``.
     - ``drift``: realism drift (last window / reference window) above ``drift_max``.
     - ``replay``: ``replay_share`` above ``replay_max``.
 
@@ -609,8 +762,8 @@ def verdict_line(combined: dict, place: dict | None = None, videos: int = 1) -> 
     """One sentence from :func:`combine_verdicts` (of ``videos`` scored videos) and :func:`placement`: what failed and
     from which frame, and where the model sits between copying the last frame ("frozen") and replaying the clip."""
     if combined["ok"]:
-        text = (f"Video quality ({videos} video{'s' if videos > 1 else ''} scored): every check passes (not frozen, "
-                "jitter, mush, blur, noise, drift or replay).")
+        text = (f"Video quality ({videos} video{'s' if videos > 1 else ''} scored): every check passes ("
+                f"{', '.join(CHECKS)}).")
     else:
         failed = [f"{name} from frame {f['frame']} ({_video_list(f['videos'])})"
                   for name, f in combined["failures"].items()]

@@ -1,0 +1,189 @@
+"""The measurements of frames and videos that the video judge, the evaluate stage, steering and the benchmarks share:
+optical flow and the warping error along it, sharpness, contrast, frame change, the one definition of a stalled
+video, patch sampling (spatial, space-time and coarse) and nearest-neighbour distances.
+
+Pure numpy and OpenCV on uint8 RGB frames ``(S, S, 3)`` / videos ``(T, S, S, 3)``. No thresholds of the judge live
+here (they are :class:`videogen.video_quality.Thresholds`), so that a controller that imports this module cannot aim
+at what the judge checks.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# Farneback parameters (OpenCV's usual set): pyramid scale 0.5, 3 levels, 15 px averaging window, 3 iterations,
+# polynomial neighbourhood 5 px with Gaussian sigma 1.2.
+FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
+# Query patches per block in the brute-force nearest-neighbour search (bounds the distance matrix held in memory).
+_CHUNK = 2048
+# A video stalls while two frame-to-frame changes in a row are under this share of the clip's median change (a
+# clip's own calm shots often change less than half its median; steering eases its look correction on a stall).
+STALL_CHANGE = 0.25
+
+
+def gray(frame: np.ndarray) -> np.ndarray:
+    """Grayscale (BT.601 luma, OpenCV's RGB2GRAY) of a uint8 RGB frame."""
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+
+
+def flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Dense optical flow ``(S, S, 2)`` (px) from frame ``a`` to frame ``b`` (uint8 RGB): Farneback's polynomial-
+    expansion method (G. Farneback, "Two-frame motion estimation based on polynomial expansion", SCIA 2003), as
+    implemented by OpenCV, on grayscale frames."""
+    return cv2.calcOpticalFlowFarneback(gray(a), gray(b), None, **FARNEBACK)
+
+
+def warp_error(a: np.ndarray, b: np.ndarray, flow_ab: np.ndarray) -> float:
+    """Mean absolute difference (0-255, RGB) between frame ``a`` and frame ``b`` warped back onto it along the flow
+    ``a -> b``: the temporal warping error of Lai et al., "Learning Blind Video Temporal Consistency", ECCV 2018
+    (without their occlusion mask; the judge compares it with the same error of the real clip, which has the same
+    occlusions). Near 0 for a frozen video; high for flicker and for content that appears from nowhere."""
+    height, width = flow_ab.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    warped = cv2.remap(b, grid_x + flow_ab[..., 0], grid_y + flow_ab[..., 1], cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE)
+    return float(np.abs(warped.astype(np.float32) - a.astype(np.float32)).mean())
+
+
+def flow_and_warp(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean flow magnitude (px) and warping error (0-255) of each consecutive pair; element ``t-1`` is the pair
+    ``(t-1, t)``. One flow per pair serves both."""
+    count = max(len(frames) - 1, 0)
+    magnitude, error = np.empty(count, np.float64), np.empty(count, np.float64)
+    for t in range(1, len(frames)):
+        a, b = np.asarray(frames[t - 1]), np.asarray(frames[t])
+        f = flow(a, b)
+        magnitude[t - 1] = float(np.sqrt(f[..., 0] ** 2 + f[..., 1] ** 2).mean())
+        error[t - 1] = warp_error(a, b, f)
+    return magnitude, error
+
+
+def flow_magnitude(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean optical-flow magnitude (px) from frame ``a`` to ``b``."""
+    return float(np.linalg.norm(flow(a, b), axis=-1).mean())
+
+
+def sharpness(frame: np.ndarray) -> float:
+    """Variance of the Laplacian of the grayscale frame: the focus measure of Pech-Pacheco et al., "Diatom
+    autofocusing in brightfield microscopy: a comparative study", ICPR 2000 (3x3 Laplacian, OpenCV's ksize=1)."""
+    return float(cv2.Laplacian(gray(frame), cv2.CV_64F).var())
+
+
+def contrast(frames: np.ndarray) -> np.ndarray:
+    """Standard deviation of all pixel values (RGB) of each frame (converted a few hundred frames at a time)."""
+    out = np.empty(len(frames), dtype=np.float64)
+    for i in range(0, len(frames), 256):
+        flat = np.asarray(frames[i:i + 256]).reshape(-1, int(np.prod(frames.shape[1:]))).astype(np.float32)
+        out[i:i + len(flat)] = flat.std(axis=1)
+    return out
+
+
+def frame_change(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference (0-255) of two frames."""
+    return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())
+
+
+def stalled(change: float, previous_change: float, clip_change: float) -> bool:
+    """Whether a video stalls: its last two frame-to-frame changes are both under :data:`STALL_CHANGE` of the clip's
+    median change."""
+    return change < STALL_CHANGE * clip_change and previous_change < STALL_CHANGE * clip_change
+
+
+def resize(frames: np.ndarray, side: int) -> np.ndarray:
+    """uint8 frames ``(N, S, S, 3)`` at ``side`` px (area averaging, one frame read at a time); unchanged (a memmap
+    stays a memmap) when they already are."""
+    if frames.shape[1] == side:
+        return frames
+    out = np.empty((len(frames), side, side, 3), np.uint8)
+    for i in range(len(frames)):
+        out[i] = cv2.resize(np.asarray(frames[i]), (side, side), interpolation=cv2.INTER_AREA)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------- patches
+
+
+def sample_patches(frames: np.ndarray, frame_index: np.ndarray, patch: int, rng: np.random.Generator,
+                   depth: int = 1) -> np.ndarray:
+    """Patches ``(n, depth*patch*patch*3)`` float32 at uniformly random positions: for each ``frame_index`` the
+    ``patch`` x ``patch`` square of frames ``frame_index .. frame_index + depth - 1`` (a space-time patch when
+    ``depth`` > 1; the caller keeps the indices ``depth - 1`` frames from the end)."""
+    size_y, size_x = frames.shape[1], frames.shape[2]
+    if patch > min(size_y, size_x):
+        raise ValueError(f"patch {patch} is larger than the frames ({size_y}x{size_x})")
+    ys = rng.integers(0, size_y - patch + 1, size=len(frame_index))
+    xs = rng.integers(0, size_x - patch + 1, size=len(frame_index))
+    offsets = np.arange(patch)
+    rows = (ys[:, None] + offsets)[:, None, :, None]
+    cols = (xs[:, None] + offsets)[:, None, None, :]
+    times = (np.asarray(frame_index)[:, None] + np.arange(depth))[:, :, None, None]
+    patches = frames[times, rows, cols]  # (n, depth, patch, patch, 3)
+    return patches.reshape(len(frame_index), -1).astype(np.float32)
+
+
+def nearest_sq_distances(queries: np.ndarray, bank: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distance of every query row to its nearest bank row, by brute force with
+    ``||q||^2 + ||b||^2 - 2 q.b`` in float32, ``_CHUNK`` queries at a time (centre the values first, so that the
+    float32 trick cancels less)."""
+    bank = np.ascontiguousarray(bank, dtype=np.float32)
+    bank_sq = np.einsum("ij,ij->i", bank, bank)
+    out = np.empty(len(queries), dtype=np.float64)
+    for start in range(0, len(queries), _CHUNK):
+        q = np.ascontiguousarray(queries[start:start + _CHUNK], dtype=np.float32)
+        d2 = q @ bank.T
+        d2 *= -2.0
+        d2 += bank_sq[None, :]
+        d2 += np.einsum("ij,ij->i", q, q)[:, None]
+        out[start:start + len(q)] = np.maximum(d2.min(axis=1), 0.0)
+    return out
+
+
+def nearest_rms(queries: np.ndarray, bank: np.ndarray) -> np.ndarray:
+    """RMS pixel distance (0-255 scale) of each query patch (uint8-valued floats) to its nearest bank patch."""
+    d2 = nearest_sq_distances(queries - 127.5, bank - 127.5)
+    return np.sqrt(d2 / queries.shape[1])
+
+
+class PatchIndex:
+    """Every ``patch`` x ``patch`` patch of a set of frames (on a grid of ``stride`` px), searchable for the nearest
+    one to a query patch: an approximate search (FLANN randomized k-d trees, Muja and Lowe, VISAPP 2009, as OpenCV
+    ships it) on the patches' first ``dims`` principal components finds ``candidates`` per query, and the exact RMS
+    distance over all values picks among them. Near-duplicates, which are what copying means, are found reliably:
+    they sit close in every projection."""
+
+    def __init__(self, frames: np.ndarray, patch: int, stride: int = 1, dims: int = 16, candidates: int = 4,
+                 seed: int = 0):
+        self.frames, self.patch, self.candidates = frames, patch, candidates
+        grid = np.arange(0, frames.shape[1] - patch + 1, stride)
+        f, y, x = np.meshgrid(np.arange(len(frames)), grid, grid, indexing="ij")
+        self.where = np.stack([f.ravel(), y.ravel(), x.ravel()], axis=1)
+        rng = np.random.default_rng(seed)
+        sample = self._gather(self.where[rng.integers(0, len(self.where), size=min(4096, len(self.where)))])
+        self.mean = sample.mean(axis=0)
+        _, _, vt = np.linalg.svd(sample - self.mean, full_matrices=False)
+        self.basis = np.ascontiguousarray(vt[:dims].T)
+        coords = np.concatenate([self._project(self._gather(self.where[i:i + 65536]))
+                                 for i in range(0, len(self.where), 65536)])
+        cv2.setRNGSeed(seed)  # FLANN draws its trees from OpenCV's generator: the same index for the same seed
+        self.index = cv2.flann_Index(coords, dict(algorithm=1, trees=4))
+
+    def _gather(self, where: np.ndarray) -> np.ndarray:
+        offsets = np.arange(self.patch)
+        rows = (where[:, 1, None] + offsets)[:, :, None]
+        cols = (where[:, 2, None] + offsets)[:, None, :]
+        return self.frames[where[:, 0, None, None], rows, cols].reshape(len(where), -1).astype(np.float32)
+
+    def _project(self, patches: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray((patches - self.mean) @ self.basis, dtype=np.float32)
+
+    def nearest_rms(self, queries: np.ndarray) -> np.ndarray:
+        """RMS distance (0-255 scale) of each query patch to the nearest indexed patch found."""
+        found, _ = self.index.knnSearch(self._project(queries), self.candidates, params=dict(checks=32))
+        out = np.empty(len(queries), np.float64)
+        for start in range(0, len(queries), 4096):
+            rows = found[start:start + 4096]
+            cand = self._gather(self.where[rows.ravel()]).reshape(len(rows), self.candidates, -1)
+            diff = cand - queries[start:start + 4096, None, :]
+            out[start:start + len(rows)] = np.sqrt((diff * diff).mean(axis=2)).min(axis=1)
+        return out
