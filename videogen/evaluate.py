@@ -52,19 +52,11 @@ import numpy as np
 from videogen import artifacts
 from videogen import video_quality as vq
 from videogen.errors import InputError
-from videogen.frames import context_indices, make_step, rollout_all
+from videogen.frames import context_indices, make_step, rollout_all, stack_context
+from videogen.measures import PSNR_CAP_DB, psnr, psnr_per_image, ssim, ssim_per_image  # noqa: F401 (names of this stage)
+from videogen.verdict import BEATS_COPY_MARGIN_DB, assess, verdict  # noqa: F401 (names of this stage)
 
 log = logging.getLogger("videogen.evaluate")
-
-# PSNR of identical images is infinite; JSON and KFP metrics cannot hold that, so it is reported as this value.
-PSNR_CAP_DB = 100.0
-
-# SSIM as in Wang et al. 2004 (and skimage with gaussian_weights=True, tf.image.ssim): 11x11 Gaussian, sigma 1.5.
-SSIM_WINDOW = 11
-SSIM_SIGMA = 1.5
-SSIM_K1 = 0.01
-SSIM_K2 = 0.03
-DATA_RANGE = 255.0
 
 # Health thresholds, all relative to statistics of the training frames (documented in long_rollout_health).
 COLLAPSE_STD_FACTOR = 0.25  # collapsed: frame std < 0.25 x the 5th percentile of training frame std
@@ -74,8 +66,6 @@ SATURATED_LOW, SATURATED_HIGH = 2, 253  # a channel value <= 2 or >= 253 counts 
 EXPLODED_MIN_FRACTION = 0.5  # exploded: saturated fraction > max(0.5, halfway from the training p99 to 1)
 SUSTAIN_FRAMES = 5  # a flag needs its condition on this many consecutive frames (one bad frame is not a trend)
 
-# The verdict: the model "beats copying" only if its one-step PSNR is higher by more than this.
-BEATS_COPY_MARGIN_DB = 0.25
 
 # Video quality (videogen.video_quality) and what caps its cost; see the module docstring.
 VQ_WINDOW = 100  # frames per window of the per-window curves
@@ -119,6 +109,10 @@ class EvaluateSettings:
     max_pairs: int = field(
         default=256, metadata={"help": "at most this many validation pairs (evenly spaced) for one-step metrics"})
     batch_size: int = field(default=16, metadata={"help": "frames per generator call"})
+    control_frames: int = field(
+        default=500, metadata={"help": "frames of each null control (last frame + noise, untrained generator) and of "
+                                       "the model alone, generated from video 0's start through the same path and "
+                                       "steering and judged beside the model (0 = no controls)"})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rollout_steps", _parse_steps(self.rollout_steps))
@@ -126,84 +120,10 @@ class EvaluateSettings:
             if int(getattr(self, name)) < 1:
                 raise InputError(f"{name} must be at least 1, got {getattr(self, name)}")
             object.__setattr__(self, name, int(getattr(self, name)))
+        if int(self.control_frames) < 0:
+            raise InputError(f"control_frames must be 0 (no controls) or more, got {self.control_frames}")
+        object.__setattr__(self, "control_frames", int(self.control_frames))
         object.__setattr__(self, "seed", int(self.seed))
-
-
-# ----------------------------------------------------------------------------------------------------------- metrics
-def _check_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    a = np.asarray(a)
-    b = np.asarray(b)
-    if a.shape != b.shape:
-        raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
-    return a, b
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 images (any equal shape, taken as one image): ``10 log10(255^2 / MSE)``.
-
-    Identical images have infinite PSNR; it is reported as :data:`PSNR_CAP_DB` (100 dB), and every value is capped
-    there so a mean stays finite.
-    """
-    a, b = _check_pair(a, b)
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    if mse == 0.0:
-        return PSNR_CAP_DB
-    return min(PSNR_CAP_DB, 10.0 * math.log10(DATA_RANGE**2 / mse))
-
-
-def psnr_per_image(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """PSNR (dB, capped at 100) of each image in two uint8 batches ``(N, H, W, C)``: shape ``(N,)``."""
-    a, b = _check_pair(a, b)
-    return np.array([psnr(x, y) for x, y in zip(a, b, strict=True)], dtype=np.float64)
-
-
-def _gaussian_window() -> np.ndarray:
-    x = np.arange(SSIM_WINDOW, dtype=np.float64) - (SSIM_WINDOW - 1) / 2.0
-    w = np.exp(-(x**2) / (2.0 * SSIM_SIGMA**2))
-    return w / w.sum()
-
-
-def _filter_valid(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Separable 2-D 'valid' filtering of (N, H, W, C) over H and W."""
-    n = len(w)
-    h = x.shape[1] - n + 1
-    out = sum(w[k] * x[:, k:k + h] for k in range(n))
-    wd = x.shape[2] - n + 1
-    return sum(w[k] * out[:, :, k:k + wd] for k in range(n))
-
-
-def ssim_per_image(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """SSIM of each image in two uint8 batches ``(N, H, W, C)``: shape ``(N,)``.
-
-    Wang et al. 2004: 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, data range 255, no sample-covariance
-    correction, the SSIM map over the 'valid' window positions, averaged over positions and channels (what
-    ``tf.image.ssim(a, b, 255)`` and skimage with ``gaussian_weights=True`` compute). Images need H, W >= 11.
-    """
-    a, b = _check_pair(a, b)
-    if a.ndim != 4 or min(a.shape[1:3]) < SSIM_WINDOW:
-        raise ValueError(f"ssim needs (N, H, W, C) images at least {SSIM_WINDOW} px, got {a.shape}")
-    w = _gaussian_window()
-    c1 = (SSIM_K1 * DATA_RANGE) ** 2
-    c2 = (SSIM_K2 * DATA_RANGE) ** 2
-    scores = []
-    for i in range(0, len(a), _CHUNK):
-        x = a[i:i + _CHUNK].astype(np.float64)
-        y = b[i:i + _CHUNK].astype(np.float64)
-        mx, my = _filter_valid(x, w), _filter_valid(y, w)
-        sxx = _filter_valid(x * x, w) - mx * mx
-        syy = _filter_valid(y * y, w) - my * my
-        sxy = _filter_valid(x * y, w) - mx * my
-        ssim_map = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-        scores.append(ssim_map.mean(axis=(1, 2, 3)))
-    return np.concatenate(scores) if scores else np.zeros(0)
-
-
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """SSIM of two uint8 images ``(H, W, C)`` (or the mean over two batches ``(N, H, W, C)``); see ssim_per_image."""
-    a, b = _check_pair(a, b)
-    if a.ndim == 3:
-        a, b = a[None], b[None]
-    return float(np.mean(ssim_per_image(a, b)))
 
 
 # ----------------------------------------------------------------------------------------------------------- health
@@ -416,51 +336,6 @@ def _rollout_quality(model, frames, starts: np.ndarray, k_context: int, steps: t
     return rows, rolled
 
 
-def assess(one_step: dict, rollout: list[dict], health: dict | None, quality: dict | None = None) -> dict[str, Any]:
-    """The verdict as fields (what the report colours) and as plain sentences, ``text``: does the model beat copying
-    the last frame one-step by more than the margin, is the generated video healthy, and does it pass the
-    video-quality checks (``video_ok``, None when they did not run; ``video_failures``: check name -> first frame)."""
-    gain = float(one_step["psnr_gain"])
-    flags = {name: bool(f["flagged"]) for name, f in (health or {}).get("flags", {}).items()}
-    beats_copy = gain > BEATS_COPY_MARGIN_DB
-    judged = (quality or {}).get("verdict")
-    video_ok = None if judged is None else bool(judged["ok"])
-    text = _verdict_text(one_step, rollout, health) + (f" {quality['text']}" if judged is not None else "")
-    return {"beats_copy": beats_copy, "one_step_gain_db": round(gain, 4), "margin_db": BEATS_COPY_MARGIN_DB,
-            "healthy": None if health is None else not any(flags.values()), "flags": flags,
-            "video_ok": video_ok,
-            "video_failures": {name: f["frame"] for name, f in (judged or {}).get("failures", {}).items()},
-            "good": beats_copy and not any(flags.values()) and video_ok is not False, "text": text}
-
-
-def _verdict_text(one_step: dict, rollout: list[dict], health: dict | None) -> str:
-    gain = one_step["psnr_gain"]
-    if gain > BEATS_COPY_MARGIN_DB:
-        text = (f"The model beats copying the last frame by {gain:.2f} dB one-step "
-                f"({one_step['psnr_model']:.2f} vs {one_step['psnr_copy']:.2f} dB PSNR)")
-        longest = [r for r in rollout if r["psnr_model"] is not None]
-        if longest:
-            r = longest[-1]
-            diff = r["psnr_model"] - r["psnr_copy"]
-            text += (f"; after {r['k']} steps it is {abs(diff):.2f} dB {'better' if diff >= 0 else 'worse'} "
-                     f"than copying")
-        text += "."
-    else:
-        text = (f"The model does not beat copying the last frame ({one_step['psnr_model']:.2f} vs "
-                f"{one_step['psnr_copy']:.2f} dB one-step PSNR): it has learned nothing about motion.")
-    if health is not None:
-        bad = [f"{name} from frame {f['frame']} ({len(f['videos'])} of {health['videos']} videos)"
-               for name, f in health["flags"].items() if f["flagged"]]
-        text += (" The generated video is " + ", ".join(bad) + "." if bad
-                 else " The generated video stays healthy (not collapsed, frozen or exploded).")
-    return text
-
-
-def verdict(one_step: dict, rollout: list[dict], health: dict | None) -> str:
-    """The verdict sentence of :func:`assess`."""
-    return _verdict_text(one_step, rollout, health)
-
-
 def scalar_metrics(metrics: dict) -> dict[str, float]:
     """The flat ``{name: float}`` view of metrics.json for KFP ``Metrics.log_metric`` (also metrics["scalars"])."""
     out: dict[str, float] = {}
@@ -536,7 +411,9 @@ def evaluate(dataset_dir: Path, model_dir: Path, output_dir: Path, settings: Eva
     scored = _score_videos(model, videos, k_context, settings)
     one_step, rollout = _totals(scored)
     first = scored[0]
-    generated = (_generated_health(Path(generated_dir), dataset, settings.seed) if generated_dir is not None else
+    generated = (_generated_health(Path(generated_dir), dataset, settings.seed,
+                                   _Subject(model, model_info, Path(model_dir), first, settings))
+                 if generated_dir is not None else
                  _Generated(first.rolled[:, 0], f"{len(first.rolled)}-frame evaluation rollout from validation frame "
                                                 f"{int(first.starts[0])} of {first.video.name}"))
 
@@ -696,9 +573,23 @@ class _Generated:
                                          ("frames", "num_videos", "frames_per_s", "device", "steering")}}
 
 
-def _generated_health(generated_dir: Path, dataset: artifacts.Dataset, seed: int) -> _Generated:
+@dataclass
+class _Subject:
+    """What the null controls need: the model, its dir and info, the first video's scores (rollout starts), the
+    settings."""
+
+    model: Any
+    info: dict
+    dir: Path
+    first: _VideoScore
+    settings: EvaluateSettings
+
+
+def _generated_health(generated_dir: Path, dataset: artifacts.Dataset, seed: int,
+                      subject: _Subject | None = None) -> _Generated:
     """Health and video quality of the generated videos, measured against the source video the first one started
-    from (its training frames are the reference, its frames the baselines')."""
+    from (its training frames are the reference, its frames the baselines'), with the null controls beside them
+    when ``subject`` asks for them."""
     frames, info = artifacts.open_generated(generated_dir)
     size = dataset.image_size
     if frames.shape[2] != size:
@@ -709,10 +600,72 @@ def _generated_health(generated_dir: Path, dataset: artifacts.Dataset, seed: int
     train_block, val_block = video.block("train"), video.block("val")
     reference = training_reference(video.frames, train_block[0], train_block[1] + 1)
     health = long_rollout_health(frames, reference)
-    quality = video_quality(frames, start_frames, video, train_block, val_block, seed)
+    controls = _control_run(subject, video, start_frames, val_block, info, len(frames)) if subject else None
+    quality = video_quality(frames, start_frames, video, train_block, val_block, seed,
+                            controls=controls.videos if controls else None)
+    if controls is not None and "videos" in quality:
+        quality["controls"].update(controls.summary(quality))
     log.info("video quality: %s (%.1f s)", quality.get("text", quality.get("skipped")), quality.get("seconds", 0.0))
     return _Generated(frames[:, 0], f"generated video 0 ({frames.shape[0]} frames)", generated_dir, info, health,
                       quality)
+
+
+@dataclass
+class _ControlRun:
+    """The null controls' videos and every generator's rollout PSNR through the generation path."""
+
+    videos: dict[str, np.ndarray]
+    rollout: dict[str, list[dict]]
+    sigma: float
+    steered: bool
+    seconds: float
+
+    def summary(self, quality: dict) -> dict:
+        from videogen.verdict import compare_controls
+
+        frames = len(next(iter(self.videos.values())))
+        return {"frames": frames, "sigma": round(self.sigma, 5), "steered": self.steered, "rollout": self.rollout,
+                "seconds": round(self.seconds, 3),
+                "comparison": compare_controls(quality["videos"], quality["controls"]["scores"], self.rollout,
+                                               frames)}
+
+
+def _control_run(subject: _Subject, video: artifacts.Dataset, start_frames: Any, val_block: tuple[int, int],
+                 info: dict, length: int) -> _ControlRun | None:
+    """Run the null controls and the model alone from video 0's start with the generation's seed, dropout and
+    steering (``videogen.controls``), and every generator's k-step rollouts from the evaluation's starts; None when
+    they cannot run (controls off, a SavedModel generator, a generation too short)."""
+    from videogen import controls, steering
+    from videogen.generator_io import SavedModelGenerator, inference_copy
+
+    settings = subject.settings
+    frames = min(settings.control_frames, length)
+    if frames < 2 or isinstance(subject.model, SavedModelGenerator):
+        return None
+    started = time.monotonic()
+    k = int(subject.info.get("context_frames", 1))
+    seed, deterministic = int(info.get("seed", 0)), bool(info.get("deterministic", False))
+    precision = str(info.get("precision") or "float32")
+    targets = steering.load_targets(subject.dir) if info.get("steering") is not None else None
+    start = _baseline_start(start_frames, video, val_block)
+    start = max(start, k - 1)
+    context = stack_context(np.asarray(video.frames[start - k + 1:start + 1]))[None]
+    val_contexts = np.stack([stack_context(np.asarray(video.frames[i - k + 1:i + 1]))
+                             for i in range(max(val_block[0], k - 1), val_block[1] + 1)])
+    nulls = controls.control_generators(subject.model, subject.info, val_contexts, seed)
+    log.info("null controls: %d frames each from frame %d (%s)", frames, start,
+             "steered" if targets is not None else "steering off")
+    videos = controls.control_videos(subject.model, subject.info, targets, context, frames, seed, deterministic,
+                                     precision, nulls)
+    fast = {"model": inference_copy(subject.model, precision), "noise": nulls["noise"],
+            "untrained": inference_copy(nulls["untrained"], precision)}
+    starts, steps = subject.first.starts, settings.rollout_steps
+    rollout = {name: controls.rollout_psnr(gen, targets, video.frames, starts, steps, k, seed, deterministic)
+               for name, gen in fast.items()}
+    rollout["model_alone"] = controls.rollout_psnr(fast["model"], None, video.frames, starts, steps, k, seed,
+                                                   deterministic)
+    return _ControlRun({name: v[:, 0] for name, v in videos.items()}, rollout, nulls["sigma"], targets is not None,
+                       time.monotonic() - started)
 
 
 def _source_of_first(dataset: artifacts.Dataset, start_frames: Any) -> tuple[artifacts.Dataset, Any]:
@@ -781,7 +734,8 @@ def _baseline_start(start_frames: Any, dataset: artifacts.Dataset, val_block: tu
 
 
 def video_quality(generated: np.ndarray, start_frames: Any, dataset: artifacts.Dataset, train_block: tuple[int, int],
-                  val_block: tuple[int, int], seed: int = 0) -> dict[str, Any]:
+                  val_block: tuple[int, int], seed: int = 0,
+                  controls: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """The ``video_quality`` section of metrics.json: every generated video (up to :data:`VQ_MAX_VIDEOS`) and the two
     baselines scored by :mod:`videogen.video_quality` against the clip, their combined verdict, where the model sits
     between the baselines, and the diversity of the videos (see the module docstring for the cost caps).
@@ -792,6 +746,8 @@ def video_quality(generated: np.ndarray, start_frames: Any, dataset: artifacts.D
         dataset: the dataset; its train block gives the training frames, its val block the held-out frames.
         train_block, val_block: the dataset's pair blocks (pair i is frame i -> i+1).
         seed: seed of the patch sampling and of the Video Textures jumps.
+        controls: the null controls' (and the model alone's) videos, uint8 ``(T, S, S, 3)`` each, judged against the
+            same reference (section ``controls.scores``).
     """
     started = time.monotonic()
     length, count = int(generated.shape[0]), int(generated.shape[1])
@@ -808,6 +764,8 @@ def video_quality(generated: np.ndarray, start_frames: Any, dataset: artifacts.D
     videos = [_resized(generated[:, v], side) for v in range(min(count, VQ_MAX_DIVERSITY_VIDEOS))]
     scores = [{"video": v, **vq.judge(videos[v], window=VQ_WINDOW, ref=ref)} for v in range(scored)]
     baselines = {name: vq.judge(video[1:], window=VQ_WINDOW, ref=ref) for name, video in baseline_videos.items()}
+    controlled = {name: vq.judge(_resized(video, side), window=VQ_WINDOW, ref=ref)
+                  for name, video in (controls or {}).items()}
     combined = vq.combine_verdicts([s["verdict"] for s in scores])
     place = vq.placement(scores, baselines["copy_last_frame"], baselines["video_textures"])
     return {
@@ -820,7 +778,7 @@ def video_quality(generated: np.ndarray, start_frames: Any, dataset: artifacts.D
         "videos": scores, "baselines": baselines,
         "diversity": ({**vq.diversity(videos, clip), "same_start": len(set(map(str, start_frames or []))) <= 1}
                       if len(videos) > 1 else None),
-        "verdict": combined, "placement": place,
+        "verdict": combined, "placement": place, "controls": {"scores": controlled} if controls else None,
         "text": vq.verdict_line(combined, place, scored),
         "seconds": round(time.monotonic() - started, 3),
     }

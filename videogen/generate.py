@@ -42,7 +42,8 @@ from videogen.progress import Progress
 # Also the names other code (the CLI, bench, tests) reads from this module; they live in the modules that own them.
 __all__ = ["GenerateSettings", "SavedModelGenerator", "choose_start_frames", "choose_video_starts", "detect_device",
            "generate",
-           "inference_copy", "load_generator", "load_start_image", "make_step", "npy_header", "rollout"]
+           "inference_copy", "load_generator", "load_start_image", "make_step", "npy_header", "rollout",
+           "rollout_path"]
 
 log = logging.getLogger("videogen.generate")
 
@@ -176,6 +177,21 @@ def _model_fingerprint(model_dir: Path) -> str:
 # The stage
 
 
+def rollout_path(model, context: np.ndarray, n: int, context_frames: int, targets: steering.Targets | None, seed: int,
+                 deterministic: bool, *, jit_compile: bool = False, steps_done: int = 0,
+                 controllers: steering.Controllers | None = None) -> Iterator[np.ndarray]:
+    """The generation path every generated frame takes: ``n`` frames uint8 ``(V, S, S, 3)`` from ``context``
+    ``(V, S, S, 3K)``, steered toward ``targets`` (fresh controllers seeded with ``seed``, or ``controllers`` carried
+    from a resumed run) or, with ``targets`` None, the plain feedback loop. The evaluate stage runs its null controls
+    through it too, so that they meet exactly the model's steering."""
+    if targets is None:
+        return rollout(model, context, n, context_frames, deterministic, seed, jit_compile=jit_compile,
+                       steps_done=steps_done)
+    controllers = controllers or steering.Controllers(targets, len(context), seed)
+    return steering.steered_rollout(model, targets, context, n, context_frames, controllers, deterministic, seed,
+                                    jit_compile=jit_compile, steps_done=steps_done)
+
+
 class _Generation:
     """One generation: the model loaded once, the step, the start context, progress logs."""
 
@@ -267,11 +283,8 @@ class _Generation:
 
     def _rollout(self, context: np.ndarray, n: int, steps_done: int) -> Iterator[np.ndarray]:
         s = self.settings
-        if self.controllers is None:
-            return rollout(self.model, context, n, self.context_frames, s.deterministic, s.seed,
-                           jit_compile=self.jit, steps_done=steps_done)
-        return steering.steered_rollout(self.model, self.targets, context, n, self.context_frames, self.controllers,
-                                        s.deterministic, s.seed, jit_compile=self.jit, steps_done=steps_done)
+        return rollout_path(self.model, context, n, self.context_frames, self.targets, s.seed, s.deterministic,
+                            jit_compile=self.jit, steps_done=steps_done, controllers=self.controllers)
 
     def info(self, duration_s: float, produced: int) -> dict:
         s = self.settings

@@ -16,6 +16,7 @@ import numpy as np
 
 from videogen import artifacts
 from videogen.errors import InputError
+from videogen.model import custom_objects
 
 log = logging.getLogger("videogen.generate")
 
@@ -73,7 +74,7 @@ def load_generator(model_dir: Path | str):
 
     path = model.generator_path
     try:
-        generator = keras.models.load_model(path, compile=False)
+        generator = keras.models.load_model(path, compile=False, custom_objects=custom_objects())
     except Exception as err:  # Keras raises ValueError, OSError, zipfile errors... for a bad file
         raise InputError(f"{path} could not be loaded ({type(err).__name__}: {err}); re-run `videogen train`") \
             from err

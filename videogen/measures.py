@@ -9,6 +9,8 @@ at what the judge checks.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -20,6 +22,18 @@ _CHUNK = 2048
 # A video stalls while two frame-to-frame changes in a row are under this share of the clip's median change (a
 # clip's own calm shots often change less than half its median; steering eases its look correction on a stall).
 STALL_CHANGE = 0.25
+
+
+# PSNR of identical images is infinite; JSON and KFP metrics cannot hold that, so it is reported as this value.
+PSNR_CAP_DB = 100.0
+
+# SSIM as in Wang et al. 2004 (and skimage with gaussian_weights=True, tf.image.ssim): 11x11 Gaussian, sigma 1.5.
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+SSIM_K1 = 0.01
+SSIM_K2 = 0.03
+DATA_RANGE = 255.0
+_SSIM_CHUNK = 32  # images per SSIM batch
 
 
 def gray(frame: np.ndarray) -> np.ndarray:
@@ -143,6 +157,83 @@ def nearest_rms(queries: np.ndarray, bank: np.ndarray) -> np.ndarray:
     """RMS pixel distance (0-255 scale) of each query patch (uint8-valued floats) to its nearest bank patch."""
     d2 = nearest_sq_distances(queries - 127.5, bank - 127.5)
     return np.sqrt(d2 / queries.shape[1])
+
+
+# ---------------------------------------------------------------------------------------------- image similarity
+def _check_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    a = np.asarray(a)
+    b = np.asarray(b)
+    if a.shape != b.shape:
+        raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
+    return a, b
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two uint8 images (any equal shape, taken as one image): ``10 log10(255^2 / MSE)``.
+
+    Identical images have infinite PSNR; it is reported as :data:`PSNR_CAP_DB` (100 dB), and every value is capped
+    there so a mean stays finite.
+    """
+    a, b = _check_pair(a, b)
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    if mse == 0.0:
+        return PSNR_CAP_DB
+    return min(PSNR_CAP_DB, 10.0 * math.log10(DATA_RANGE**2 / mse))
+
+
+def psnr_per_image(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """PSNR (dB, capped at 100) of each image in two uint8 batches ``(N, H, W, C)``: shape ``(N,)``."""
+    a, b = _check_pair(a, b)
+    return np.array([psnr(x, y) for x, y in zip(a, b, strict=True)], dtype=np.float64)
+
+
+def _gaussian_window() -> np.ndarray:
+    x = np.arange(SSIM_WINDOW, dtype=np.float64) - (SSIM_WINDOW - 1) / 2.0
+    w = np.exp(-(x**2) / (2.0 * SSIM_SIGMA**2))
+    return w / w.sum()
+
+
+def _filter_valid(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Separable 2-D 'valid' filtering of (N, H, W, C) over H and W."""
+    n = len(w)
+    h = x.shape[1] - n + 1
+    out = sum(w[k] * x[:, k:k + h] for k in range(n))
+    wd = x.shape[2] - n + 1
+    return sum(w[k] * out[:, :, k:k + wd] for k in range(n))
+
+
+def ssim_per_image(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """SSIM of each image in two uint8 batches ``(N, H, W, C)``: shape ``(N,)``.
+
+    Wang et al. 2004: 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, data range 255, no sample-covariance
+    correction, the SSIM map over the 'valid' window positions, averaged over positions and channels (what
+    ``tf.image.ssim(a, b, 255)`` and skimage with ``gaussian_weights=True`` compute). Images need H, W >= 11.
+    """
+    a, b = _check_pair(a, b)
+    if a.ndim != 4 or min(a.shape[1:3]) < SSIM_WINDOW:
+        raise ValueError(f"ssim needs (N, H, W, C) images at least {SSIM_WINDOW} px, got {a.shape}")
+    w = _gaussian_window()
+    c1 = (SSIM_K1 * DATA_RANGE) ** 2
+    c2 = (SSIM_K2 * DATA_RANGE) ** 2
+    scores = []
+    for i in range(0, len(a), _SSIM_CHUNK):
+        x = a[i:i + _SSIM_CHUNK].astype(np.float64)
+        y = b[i:i + _SSIM_CHUNK].astype(np.float64)
+        mx, my = _filter_valid(x, w), _filter_valid(y, w)
+        sxx = _filter_valid(x * x, w) - mx * mx
+        syy = _filter_valid(y * y, w) - my * my
+        sxy = _filter_valid(x * y, w) - mx * my
+        ssim_map = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+        scores.append(ssim_map.mean(axis=(1, 2, 3)))
+    return np.concatenate(scores) if scores else np.zeros(0)
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """SSIM of two uint8 images ``(H, W, C)`` (or the mean over two batches ``(N, H, W, C)``); see ssim_per_image."""
+    a, b = _check_pair(a, b)
+    if a.ndim == 3:
+        a, b = a[None], b[None]
+    return float(np.mean(ssim_per_image(a, b)))
 
 
 class PatchIndex:

@@ -10,6 +10,7 @@ last K frames on channels, oldest first: ``(B, S, S, 3K)``; the output is the ne
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -210,3 +211,45 @@ def discriminator_loss(disc_real_logits, disc_fake_logits):
     real = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(disc_real_logits), logits=disc_real_logits)
     fake = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.zeros_like(disc_fake_logits), logits=disc_fake_logits)
     return 0.5 * (tf.reduce_mean(real) + tf.reduce_mean(fake))
+
+
+# ------------------------------------------------------------------------------------------------- null generator
+@functools.cache
+def _noise_layer():
+    """The Keras layer class ``LastFramePlusNoise`` (defined on first use, so that importing this module stays light;
+    registered as ``videogen>LastFramePlusNoise`` so that a saved ``generator.keras`` holding it loads)."""
+    import keras
+
+    @keras.saving.register_keras_serializable(package="videogen")
+    class LastFramePlusNoise(keras.layers.Layer):
+        """``(B, S, S, 3K)`` in [-1, 1] -> the last frame plus Gaussian noise of ``sigma``, clipped to [-1, 1]."""
+
+        def __init__(self, sigma: float, seed: int = 0, **kwargs):
+            super().__init__(**kwargs)
+            self.sigma, self.seed = float(sigma), int(seed)
+            self.seed_generator = keras.random.SeedGenerator(self.seed)
+
+        def call(self, inputs, training=False):
+            last = inputs[..., -3:]
+            noise = keras.random.normal(keras.ops.shape(last), stddev=self.sigma, seed=self.seed_generator)
+            return keras.ops.clip(last + keras.ops.cast(noise, last.dtype), -1.0, 1.0)
+
+        def get_config(self):
+            return {**super().get_config(), "sigma": self.sigma, "seed": self.seed}
+
+    return LastFramePlusNoise
+
+
+def custom_objects() -> dict[str, type]:
+    """What ``keras.models.load_model`` needs to load a generator file that holds a null control."""
+    return {"LastFramePlusNoise": _noise_layer()}
+
+
+def last_frame_plus_noise(image_size: int, context_frames: int, sigma: float, seed: int = 0):
+    """A Keras model with the ``generator.keras`` contract (``(B, S, S, 3K)`` -> ``(B, S, S, 3)``, values in [-1, 1])
+    that returns the last context frame plus Gaussian noise of ``sigma`` (in [-1, 1] units: 0.05 is 6.4 levels of
+    255)."""
+    import keras
+
+    inputs = keras.Input((image_size, image_size, 3 * context_frames))
+    return keras.Model(inputs, _noise_layer()(sigma, seed)(inputs), name="last_frame_plus_noise")

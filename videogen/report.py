@@ -446,7 +446,7 @@ def _assessment(metrics: dict) -> dict:
     """The structured verdict of metrics.json; for metrics written without one, derived from the same numbers."""
     if isinstance(metrics.get("assessment"), dict):
         return metrics["assessment"]
-    from videogen.evaluate import assess
+    from videogen.verdict import assess
 
     return assess(metrics["one_step"], metrics.get("rollout", []), metrics.get("health"), metrics.get("video_quality"))
 

@@ -173,7 +173,9 @@ def test_evaluate_scores_every_generated_video_and_both_baselines_into_metrics_j
                                                                   {"video": 1, "frame": 0, "value": 1.0}]
     assert quality["scored_size"] == SIZE and quality["cost"]["max_videos"] == ev.VQ_MAX_VIDEOS
     assessment = result["assessment"]
-    assert assessment["video_ok"] is False and assessment["video_failures"] == {"replay": 0}
+    # The model is untrained: it is its own "untrained" null control, so it adds nothing over the controls either.
+    assert assessment["video_ok"] is False and assessment["video_failures"] == {"replay": 0, "controls": 0}
+    assert assessment["adds_over_controls"] is False and "the model adds nothing" in result["verdict"]
     assert not assessment["good"] and "replay from frame 0 (videos 0, 1)" in result["verdict"]
     assert scalars["video_ok"] == 0.0 and scalars["video_failure_frame"] == 0.0 and scalars["replay_share"] == 1.0
     for name in ("motion_min", "motion_max", "sharpness_min", "sharpness_max", "motion_position",
@@ -326,3 +328,23 @@ def test_loss_history_in_the_train_stage_format_feeds_the_loss_curves():
         {"step": 100, "phase": "main", "gen_gan": 0.8, "gen_l1": 0.08, "disc": 0.5}]}
     records = ev.history_records(history)
     assert [r["step"] for r in records] == [50, 100] and records[1]["gen_l1"] == 0.08
+
+
+def test_evaluate_runs_the_null_controls_through_the_generation_path_and_compares(square_run):
+    """Beside the model's videos, metrics.json holds the two null controls (last frame + noise, untrained generator)
+    and the model alone, as long as the generated video (30 frames, under the 500-frame default), each judged, every
+    generator's k-step rollout PSNR through the generation path, and the comparison with its margins."""
+    result, _, _ = square_run
+    controls = result["video_quality"]["controls"]
+    assert set(controls["scores"]) == {"noise", "untrained", "model_alone"} and controls["frames"] == 30
+    for scores in controls["scores"].values():
+        assert scores["num_frames"] == 30 and "verdict" in scores
+    assert set(controls["rollout"]) == {"model", "noise", "untrained", "model_alone"}
+    assert [row["k"] for row in controls["rollout"]["noise"]] == [1, 3, 5]
+    comparison = controls["comparison"]
+    assert comparison["adds"] is False and set(comparison["beats"]) == {"noise", "untrained"}
+    # An untrained residual generator copies its last frame exactly, as does the "untrained" control (not steered
+    # here: the generation recorded no steering), so their rollouts score the same.
+    assert comparison["table"]["model"]["psnr_1"] == comparison["table"]["untrained"]["psnr_1"]
+    assert controls["sigma"] == 0.0  # the model's typical change: none
+
