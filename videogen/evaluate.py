@@ -806,12 +806,15 @@ def _worst(scores: list[dict]) -> dict[str, float]:
 def video_quality_scalars(section: dict | None) -> dict[str, float]:
     """The KFP scalars of the ``video_quality`` section (empty when it was not computed): ``video_ok`` (0/1),
     ``video_failure_frame`` (earliest failure start, -1 for none), the model's :func:`_worst` extremes, its
-    ``motion_position`` between the baselines, ``diversity`` (more than one video), and ``copy_`` / ``textures_``
-    ``motion_max``, ``realism_last`` and ``replay_share`` of the baselines."""
+    ``motion_position`` between the baselines, ``diversity`` (more than one video), ``copy_`` / ``textures_``
+    ``motion_max``, ``realism_last`` and ``replay_share`` of the baselines and, where the null controls ran,
+    ``adds_over_controls`` (0/1) and each compared figure per generator (``spacetime_model``, ``coarse_noise``,
+    ``psnr_10_untrained``, ``psnr_5_model_alone`` ...)."""
     if not section or not section.get("videos"):
         return {}
     failures = section["verdict"]["failures"]
-    out = {"video_ok": float(section["verdict"]["ok"]),
+    comparison = (section.get("controls") or {}).get("comparison")
+    out = {"video_ok": float(section["verdict"]["ok"] and (comparison is None or comparison["adds"])),
            "video_failure_frame": float(min((f["frame"] for f in failures.values()), default=-1)),
            **_worst(section["videos"])}
     if section["placement"]["motion"]["position"] is not None:
@@ -821,4 +824,8 @@ def video_quality_scalars(section: dict | None) -> dict[str, float]:
     for prefix, name in (("copy_", "copy_last_frame"), ("textures_", "video_textures")):
         worst = _worst([section["baselines"][name]])
         out.update({prefix + key: worst[key] for key in ("motion_max", "realism_last", "replay_share") if key in worst})
+    if comparison:
+        out["adds_over_controls"] = float(comparison["adds"])
+        out.update({f"{figure}_{generator}": float(value) for generator, values in comparison["table"].items()
+                    for figure, value in values.items() if value is not None})
     return out

@@ -506,10 +506,22 @@ def render_html(metrics: dict, dataset_info: dict, model_info: dict, generation_
 # (key in metrics, plot legend, table row, colour)
 _BASELINES = (("copy_last_frame", "copy", "copy last frame (frozen)", "#7f8c8d"),
               ("video_textures", "textures", "Video Textures (replay)", "#b7950b"))
+# The null controls and the model alone (key in metrics, legend, colour), drawn beside the model.
+_CONTROLS = (("noise", "control: last frame + noise", "#8e44ad"), ("untrained", "control: untrained generator", "#e67e22"),
+             ("model_alone", "model alone (no steering)", "#16a085"))
 _VQ_RULES = {
     "frozen": lambda t: f"motion below {t['motion_min']:g} x the clip's in some window",
     "jitter": lambda t: f"motion above {t['motion_max']:g} x the clip's in some window",
+    "still": lambda t: f"warping error below {t['coherence_min']:g} x the clip's in some window",
+    "flicker": lambda t: f"warping error above {t['coherence_max']:g} x the clip's in some window",
     "mush": lambda t: f"last-window realism above {t['realism_max']:g} (patch distance over held-out frames')",
+    "unreal motion": lambda t: f"space-time patch realism above {t['spacetime_max']:g} in some window",
+    "layout": lambda t: f"coarse (third-of-frame) patch realism above {t['coarse_max']:g} in some window",
+    "incomplete": lambda t: f"the clip's patches {t['completeness_max']:g} x farther from a window than from real ones",
+    "pasted": lambda t: f"more than {t['copying_max']:.0%} of a window's patches closer to training patches than "
+                        "real unseen ones",
+    "faded": lambda t: f"contrast below {t['contrast_min']:g} x the clip's in some window",
+    "garish": lambda t: f"contrast above {t['contrast_max']:g} x the clip's in some window",
     "blur": lambda t: f"sharpness below {t['sharpness_min']:g} x the clip's in some window",
     "noise": lambda t: f"sharpness above {t['sharpness_max']:g} x the clip's in some window",
     "drift": lambda t: f"last-window realism above {t['drift_max']:g} x the second window's",
@@ -530,15 +542,27 @@ def _window_steps(scores: dict, key: str) -> tuple[list[float], list[float]]:
     return xs, ys
 
 
+def _control_scores(quality: dict) -> list[tuple[str, dict, str]]:
+    """``(label, scores, colour)`` of the controls that ran."""
+    scores = ((quality.get("controls") or {}).get("scores")) or {}
+    return [(label, scores[name], color) for name, label, color in _CONTROLS if name in scores]
+
+
 def _vq_plots(quality: dict) -> str:
     t = quality["thresholds"]
     limits = {"motion": [("frozen below", t["motion_min"]), ("jitter above", t["motion_max"])],
+              "coherence": [("still below", t["coherence_min"]), ("flicker above", t["coherence_max"])],
               "realism": [("mush above", t["realism_max"])],
+              "spacetime": [("unreal motion above", t["spacetime_max"])],
+              "coarse": [("layout above", t["coarse_max"])],
+              "completeness": [("incomplete above", t["completeness_max"])],
+              "contrast": [("faded below", t["contrast_min"]), ("garish above", t["contrast_max"])],
               "sharpness": [("blur below", t["sharpness_min"]), ("noise above", t["sharpness_max"])]}
     plots = []
     for key, hlines in limits.items():
         lines = [(f"video {s['video']}", *_window_steps(s, key), _VIDEO_COLORS[s["video"] % len(_VIDEO_COLORS)])
                  for s in quality["videos"]]
+        lines += [(label, *_window_steps(scores, key), color) for label, scores, color in _control_scores(quality)]
         lines += [(label, *_window_steps(quality["baselines"][name], key), color)
                   for name, label, _, color in _BASELINES]
         plots.append(svg_plot(f"{key} (1 = like the clip)", lines, x_label="generated frame", width=460,
@@ -547,23 +571,59 @@ def _vq_plots(quality: dict) -> str:
 
 
 def _vq_rows(quality: dict) -> list[tuple[str, dict]]:
-    """``(label, scores)`` of the scored videos and the two baselines."""
+    """``(label, scores)`` of the scored videos, the controls and the two baselines."""
     return ([(f"video {s['video']}", s) for s in quality["videos"]]
+            + [(label, scores) for label, scores, _ in _control_scores(quality)]
             + [(label, quality["baselines"][name]) for name, _, label, _ in _BASELINES])
 
 
 def _vq_numbers(scores: dict) -> list[str]:
-    """motion min-max, realism last, sharpness min-max, realism drift, replay share of one video, as text."""
+    """motion min-max, realism last, space-time / coarse realism and completeness (worst window), copying (highest),
+    sharpness min-max, realism drift, replay share and the failed checks of one video, as text."""
     def span(key: str) -> str:
         valid = [v for v in scores[key] if v is not None]
         return f"{min(valid):.2f}-{max(valid):.2f}" if valid else "n/a"
 
+    def worst(key: str) -> str:
+        valid = [v for v in scores.get(key) or [] if v is not None]
+        return _num(max(valid)) if valid else "n/a"
+
     drift = (scores.get("drift") or {}).get("realism")
-    return [span("motion"), _num(scores["realism"][-1]), span("sharpness"), _num(drift),
-            f"{scores['replay_share']:.0%}", ", ".join(scores["verdict"]["failed"]) or "none"]
+    return [span("motion"), _num(scores["realism"][-1]), worst("spacetime"), worst("coarse"), worst("completeness"),
+            worst("copying"), span("sharpness"), _num(drift), f"{scores['replay_share']:.0%}",
+            ", ".join(scores["verdict"]["failed"]) or "none"]
 
 
-_VQ_COLUMNS = ("motion", "realism (last)", "sharpness", "drift", "replay", "failed")
+_VQ_COLUMNS = ("motion", "realism (last)", "space-time", "coarse", "completeness", "copying", "sharpness", "drift",
+               "replay", "failed")
+
+
+def _comparison_rows(comparison: dict) -> list[list[str]]:
+    """The model and each control on the compared figures: ``[generator, figure values...]``, a figure that the
+    model fails to beat a null on marked with '!'."""
+    figures = list(next(iter(comparison["table"].values())))
+    rows = []
+    for name, values in comparison["table"].items():
+        marks = comparison["beats"].get(name, {})
+        rows.append([name, *(_num(values.get(f)) + ("" if marks.get(f, True) else " !") for f in figures)])
+    return [["generator", *figures], *rows]
+
+
+def _controls_html(quality: dict) -> str:
+    comparison = (quality.get("controls") or {}).get("comparison")
+    if not comparison:
+        return ""
+    head, *rows = _comparison_rows(comparison)
+    body = "".join("<tr>" + "".join(f'<td class="l">{_e(c)}</td>' if i == 0 else f"<td>{_e(c)}</td>"
+                                    for i, c in enumerate(r)) + "</tr>" for r in rows)
+    margins = comparison["margins"]
+    return (f'<h3>Against the null controls</h3><div class="verdict {"good" if comparison["adds"] else "bad"}">'
+            f'{_e(comparison["text"])}</div><table><tr>{"".join(f"<th>{_e(c)}</th>" for c in head)}</tr>{body}'
+            f'</table><p class="note">Mean over the first {comparison["frames"]} frames (realism: lower is better, '
+            f'1 = like unseen real frames) and k-step rollout PSNR through the generation path (dB, higher is better). '
+            f'The model must beat each null by more than the seed-to-seed spread: {margins["spacetime"]:g} / '
+            f'{margins["coarse"]:g} realism, {margins["psnr_db"]:g} dB; "!" marks a figure where a null is not '
+            f'beaten.</p>')
 
 
 def _video_quality_section(metrics: dict) -> str:
@@ -587,9 +647,11 @@ def _video_quality_section(metrics: dict) -> str:
             f'<div class="verdict {"good" if judged["ok"] else "bad"}">{_e(quality["text"])}</div>'
             f'<table><tr><th class="l">check</th><th class="l">failed</th><th class="l">rule</th></tr>{checks}</table>'
             f'<table><tr><th class="l"></th>{"".join(f"<th>{c}</th>" for c in _VQ_COLUMNS)}</tr>{table}</table>'
+            f'{_controls_html(quality)}'
             f'{_vq_plots(quality)}<p class="note">Ratios against the real clip per {quality["window"]}-frame window '
             f'(1 = like it); copy = the start frame repeated, textures = a Video Textures replay of training frames, '
-            f'both from frame {quality["baseline_start_frame"]}.{_e(div_note)}</p>')
+            f'both from frame {quality["baseline_start_frame"]}; the controls start where video 0 did.'
+            f'{_e(div_note)}</p>')
 
 
 def _vq_markdown(metrics: dict) -> list[str]:
@@ -597,8 +659,15 @@ def _vq_markdown(metrics: dict) -> list[str]:
     lines = ["", "## Video quality", ""]
     if not quality or not quality.get("videos"):
         return lines + [f"Not scored: {_md((quality or {}).get('skipped', 'no generated video was given'))}."]
-    lines += [_md(quality["text"]), "", "| | " + " | ".join(_VQ_COLUMNS) + " |", "|---" + "|---:" * 5 + "|---|"]
+    lines += [_md(quality["text"]), "", "| | " + " | ".join(_VQ_COLUMNS) + " |",
+              "|---" + "|---:" * (len(_VQ_COLUMNS) - 1) + "|---|"]
     lines += [f"| {_md(label)} | " + " | ".join(_md(v) for v in _vq_numbers(s)) + " |" for label, s in _vq_rows(quality)]
+    comparison = (quality.get("controls") or {}).get("comparison")
+    if comparison:
+        head, *rows = _comparison_rows(comparison)
+        lines += ["", "### Against the null controls", "", _md(comparison["text"]), "",
+                  "| " + " | ".join(_md(c) for c in head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+        lines += ["| " + " | ".join(_md(c) for c in r) + " |" for r in rows]
     diversity = quality.get("diversity")
     if diversity:
         lines += ["", f"Diversity of the {diversity['num_videos']} videos: {_num(diversity['diversity'])}."]
