@@ -106,13 +106,15 @@ def rollout_psnr(generator, targets, frames: np.ndarray, starts: np.ndarray, ste
 
 def save_null_model_dir(model_dir: Path, output_dir: Path, sigma: float, seed: int = 0) -> Path:
     """A copy of a trained model dir whose ``generator.keras`` is ``videogen.model.last_frame_plus_noise`` (same size and
-    context; ``model.json`` and ``steering.npz`` kept): a generator that learned nothing, for any videogen stage."""
+    context; ``model.json`` and ``steering.npz`` kept; the dir needs no generator of its own): a generator that
+    learned nothing, for any videogen stage."""
+    import json
     import shutil
 
     from videogen import artifacts
     from videogen.model import last_frame_plus_noise
 
-    info = artifacts.open_model_dir(Path(model_dir)).info
+    info = json.loads((Path(model_dir) / artifacts.MODEL_INFO_FILE).read_text())
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     for path in Path(model_dir).iterdir():

@@ -18,10 +18,11 @@ measured on the real clip:
   (up to 0.9) while the frame's mean nearest-patch distance (7x7 patches against a bank of training patches) is above
   that of held-out real frames, times :data:`LOOK_SLACK`. This is the role of SinFusion's projector (Nikankin, Haim
   and Irani, "SinFusion: Training Diffusion Models on a Single Image or Video", ICML 2023): pull every new frame back
-  onto the clip's look before it is fed back. A patch projection keeps the frame's layout, so the motion and the
-  arrangement of the scene stay the model's. While the video stalls (two frame-to-frame changes in a row under
-  :data:`videogen.measures.STALL_CHANGE` of the clip's median) ``w`` halves each frame, and it climbs back to :data:`PATCH_WEIGHT`
-  once the video moves: a small change snaps back to the same training patches, so a strong projection would make a
+  onto the clip's look before it is fed back. The projection replaces half or more of every pixel with training
+  patches, so how much of a steered video is the model's own is not assumed: the evaluate stage runs generators that
+  learned nothing through this same steering (``videogen.controls``) and credits the model only for its margin over
+  them. While the video stalls (two frame-to-frame changes in a row under :data:`videogen.measures.STALL_CHANGE` of
+  the clip's median) ``w`` halves each frame, and it climbs back to :data:`PATCH_WEIGHT` once the video moves: a small change snaps back to the same training patches, so a strong projection would make a
   slow video hold still for frames and then jump. The older ``frame`` look (``Controllers(look="frame")``) blends
   toward the nearest whole training frame (L2 on 32 px thumbnails) with ``w`` in 0.01-0.7, also halved while the
   video stalls (or while a running mean of its flow is under :data:`STALL` of the clip's): a strong whole-frame pull
@@ -34,6 +35,7 @@ steers when that file is there and ``steer`` is on. All measurements run on fram
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -295,10 +297,25 @@ PROJECT_DIMS = 32
 PROJECT_LEVELS: tuple[int, ...] = (16,)
 
 
+# Projector banks already built, by (anchors' digest, level, seed): the evaluate stage steers the model and its null
+# controls toward the same targets, and a bank takes about a second to build.
+_BANKS: dict[tuple[str, int, int], dict[str, np.ndarray]] = {}
+_BANKS_KEPT = 4
+
+
 def projector_bank(anchors: np.ndarray, level: int = PROJECT_SIDE, seed: int = 0) -> dict[str, np.ndarray]:
     """The projector's patch bank from the anchor frames ``(N, S, S, 3)`` uint8 (area-averaged to ``level`` px):
     ``full`` ``(PROJECT_BANK, P*P*3)`` patches in [-1, 1] at positions on the stride's grid, their ``mean``, a PCA
-    ``basis`` ``(P*P*3, D)`` and the bank's coordinates ``low`` in it."""
+    ``basis`` ``(P*P*3, D)`` and the bank's coordinates ``low`` in it (built once per anchors, level and seed)."""
+    key = (hashlib.sha1(np.ascontiguousarray(anchors).data).hexdigest() + str(anchors.shape), level, seed)
+    if key not in _BANKS:
+        if len(_BANKS) >= _BANKS_KEPT:
+            _BANKS.pop(next(iter(_BANKS)))
+        _BANKS[key] = _build_projector_bank(anchors, level, seed)
+    return _BANKS[key]
+
+
+def _build_projector_bank(anchors: np.ndarray, level: int, seed: int) -> dict[str, np.ndarray]:
     side = anchors.shape[1]
     frames = anchors if side <= level else np.stack(
         [cv2.resize(f, (level, level), interpolation=cv2.INTER_AREA) for f in anchors])

@@ -155,7 +155,7 @@ class PatchSettings:
     # Copying: queries per frame, matched against every patch of up to copy_frames training frames (evenly spaced;
     # on a grid of one pixel per 64 px of frame side); held-out patch distances under copy_percentile count as copies.
     copy_per_frame: int = 8
-    copy_frames: int = 128
+    copy_frames: int = 96
     copy_percentile: float = 1.0
 
 
