@@ -411,11 +411,7 @@ def evaluate(dataset_dir: Path, model_dir: Path, output_dir: Path, settings: Eva
     scored = _score_videos(model, videos, k_context, settings)
     one_step, rollout = _totals(scored)
     first = scored[0]
-    generated = (_generated_health(Path(generated_dir), dataset, settings.seed,
-                                   _Subject(model, model_info, Path(model_dir), first, settings))
-                 if generated_dir is not None else
-                 _Generated(first.rolled[:, 0], f"{len(first.rolled)}-frame evaluation rollout from validation frame "
-                                                f"{int(first.starts[0])} of {first.video.name}"))
+    generated = _generated(generated_dir, dataset, _Subject(model, model_info, Path(model_dir), first, settings))
 
     records = history_records(model_info.get("history"))
     metrics: dict[str, Any] = {
@@ -571,6 +567,16 @@ class _Generated:
             return None
         return {"dir": str(self.dir), **{key: self.info.get(key) for key in
                                          ("frames", "num_videos", "frames_per_s", "device", "steering")}}
+
+
+def _generated(generated_dir: Path | None, dataset: artifacts.Dataset, subject: _Subject) -> _Generated:
+    """The generated dir's health, video quality and controls; without one, the evaluation's first rollout as the
+    report's preview."""
+    if generated_dir is not None:
+        return _generated_health(Path(generated_dir), dataset, subject.settings.seed, subject)
+    first = subject.first
+    return _Generated(first.rolled[:, 0], f"{len(first.rolled)}-frame evaluation rollout from validation frame "
+                                          f"{int(first.starts[0])} of {first.video.name}")
 
 
 @dataclass
