@@ -138,11 +138,14 @@ def svg_plot(title: str, lines: Sequence[tuple[str, Sequence[float], Sequence[fl
         hlines: labelled dashed reference lines ``(label, y, color)``; None values are skipped.
         x_label: the x axis' name.
     """
-    left, right, top, bottom = 48, 10, 22, 30
+    data = _plot_series(lines)
+    legend = _legend_places(data, width) if len(data) > 1 else []
+    rows = 1 + max((row for _, row in legend), default=-1)
+    left, right, top, bottom = 48, 10, 22 + 13 * rows, 30
+    height += 13 * rows
     pw, ph = width - left - right, height - top - bottom
     parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img">',
              f'<text x="{width / 2:.0f}" y="14" text-anchor="middle" class="pt">{html.escape(title)}</text>']
-    data = _plot_series(lines)
     if not data:
         parts.append(f'<text x="{width / 2:.0f}" y="{height / 2:.0f}" text-anchor="middle" class="pl">no data</text>')
         return "".join(parts) + "</svg>"
@@ -174,12 +177,24 @@ def svg_plot(title: str, lines: Sequence[tuple[str, Sequence[float], Sequence[fl
     for _, xs_a, ys_a, color in data:
         points = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(xs_a, ys_a, strict=True))
         parts.append(f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="1.5"/>')
-    if len(data) > 1:
-        for i, (label, _, _, color) in enumerate(data):
-            x = left + 4 + i * 62
-            parts.append(f'<line x1="{x}" x2="{x + 12}" y1="{top + 8}" y2="{top + 8}" stroke="{color}" '
-                         f'stroke-width="2"/><text x="{x + 15}" y="{top + 11}" class="pl">{html.escape(label)}</text>')
+    for (label, _, _, color), (x, row) in zip(data, legend):
+        y = 26 + 13 * row
+        parts.append(f'<line x1="{x}" x2="{x + 12}" y1="{y - 3}" y2="{y - 3}" stroke="{color}" '
+                     f'stroke-width="2"/><text x="{x + 15}" y="{y}" class="pl">{html.escape(label)}</text>')
     return "".join(parts) + "</svg>"
+
+
+def _legend_places(data, width: int) -> list[tuple[float, int]]:
+    """``(x, row)`` of each legend entry, flowing left to right above the plot and wrapping at ``width`` (labels are
+    measured at about 5.5 px a character, the report's small font)."""
+    places, x, row = [], 8.0, 0
+    for label, *_ in data:
+        size = 15 + 5.5 * len(label) + 10
+        if x + size > width and x > 8:
+            x, row = 8.0, row + 1
+        places.append((x, row))
+        x += size
+    return places
 
 
 def _history_series(loss_history: Sequence[dict]) -> dict[str, tuple[list[float], list[float]]]:
@@ -507,8 +522,12 @@ def render_html(metrics: dict, dataset_info: dict, model_info: dict, generation_
 _BASELINES = (("copy_last_frame", "copy", "copy last frame (frozen)", "#7f8c8d"),
               ("video_textures", "textures", "Video Textures (replay)", "#b7950b"))
 # The null controls and the model alone (key in metrics, legend, colour), drawn beside the model.
-_CONTROLS = (("noise", "control: last frame + noise", "#8e44ad"), ("untrained", "control: untrained generator", "#e67e22"),
+_CONTROLS = (("noise", "control: last frame + noise", "#8e44ad"),
+             ("untrained", "control: untrained generator", "#e67e22"),
              ("model_alone", "model alone (no steering)", "#16a085"))
+# Their names in the plots' legends.
+_SHORT = {"control: last frame + noise": "noise control", "control: untrained generator": "untrained control",
+          "model alone (no steering)": "model alone"}
 _VQ_RULES = {
     "frozen": lambda t: f"motion below {t['motion_min']:g} x the clip's in some window",
     "jitter": lambda t: f"motion above {t['motion_max']:g} x the clip's in some window",
@@ -562,7 +581,8 @@ def _vq_plots(quality: dict) -> str:
     for key, hlines in limits.items():
         lines = [(f"video {s['video']}", *_window_steps(s, key), _VIDEO_COLORS[s["video"] % len(_VIDEO_COLORS)])
                  for s in quality["videos"]]
-        lines += [(label, *_window_steps(scores, key), color) for label, scores, color in _control_scores(quality)]
+        lines += [(_SHORT[label], *_window_steps(scores, key), color)
+                  for label, scores, color in _control_scores(quality)]
         lines += [(label, *_window_steps(quality["baselines"][name], key), color)
                   for name, label, _, color in _BASELINES]
         plots.append(svg_plot(f"{key} (1 = like the clip)", lines, x_label="generated frame", width=460,
