@@ -77,8 +77,8 @@ class CentreProjector:
 
 
 def source_motion(frames_uint8):
-    from videogen import video_quality as vq
-    return float(np.mean(vq._flow_magnitudes(frames_uint8)))
+    from videogen import measures
+    return float(np.mean(measures.flow_and_warp(frames_uint8)[0]))
 
 
 def main():
@@ -88,6 +88,7 @@ def main():
     import tensorflow as tf
     from prep import dataset
 
+    from videogen import measures
     from videogen import video_quality as vq
     from videogen.video_quality import FARNEBACK
 
@@ -151,7 +152,7 @@ def main():
                                    np.random.default_rng(124))
         held = frames[v0:v1 + 1]
         hq = vq.sample_patches(held, np.random.default_rng(125).integers(0, len(held), 2048), 7, np.random.default_rng(126))
-        d_target = a.anchor_target * float(np.sqrt(vq._nearest_sq_distances(hq, pbank)).mean())
+        d_target = a.anchor_target * float(np.sqrt(measures.nearest_sq_distances(hq, pbank)).mean())
         prng = np.random.default_rng(127)
     t_start = time.time()
     for t in range(a.frames):
@@ -171,7 +172,7 @@ def main():
         if auto_anchor:
             for v in range(a.videos):
                 qq = vq.sample_patches(f[v:v + 1], np.zeros(64, int), 7, prng)
-                d = float(np.sqrt(vq._nearest_sq_distances(qq, pbank)).mean())
+                d = float(np.sqrt(measures.nearest_sq_distances(qq, pbank)).mean())
                 anc[v] = float(np.clip(anc[v] * np.exp(a.anchor_gain * np.log(max(d, 1e-3) / d_target)), 0.01, 0.7))
         ancs.append(float(anc[0]))
         amounts.append(float(amount[0]))

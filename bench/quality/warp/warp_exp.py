@@ -136,9 +136,9 @@ def compose(inputs, flow, res, k: int):
 # ------------------------------------------------------------------------------------------------------------ train
 
 def farneback_mags(frames: np.ndarray) -> np.ndarray:
-    from videogen.video_quality import _flow_magnitudes
+    from videogen.measures import flow_and_warp
 
-    return _flow_magnitudes(frames)
+    return flow_and_warp(frames)[0]
 
 
 def make_examples(frames: np.ndarray, first: int, end: int, k: int):
