@@ -12,10 +12,15 @@ Reads uint8 frame arrays ``(T, S, S, 3)`` (RGB): the generated video, the traini
 - **realism**: mean distance of small (7x7) patches of generated frames to their nearest patch in a seeded bank of
   training-frame patches, over the same mean for patches of the held-out real frames. 1 = as close to the clip's look
   as real frames the model never saw; above 1 = farther (mush, blotches, artefacts).
-- **spacetime**: the same for space-time patches (7x7 pixels over 3 consecutive frames): motion that real footage
-  does not have (smears, morphing, flicker) is far from every real space-time patch even where each frame looks real.
-- **coarse**: the same for patches of a third of the frame (8x8 patches of the frame area-averaged to 24 px): the
-  layout and the objects, not the texture. Objects that split into fragments or melt into the background are far.
+- **spacetime**: the bidirectional similarity of space-time patches (7x7 pixels over 3 consecutive frames, compared
+  as the middle frame plus 3x the frame-to-frame changes, so that how a patch moves counts as much as how it looks):
+  the mean distance of the window's patches to their nearest training patch plus the mean of the farthest tenth of
+  the distances of training patches (half where the clip moves) to their nearest patch in the window, over the same
+  sum for held-out frames and real windows. Motion that real footage does not have (smears, morphing, flicker) is
+  far one way, a video that lost the clip's motion (frozen, faded) the other way.
+- **coarse**: the same for patches of a third of the frame (8x8 patches of the frame area-averaged to 24 px, one
+  frame): the layout and the objects, not the texture. Objects that split into fragments or melt into the background
+  are far one way, a scene that lost its objects the other way.
 - **completeness**: how much of the clip's variety a window holds: the mean of the farthest tenth of the distances
   from a fixed sample of training patches (half of them where the clip moves) to their nearest patch among the
   window's, over the same for real windows of the training frames (queries from outside the window). A scene that
@@ -86,14 +91,14 @@ class Thresholds:
     # Warping error above 2.4 times the clip's in some window: frames do not follow from each other - "flicker"
     # (boiling noise 2.5-7.9, shuffled frames 1.6-12).
     coherence_max: float = 2.4
-    # Space-time patches farther from the clip's than 1.45 times held-out real ones in some window - "unreal motion"
-    # (real windows 0.83-1.33; boiling noise 1.24-1.65, shuffled frames 1.23-2.19).
-    spacetime_max: float = 1.45
-    # Coarse patches (a third of the frame) farther than 2.5 times held-out real ones in some window - "layout":
-    # objects split, melt or leave the frame's composition (real windows 0.9-1.4, and up to 2.34 where a clip's last
-    # fifth brings a pose its training frames never show; patch quilts 1.7-10). Loose on its own: the verdict's margin
-    # over the null controls is what holds a model to the clip's layout.
-    coarse_max: float = 2.5
+    # Space-time realism above 1.25 in some window - "unreal motion": the bidirectional distance of space-time
+    # patches (every generated patch to the clip's, plus the farthest of the clip's to the window's) over the real
+    # clip's (real windows 0.87-1.12; boiling noise 1.31-1.80, shuffled frames 1.22-1.51, patch quilts 1.79-4.7).
+    spacetime_max: float = 1.25
+    # Coarse realism (the same for patches of a third of the frame) above 1.6 in some window - "layout": objects
+    # split, melt or leave the frame's composition (real windows 0.94-1.52, the highest where a clip's end brings a
+    # pose its training frames never show; patch quilts 1.31-2.48).
+    coarse_max: float = 1.6
     # The farthest tenth of the clip's patches (half of them where it moves) farther from a window's patches than 1.3
     # times from real windows' in some window - "incomplete": the scene emptied, its moving objects vanished or it
     # collapsed to a few textures (real windows 0.93-1.17; discs that vanish from a still background 1.5).
@@ -139,6 +144,8 @@ class PatchSettings:
     depth: int = 3
     spacetime_bank: int = 4096
     spacetime_per_frame: int = 4
+    # Weight of the frame-to-frame differences in a space-time patch (see _motion_weighted).
+    motion_weight: float = 3.0
     # Coarse patches: the frame area-averaged to coarse_side px, patches of coarse_patch px (a third of the frame).
     coarse_side: int = 24
     coarse_patch: int = 8
@@ -183,18 +190,35 @@ def _sharpness(frames: np.ndarray) -> np.ndarray:
     return np.array([measures.sharpness(f) for f in frames], dtype=np.float64)
 
 
+def _motion_weighted(patches: np.ndarray, depth: int, weight: float) -> np.ndarray:
+    """Space-time patches ``(n, depth * P)`` (frames t .. t+depth-1) as the middle frame's values followed by the
+    ``depth - 1`` frame-to-frame differences times ``weight``: a linear change of coordinates that makes how a patch
+    moves count as much as how it looks (in plain coordinates the change between frames is small against the
+    patch's own contrast, and a frozen video would pass for real motion)."""
+    if depth == 1:
+        return patches
+    frames = patches.reshape(len(patches), depth, -1)
+    steps = np.diff(frames, axis=1) * weight
+    return np.concatenate([frames[:, depth // 2], steps.reshape(len(patches), -1)], axis=1)
+
+
 def _per_frame(frames: np.ndarray, bank: np.ndarray, per_frame: int, patch: int, rng: np.random.Generator,
-               depth: int = 1) -> np.ndarray:
+               depth: int = 1, motion_weight: float = 1.0) -> np.ndarray:
     """RMS distance (0-255 scale) of ``per_frame`` random patches at each frame position (``len - depth + 1`` of
-    them) to their nearest bank patch; shape ``(positions, per_frame)``."""
+    them) to their nearest bank patch; shape ``(positions, per_frame)``. Space-time patches (``depth`` > 1) are
+    compared in :func:`_motion_weighted` coordinates (the bank's must be too)."""
     positions = len(frames) - depth + 1
     frame_index = np.repeat(np.arange(positions), per_frame)
-    return nearest_rms(sample_patches(frames, frame_index, patch, rng, depth), bank).reshape(positions, per_frame)
+    queries = _motion_weighted(sample_patches(frames, frame_index, patch, rng, depth), depth, motion_weight)
+    return nearest_rms(queries, bank).reshape(positions, per_frame)
 
 
-def _bank(frames: np.ndarray, size: int, patch: int, rng: np.random.Generator, depth: int = 1) -> np.ndarray:
-    """``size`` random patches of the frames (space-time ones over ``depth`` consecutive frames)."""
-    return sample_patches(frames, rng.integers(0, len(frames) - depth + 1, size=size), patch, rng, depth)
+def _bank(frames: np.ndarray, size: int, patch: int, rng: np.random.Generator, depth: int = 1,
+          motion_weight: float = 1.0) -> np.ndarray:
+    """``size`` random patches of the frames (space-time ones over ``depth`` consecutive frames, in
+    :func:`_motion_weighted` coordinates)."""
+    patches = sample_patches(frames, rng.integers(0, len(frames) - depth + 1, size=size), patch, rng, depth)
+    return _motion_weighted(patches, depth, motion_weight)
 
 
 def _frame_sq_distance_blocks(a: np.ndarray, b: np.ndarray):
@@ -264,7 +288,7 @@ class Reference:
     bank: np.ndarray  # training-frame patches (float32) that realism queries are matched against
     spacetime_bank: np.ndarray  # training space-time patches
     coarse_bank: np.ndarray  # training patches at the coarse size
-    completeness_queries: np.ndarray  # training patches sought in each window
+    completeness_queries: dict[str, np.ndarray]  # training patches sought in each window, per patch kind
     seed: int
     patches: PatchSettings
     motion_px: float  # mean flow magnitude of consecutive source frames
@@ -272,16 +296,18 @@ class Reference:
     realism_rms: float  # mean nearest-bank distance of held-out patches (0-255 scale)
     spacetime_rms: float  # the same for held-out space-time patches
     coarse_rms: float  # the same for held-out coarse patches
-    completeness_rms: float  # mean over real windows of the training frames of the completeness distance
+    completeness_rms: dict[str, float]  # the completeness distance of real windows of the training frames, per kind
     copy_index: measures.PatchIndex  # every patch of (up to copy_frames) training frames, for copying
     copy_rms: float  # held-out patch distances to copy_index under this count as copies (their copy_percentile)
     sharpness: float  # mean Laplacian variance of source frames
     contrast: float  # mean pixel std of source frames
 
     def values(self) -> dict:
+        c = self.completeness_rms
         return {"motion_px": self.motion_px, "warp_error": self.warp_error, "realism_rms": self.realism_rms,
-                "spacetime_rms": self.spacetime_rms, "coarse_rms": self.coarse_rms,
-                "completeness_rms": self.completeness_rms, "copy_rms": self.copy_rms, "sharpness": self.sharpness,
+                "spacetime_rms": self.spacetime_rms, "spacetime_complete_rms": c["spacetime"],
+                "coarse_rms": self.coarse_rms, "coarse_complete_rms": c["coarse"],
+                "completeness_rms": c["completeness"], "copy_rms": self.copy_rms, "sharpness": self.sharpness,
                 "contrast": self.contrast}
 
 
@@ -305,24 +331,47 @@ def _copy_distances(frames: np.ndarray, index: measures.PatchIndex, per_frame: i
     return found.reshape(len(frames), per_frame)
 
 
-def _completeness(window_frames: np.ndarray, queries: np.ndarray, patches: PatchSettings,
+@dataclass(frozen=True)
+class _Kind:
+    """A kind of patch the completeness-style measures draw: ``patch`` px squares over ``depth`` frames (compared in
+    :func:`_motion_weighted` coordinates with ``weight``), on frames area-averaged to ``side`` px (None: as they
+    are)."""
+
+    patch: int
+    depth: int = 1
+    weight: float = 1.0
+    side: int | None = None
+
+    def frames(self, frames: np.ndarray) -> np.ndarray:
+        return frames if self.side is None else measures.resize(frames, self.side)
+
+
+def _kinds(p: PatchSettings) -> dict[str, _Kind]:
+    """The patch kinds of completeness, and of the completeness halves of spacetime and coarse."""
+    return {"completeness": _Kind(p.patch), "spacetime": _Kind(p.patch, p.depth, p.motion_weight),
+            "coarse": _Kind(p.coarse_patch, side=p.coarse_side)}
+
+
+def _completeness(window_frames: np.ndarray, queries: np.ndarray, kind: _Kind, patches: PatchSettings,
                   rng: np.random.Generator) -> float:
-    """The mean of the RMS distances above their ``completeness_percentile`` of the ``queries`` (training patches) to
-    their nearest patch among ``completeness_bank`` patches drawn from the window's frames (a fixed count, so a longer
-    window is not favoured)."""
-    bank = _bank(window_frames, patches.completeness_bank, patches.patch, rng)
+    """The mean of the RMS distances above their ``completeness_percentile`` of the ``queries`` (training patches of
+    the ``kind``) to their nearest patch among ``completeness_bank`` patches drawn from the window's frames (already
+    in the kind's size; a fixed count, so a longer window is not favoured)."""
+    bank = _bank(window_frames, patches.completeness_bank, kind.patch, rng, kind.depth, kind.weight)
     distances = np.sort(nearest_rms(queries, bank))
     return float(distances[int(len(distances) * patches.completeness_percentile / 100):].mean())
 
 
-def _completeness_queries(train: np.ndarray, allowed: np.ndarray, patches: PatchSettings,
+def _completeness_queries(train: np.ndarray, allowed: np.ndarray, kind: _Kind, patches: PatchSettings,
                           rng: np.random.Generator) -> np.ndarray:
-    """``completeness_queries`` training patches from the ``allowed`` frames: half at uniformly random places, half
-    where the clip moves (drawn in proportion to the patch's mean absolute change from the frame before), so that
-    what moves in a clip with a large still background weighs in."""
-    p = patches.patch
+    """``completeness_queries`` training patches of the ``kind`` starting at the ``allowed`` frames (of ``train``,
+    already in the kind's size): half at uniformly random places, half where the clip moves (drawn in proportion to
+    the patch's mean absolute change from the frame before), so that what moves in a clip with a large still
+    background weighs in."""
+    p, depth = kind.patch, kind.depth
+    allowed = allowed[allowed <= len(train) - depth]
     half = patches.completeness_queries // 2
-    uniform = sample_patches(train, allowed[rng.integers(0, len(allowed), size=half)], p, rng)
+    uniform = sample_patches(train, allowed[rng.integers(0, len(allowed), size=half)], p, rng, depth)
     previous = np.maximum(allowed - 1, 0)
     change = np.stack([np.abs(measures.gray(train[f]).astype(np.float32) - measures.gray(train[g]).astype(np.float32))
                        for f, g in zip(allowed, previous)])
@@ -333,23 +382,26 @@ def _completeness_queries(train: np.ndarray, allowed: np.ndarray, patches: Patch
     pick = rng.choice(len(weights), size=patches.completeness_queries - half, p=weights / weights.sum())
     frame, y, x = np.unravel_index(pick, boxes.shape)
     offsets = np.arange(p)
-    moving = train[allowed[frame][:, None, None], (y[:, None] + offsets)[:, :, None], (x[:, None] + offsets)[:, None, :]]
-    return np.concatenate([uniform, moving.reshape(len(pick), -1).astype(np.float32)])
+    times = (allowed[frame][:, None] + np.arange(depth))[:, :, None, None]
+    moving = train[times, (y[:, None] + offsets)[:, None, :, None], (x[:, None] + offsets)[:, None, None, :]]
+    both = np.concatenate([uniform, moving.reshape(len(pick), -1).astype(np.float32)])
+    return _motion_weighted(both, depth, kind.weight)
 
 
-def _real_completeness(train: np.ndarray, window: int, patches: PatchSettings, rng: np.random.Generator) -> float:
+def _real_completeness(train: np.ndarray, window: int, kind: _Kind, patches: PatchSettings,
+                       rng: np.random.Generator) -> float:
     """Completeness of real windows: up to ``completeness_windows`` windows of ``window`` frames (at most a third of
-    the training frames) evenly spread over the training frames, each against training patches from outside it
-    (two frames of margin), averaged."""
-    length = max(2, min(window, len(train) // 3))
+    the training frames) evenly spread over the training frames (in the kind's size), each against training patches
+    from outside it (two frames of margin), averaged."""
+    length = max(kind.depth + 1, min(window, len(train) // 3))
     starts = np.unique(np.linspace(0, len(train) - length, patches.completeness_windows).round().astype(int))
     values = []
     for a in starts:
         outside = np.concatenate([np.arange(0, max(0, a - 2)), np.arange(min(len(train), a + length + 2), len(train))])
-        if len(outside) == 0:
+        if len(outside[outside <= len(train) - kind.depth]) == 0:
             continue
-        queries = _completeness_queries(train, outside, patches, rng)
-        values.append(_completeness(train[a:a + length], queries, patches, rng))
+        queries = _completeness_queries(train, outside, kind, patches, rng)
+        values.append(_completeness(train[a:a + length], queries, kind, patches, rng))
     return float(np.mean(values)) if values else math.nan
 
 
@@ -369,16 +421,19 @@ def reference(train_frames: np.ndarray, heldout_frames: np.ndarray, source_frame
     bank_rng, _, held_rng = _rngs(seed)
     p = patches
     bank = _bank(train_frames, p.bank_size, p.patch, bank_rng)
-    spacetime_bank = _bank(train_frames, p.spacetime_bank, p.patch, bank_rng, p.depth)
+    spacetime_bank = _bank(train_frames, p.spacetime_bank, p.patch, bank_rng, p.depth, p.motion_weight)
     coarse_train, coarse_held = (measures.resize(f, p.coarse_side) for f in (train_frames, heldout_frames))
     coarse_bank = _bank(coarse_train, p.coarse_bank, p.coarse_patch, bank_rng)
-    completeness_queries = _completeness_queries(train_frames, np.arange(len(train_frames)), p, bank_rng)
+    kinds = _kinds(p)
+    kind_train = {name: kind.frames(train_frames) for name, kind in kinds.items()}
+    completeness_queries = {name: _completeness_queries(kind_train[name], np.arange(len(train_frames)), kind, p,
+                                                        bank_rng) for name, kind in kinds.items()}
     held = _per_frame(heldout_frames, bank, p.patches_per_frame, p.patch, held_rng).ravel()
     copy_index = _copy_index(train_frames, p, seed)
     # The copy radius is a low percentile: it takes more held-out patches than a mean does.
     held_copy = _copy_distances(heldout_frames, copy_index, max(1, 4096 // len(heldout_frames)), p, held_rng)
     st_held = _per_frame(heldout_frames, spacetime_bank, max(p.spacetime_per_frame, 1024 // len(heldout_frames)),
-                         p.patch, held_rng, p.depth)
+                         p.patch, held_rng, p.depth, p.motion_weight)
     coarse_held_d = _per_frame(coarse_held, coarse_bank, max(p.coarse_per_frame, 1024 // len(heldout_frames)),
                                p.coarse_patch, held_rng)
     flows = np.concatenate([m for m, _ in source_flow])
@@ -389,7 +444,8 @@ def reference(train_frames: np.ndarray, heldout_frames: np.ndarray, source_frame
         motion_px=float(flows.mean()) if len(flows) else math.nan,
         warp_error=float(warps.mean()) if len(warps) else math.nan,
         realism_rms=float(held.mean()), spacetime_rms=float(st_held.mean()), coarse_rms=float(coarse_held_d.mean()),
-        completeness_rms=_real_completeness(train_frames, window, p, bank_rng),
+        completeness_rms={name: _real_completeness(kind_train[name], window, kind, p, bank_rng)
+                          for name, kind in kinds.items()},
         copy_index=copy_index, copy_rms=float(np.percentile(held_copy, p.copy_percentile)),
         sharpness=float(np.concatenate([_sharpness(s) for s in segments]).mean()),
         contrast=float(np.concatenate([measures.contrast(s) for s in segments]).mean()))
@@ -402,8 +458,8 @@ def _absolute(generated: np.ndarray, ref: Reference, bounds: list[tuple[int, int
     pairs = [(max(a, 1) - 1, b - 1) for a, b in bounds]  # pair t-1 is (t-1, t)
     _, rng, _ = _rngs(ref.seed)
     dist = _per_frame(generated, ref.bank, p.patches_per_frame, p.patch, rng)
-    spacetime = (_per_frame(generated, ref.spacetime_bank, p.spacetime_per_frame, p.patch, rng, p.depth).mean(axis=1)
-                 if len(generated) >= p.depth else np.full(0, math.nan))
+    spacetime = (_per_frame(generated, ref.spacetime_bank, p.spacetime_per_frame, p.patch, rng, p.depth,
+                            p.motion_weight).mean(axis=1) if len(generated) >= p.depth else np.full(0, math.nan))
     coarse = _per_frame(measures.resize(generated, p.coarse_side), ref.coarse_bank, p.coarse_per_frame,
                         p.coarse_patch, rng).mean(axis=1)
     # A space-time patch at t spans frames t .. t+depth-1: the last window keeps the positions that start in it.
@@ -413,7 +469,9 @@ def _absolute(generated: np.ndarray, ref: Reference, bounds: list[tuple[int, int
         "realism_rms": _window_means(dist.mean(axis=1), bounds),
         "spacetime_rms": _window_means(spacetime, bounds),
         "coarse_rms": _window_means(coarse, bounds),
-        "completeness_rms": [_completeness(generated[a:b], ref.completeness_queries, p, rng) for a, b in bounds],
+        **{f"{name}_rms" if name == "completeness" else f"{name}_complete_rms":
+           [_completeness(kind.frames(generated[a:b]), ref.completeness_queries[name], kind, p, rng)
+            for a, b in bounds] for name, kind in _kinds(p).items()},
         "copying": _window_means((_copy_distances(generated, ref.copy_index, p.copy_per_frame, p, rng)
                                   < ref.copy_rms).mean(axis=1), bounds),
         "sharpness": _window_means(_sharpness(generated), bounds),
@@ -478,6 +536,10 @@ def score_video(generated: np.ndarray, train_frames: np.ndarray | None = None,
     copied = _best_psnr(generated, np.concatenate(ref.segments)) >= thresholds.replay_psnr_db
     reference_values = ref.values()
     curves = {name: [_ratio(v, reference_values[key]) for v in absolute[key]] for name, key in _CURVES}
+    for name in ("spacetime", "coarse"):  # bidirectional: coherence + completeness distance over the real clip's
+        real = reference_values[f"{name}_rms"] + reference_values[f"{name}_complete_rms"]
+        curves[name] = [_ratio(a + b, real) for a, b in zip(absolute[f"{name}_rms"],
+                                                             absolute[f"{name}_complete_rms"])]
     drift, ref_window = _drift(curves, len(bounds))
     return {
         "num_frames": int(len(generated)),
