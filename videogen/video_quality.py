@@ -484,6 +484,17 @@ _CURVES = (("motion", "motion_px"), ("coherence", "warp_error"), ("realism", "re
            ("sharpness", "sharpness"), ("contrast", "contrast"))
 
 
+def _curves(absolute: dict[str, list[float]], reference_values: dict[str, float]) -> dict[str, list[float | None]]:
+    """The per-window ratio curves: each absolute value over the real clip's; spacetime and coarse bidirectional
+    (their coherence plus completeness distance over the real clip's sum)."""
+    curves = {name: [_ratio(v, reference_values[key]) for v in absolute[key]] for name, key in _CURVES}
+    for name in ("spacetime", "coarse"):
+        real = reference_values[f"{name}_rms"] + reference_values[f"{name}_complete_rms"]
+        curves[name] = [_ratio(a + b, real) for a, b in zip(absolute[f"{name}_rms"],
+                                                             absolute[f"{name}_complete_rms"])]
+    return curves
+
+
 def _drift(curves: dict[str, list], windows: int) -> tuple[dict | None, int | None]:
     """Last-window over reference-window ratios of each curve, and the reference window's index."""
     ref_window = 1 if windows >= 3 else (0 if windows == 2 else None)
@@ -535,11 +546,7 @@ def score_video(generated: np.ndarray, train_frames: np.ndarray | None = None,
     absolute = _absolute(generated, ref, bounds)
     copied = _best_psnr(generated, np.concatenate(ref.segments)) >= thresholds.replay_psnr_db
     reference_values = ref.values()
-    curves = {name: [_ratio(v, reference_values[key]) for v in absolute[key]] for name, key in _CURVES}
-    for name in ("spacetime", "coarse"):  # bidirectional: coherence + completeness distance over the real clip's
-        real = reference_values[f"{name}_rms"] + reference_values[f"{name}_complete_rms"]
-        curves[name] = [_ratio(a + b, real) for a, b in zip(absolute[f"{name}_rms"],
-                                                             absolute[f"{name}_complete_rms"])]
+    curves = _curves(absolute, reference_values)
     drift, ref_window = _drift(curves, len(bounds))
     return {
         "num_frames": int(len(generated)),
