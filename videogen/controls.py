@@ -57,51 +57,85 @@ def typical_change(model, contexts: np.ndarray, batch_size: int = 16) -> float:
 
 def control_generators(model, model_info: dict, contexts: np.ndarray, seed: int = 0) -> dict[str, Any]:
     """The two null generators for ``model``: noise matched to its typical change on ``contexts``, and untrained."""
+    from videogen.model import last_frame_plus_noise
+
     sigma = typical_change(model, contexts)
     size, k = int(model_info["image_size"]), int(model_info.get("context_frames", contexts.shape[-1] // 3))
     log.info("null controls: last frame + noise (sigma %.4f, the model's typical change), untrained generator", sigma)
-    from videogen.model import last_frame_plus_noise
+    untrained = untrained_generator(model_info, seed)
+    # The residual generator's last layer starts at zero, so untrained it returns its last input frame exactly
+    # (dropout or not): where it does, the same output comes from a generator that skips the U-Net.
+    copies = typical_change(untrained, contexts[:4]) == 0.0
+    return {"noise": last_frame_plus_noise(size, k, sigma, seed),
+            "untrained": last_frame_plus_noise(size, k, 0.0, seed) if copies else untrained,
+            "sigma": sigma, "untrained_copies": copies}
 
-    return {"noise": last_frame_plus_noise(size, k, sigma, seed), "untrained": untrained_generator(model_info, seed),
-            "sigma": sigma}
+
+class Stacked:
+    """Several generators as one, so that their rollouts share one compiled step and one batch: generator ``i`` takes
+    rows ``[i * rows, (i + 1) * rows)`` of every batch (its own videos, each with its own steering controllers)."""
+
+    def __init__(self, generators: list, rows: int):
+        self.generators, self.rows = list(generators), int(rows)
+
+    @property
+    def layers(self) -> list:
+        """Every generator's layers (dropout seeding and BatchNorm freezing walk them)."""
+        return [layer for g in self.generators for layer in getattr(g, "layers", [])]
+
+    def __call__(self, inputs, training: bool = False):
+        import tensorflow as tf
+
+        r = self.rows
+        return tf.concat([tf.cast(g(inputs[i * r:(i + 1) * r], training=training), tf.float32)
+                          for i, g in enumerate(self.generators)], axis=0)
 
 
 def control_videos(model, model_info: dict, targets, context: np.ndarray, frames: int, seed: int,
                    deterministic: bool, precision: str, nulls: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Each control's video ``(frames, V, S, S, 3)`` uint8 from ``context`` ``(V, S, S, 3K)``: the nulls with the
-    generation's steering (``targets``; None = steering off), ``model_alone`` with none, all with ``seed``."""
+    """Each control's video ``(frames, V, S, S, 3)`` uint8 from ``context`` ``(V, S, S, 3K)``: the two nulls with the
+    generation's steering (``targets``; None = steering off) in one batch, ``model_alone`` with none, all with
+    ``seed``."""
     from videogen.generate import rollout_path
     from videogen.generator_io import inference_copy
 
-    k = context.shape[-1] // 3
-    out = {}
-    for name, generator, steer in (("noise", nulls["noise"], targets), ("untrained", nulls["untrained"], targets),
-                                   ("model_alone", model, None)):
-        fast = generator if name == "noise" else inference_copy(generator, precision)
-        out[name] = np.stack(list(rollout_path(fast, context, frames, k, steer, seed, deterministic)))
-    return out
+    k, v = context.shape[-1] // 3, len(context)
+    untrained = nulls["untrained"] if nulls.get("untrained_copies") else inference_copy(nulls["untrained"], precision)
+    both = Stacked([nulls["noise"], untrained], v)
+    rolled = np.stack(list(rollout_path(both, np.concatenate([context, context]), frames, k, targets, seed,
+                                        deterministic)))
+    alone = np.stack(list(rollout_path(inference_copy(model, precision), context, frames, k, None, seed,
+                                       deterministic)))
+    return {"noise": rolled[:, :v], "untrained": rolled[:, v:], "model_alone": alone}
 
 
-def rollout_psnr(generator, targets, frames: np.ndarray, starts: np.ndarray, steps: tuple[int, ...],
-                 context_frames: int, seed: int, deterministic: bool) -> list[dict]:
-    """``[{"k", "starts", "psnr"}]``: the mean PSNR of the k-th frame of rollouts through the generation path (with
-    ``targets``' steering, None = off) from ``starts`` (last context frames, dataset indices) against the real frame
-    start+k, for each k in ``steps`` (starts whose start+k lies past the data are left out)."""
+def rollout_psnr(generators: dict[str, Any], targets, frames: np.ndarray, starts: np.ndarray,
+                 steps: tuple[int, ...], context_frames: int, seed: int, deterministic: bool) -> dict[str, list[dict]]:
+    """Per generator, ``[{"k", "starts", "psnr"}]``: the mean PSNR of the k-th frame of rollouts through the
+    generation path (with ``targets``' steering, None = off; all generators in one batch) from ``starts`` (last
+    context frames, dataset indices) against the real frame start+k, for each k in ``steps`` (starts whose start+k
+    lies past the data are left out)."""
     from videogen.frames import context_indices, stack_context
     from videogen.generate import rollout_path
     from videogen.measures import psnr_per_image
 
     context = np.stack([stack_context(np.asarray(frames[context_indices(int(i), 0, context_frames)]))
                         for i in starts])
-    rolled = np.stack(list(rollout_path(generator, context, max(steps), context_frames, targets, seed,
-                                        deterministic)))
-    rows = []
-    for k in steps:
-        ok = np.flatnonzero(starts + k <= len(frames) - 1)
-        value = (round(float(np.mean(psnr_per_image(rolled[k - 1, ok], np.asarray(frames[starts[ok] + k])))), 4)
-                 if len(ok) else None)
-        rows.append({"k": int(k), "starts": int(len(ok)), "psnr": value})
-    return rows
+    names, n = list(generators), len(starts)
+    both = Stacked([generators[name] for name in names], n)
+    rolled = np.stack(list(rollout_path(both, np.concatenate([context] * len(names)), max(steps), context_frames,
+                                        targets, seed, deterministic)))
+    out = {}
+    for g, name in enumerate(names):
+        rows = []
+        for k in steps:
+            ok = np.flatnonzero(starts + k <= len(frames) - 1)
+            value = (round(float(np.mean(psnr_per_image(rolled[k - 1, g * n + ok],
+                                                        np.asarray(frames[starts[ok] + k])))), 4)
+                     if len(ok) else None)
+            rows.append({"k": int(k), "starts": int(len(ok)), "psnr": value})
+        out[name] = rows
+    return out
 
 
 def save_null_model_dir(model_dir: Path, output_dir: Path, sigma: float, seed: int = 0) -> Path:

@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from videogen import artifacts
+from videogen import artifacts, hardware
 from videogen import video_quality as vq
 from videogen.errors import InputError
 from videogen.frames import context_indices, make_step, rollout_all, stack_context
@@ -651,7 +651,9 @@ def _control_run(subject: _Subject, video: artifacts.Dataset, start_frames: Any,
     started = time.monotonic()
     k = int(subject.info.get("context_frames", 1))
     seed, deterministic = int(info.get("seed", 0)), bool(info.get("deterministic", False))
-    precision = str(info.get("precision") or "float32")
+    # The generation's precision where this machine computes it (a video made in bf16 on a GPU or a bf16 CPU may be
+    # evaluated on a CPU whose oneDNN has no bf16 convolutions).
+    precision = hardware.resolve_precision(info.get("precision") or "float32", hardware.detect_device()[1])
     targets = steering.load_targets(subject.dir) if info.get("steering") is not None else None
     start = _baseline_start(start_frames, video, val_block)
     start = max(start, k - 1)
@@ -664,12 +666,12 @@ def _control_run(subject: _Subject, video: artifacts.Dataset, start_frames: Any,
     videos = controls.control_videos(subject.model, subject.info, targets, context, frames, seed, deterministic,
                                      precision, nulls)
     fast = {"model": inference_copy(subject.model, precision), "noise": nulls["noise"],
-            "untrained": inference_copy(nulls["untrained"], precision)}
+            "untrained": nulls["untrained"] if nulls["untrained_copies"] else inference_copy(nulls["untrained"],
+                                                                                            precision)}
     starts, steps = subject.first.starts, settings.rollout_steps
-    rollout = {name: controls.rollout_psnr(gen, targets, video.frames, starts, steps, k, seed, deterministic)
-               for name, gen in fast.items()}
-    rollout["model_alone"] = controls.rollout_psnr(fast["model"], None, video.frames, starts, steps, k, seed,
-                                                   deterministic)
+    rollout = {**controls.rollout_psnr(fast, targets, video.frames, starts, steps, k, seed, deterministic),
+               "model_alone": controls.rollout_psnr({"model": fast["model"]}, None, video.frames, starts, steps, k,
+                                                    seed, deterministic)["model"]}
     return _ControlRun({name: v[:, 0] for name, v in videos.items()}, rollout, nulls["sigma"], targets is not None,
                        time.monotonic() - started)
 
