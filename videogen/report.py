@@ -641,7 +641,7 @@ def _controls_html(quality: dict) -> str:
             f'{_e(comparison["text"])}</div><table><tr>{"".join(f"<th>{_e(c)}</th>" for c in head)}</tr>{body}'
             f'</table><p class="note">Mean over the first {comparison["frames"]} frames (realism: lower is better, '
             f'1 = like unseen real frames) and k-step rollout PSNR through the generation path (dB, higher is better). '
-            f'The model must beat each null by more than the seed-to-seed spread ('
+            f'The model must beat each null by more than the spread between seeds ('
             + ", ".join(f"{f} {m:g}" for f, m in margins.items())
             + '); "!" marks a figure where a null is not beaten.</p>')
 

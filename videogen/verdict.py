@@ -4,7 +4,7 @@ colours, ``assessment``) and as plain sentences.
 The model is credited only for what it adds: it must beat copying the last frame one step ahead, its generated video
 must pass the video judge's checks (``videogen.video_quality``), and where null controls ran (``videogen.controls``:
 the last frame plus noise and the untrained generator, through the same generation path and steering) it must beat
-each of them by more than the seed-to-seed spread on space-time realism, coarse realism and the rollout PSNR against
+each of them by more than the spread between seeds on space-time realism, coarse realism and the rollout PSNR against
 the real continuation (:func:`compare_controls`).
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 
 # The model "beats copying" only if its one-step PSNR is higher by more than this.
 BEATS_COPY_MARGIN_DB = 0.25
-# What the model must beat each null control by: the seed-to-seed spread of the same figure, measured as the largest
+# What the model must beat each null control by: the spread between seeds of the same figure, measured as the largest
 # difference between four runs of one clip (two training seeds x two generation seeds, the demo budget, 1000 frames)
 # and taken as the median over the three development clips (bench/quality/judge_table.py; docs/quality.md has the
 # table): space-time 0.056-0.127, coarse 0.104-0.191, 1-step PSNR 0.06-0.87 dB, 5-step 0.06-0.30, 10-step 0.36-0.76.
@@ -141,9 +141,9 @@ def _controls_text(table: dict, beats: dict, adds: bool, frames: int) -> str:
     won = [f for f in figures if all(b.get(f, False) for b in beats.values())]
     lost = [f for f in figures if f not in won]
     if adds:
-        return f"{head} the model adds, beyond the seed-to-seed spread: " + "; ".join(map(values, won)) + "."
+        return f"{head} the model adds, beyond the spread between seeds: " + "; ".join(map(values, won)) + "."
     if not won:
-        return (f"{head} the model adds nothing that the seed-to-seed spread can tell: "
+        return (f"{head} the model adds nothing that the spread between seeds can tell: "
                 + "; ".join(map(values, lost)) + ".")
     return (f"{head} the model adds only " + "; ".join(map(values, won)) + ", not " + "; ".join(map(values, lost))
             + ": it is not credited.")

@@ -4,7 +4,7 @@ For each development clip: prepare at 64 px, train at the demo budget (1200 step
 frames; ``--train-seeds``), generate ``--frames`` frames with the default generation (steering on; ``--gen-seeds``)
 and run the evaluate stage with its null controls (``--control-frames`` each: last frame + noise, the untrained
 generator, the model alone). Every figure is the evaluate stage's (metrics.json). Rows go to ``--results`` (JSON
-lines); ``--table`` prints the markdown table and the seed-to-seed spread of a results file.
+lines); ``--table`` prints the markdown table and the spread between seeds of a results file.
 
     .venv/bin/python bench/quality/judge_table.py --work /tmp/judge
     .venv/bin/python bench/quality/judge_table.py --table
@@ -93,7 +93,7 @@ def table(rows: list[dict]) -> str:
 
 def spread(rows: list[dict]) -> dict[str, float]:
     """The largest difference of the model's figures between two runs of one clip (other training or generation
-    seed): the seed-to-seed spread the verdict's margins must exceed."""
+    seed): the spread between seeds the verdict's margins must exceed."""
     out: dict[str, float] = {}
     for clip in {r["clip"] for r in rows}:
         runs = [r["model"] for r in rows if r["clip"] == clip]
