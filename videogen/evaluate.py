@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from videogen import artifacts, hardware
+from videogen import artifacts, hardware, measures
 from videogen import video_quality as vq
 from videogen.errors import InputError
 from videogen.frames import context_indices, make_step, rollout_all, stack_context
@@ -718,19 +718,6 @@ def _vq_side(size: int, frames: int, videos: int) -> int:
     return side
 
 
-def _resized(frames: np.ndarray, side: int) -> np.ndarray:
-    """uint8 frames ``(N, S, S, 3)`` at ``side`` px (area averaging, one frame read at a time); unchanged (a memmap
-    stays a memmap) when they already are."""
-    if frames.shape[1] == side:
-        return frames
-    import cv2
-
-    out = np.empty((len(frames), side, side, 3), np.uint8)
-    for i in range(len(frames)):
-        out[i] = cv2.resize(np.asarray(frames[i]), (side, side), interpolation=cv2.INTER_AREA)
-    return out
-
-
 def _baseline_start(start_frames: Any, dataset: artifacts.Dataset, val_block: tuple[int, int]) -> int:
     """The dataset frame video 0 started from (generation.json's ``start_frames[0]``); for a video started from an
     image, the dataset's ``start_frame`` (else the first val frame)."""
@@ -763,16 +750,16 @@ def video_quality(generated: np.ndarray, start_frames: Any, dataset: artifacts.D
         return {"skipped": f"the generated video has {length} frame(s); the video-quality measures need 2"}
     scored = min(count, VQ_MAX_VIDEOS)
     side = _vq_side(dataset.image_size, length, scored)
-    clip = _resized(dataset.frames, side)
+    clip = measures.resize(dataset.frames, side)
     train = clip[train_block[0]:train_block[1] + 1]
     ref = vq.reference(train, clip[val_block[0]:val_block[1] + 1], clip, seed=seed)
     start = _baseline_start(start_frames, dataset, val_block)
     textures_from = max(train_block[0], train_block[1] + 1 - VQ_TEXTURES_MAX_FRAMES)
     baseline_videos = vq.baseline_videos(clip[textures_from:train_block[1] + 1], clip[start], length + 1, seed=seed)
-    videos = [_resized(generated[:, v], side) for v in range(min(count, VQ_MAX_DIVERSITY_VIDEOS))]
+    videos = [measures.resize(generated[:, v], side) for v in range(min(count, VQ_MAX_DIVERSITY_VIDEOS))]
     scores = [{"video": v, **vq.judge(videos[v], window=VQ_WINDOW, ref=ref)} for v in range(scored)]
     baselines = {name: vq.judge(video[1:], window=VQ_WINDOW, ref=ref) for name, video in baseline_videos.items()}
-    controlled = {name: vq.judge(_resized(video, side), window=VQ_WINDOW, ref=ref)
+    controlled = {name: vq.judge(measures.resize(video, side), window=VQ_WINDOW, ref=ref)
                   for name, video in (controls or {}).items()}
     combined = vq.combine_verdicts([s["verdict"] for s in scores])
     place = vq.placement(scores, baselines["copy_last_frame"], baselines["video_textures"])
