@@ -408,9 +408,9 @@ def _real_completeness(train: np.ndarray, window: int, kind: _Kind, patches: Pat
 def reference(train_frames: np.ndarray, heldout_frames: np.ndarray, source_frames: np.ndarray | None = None,
               seed: int = 0, patches: PatchSettings = PatchSettings(), window: int = 100) -> Reference:
     """The real clip's side of :func:`score_video` (arguments as there; ``window`` sets the real windows that
-    completeness is compared with). The held-out frames need at least ``patches.depth`` frames."""
+    completeness is compared with). With fewer held-out frames than ``patches.depth`` space-time realism is None."""
     train_frames = _check_frames("train_frames", train_frames, min_frames=patches.depth)
-    heldout_frames = _check_frames("heldout_frames", heldout_frames, min_frames=patches.depth)
+    heldout_frames = _check_frames("heldout_frames", heldout_frames)
     segments = (_segments(_check_frames("source_frames", source_frames, min_frames=2)) if source_frames is not None
                 else _segments(train_frames, heldout_frames))
     shape = train_frames.shape[1:]
@@ -432,8 +432,10 @@ def reference(train_frames: np.ndarray, heldout_frames: np.ndarray, source_frame
     copy_index = _copy_index(train_frames, p, seed)
     # The copy radius is a low percentile: it takes more held-out patches than a mean does.
     held_copy = _copy_distances(heldout_frames, copy_index, max(1, 4096 // len(heldout_frames)), p, held_rng)
-    st_held = _per_frame(heldout_frames, spacetime_bank, max(p.spacetime_per_frame, 1024 // len(heldout_frames)),
-                         p.patch, held_rng, p.depth, p.motion_weight)
+    # A validation block shorter than a space-time patch leaves space-time realism unmeasured (None), not failed.
+    st_held = (_per_frame(heldout_frames, spacetime_bank, max(p.spacetime_per_frame, 1024 // len(heldout_frames)),
+                          p.patch, held_rng, p.depth, p.motion_weight) if len(heldout_frames) >= p.depth
+               else np.full(1, math.nan))
     coarse_held_d = _per_frame(coarse_held, coarse_bank, max(p.coarse_per_frame, 1024 // len(heldout_frames)),
                                p.coarse_patch, held_rng)
     flows = np.concatenate([m for m, _ in source_flow])
@@ -515,8 +517,8 @@ def score_video(generated: np.ndarray, train_frames: np.ndarray | None = None,
         generated: uint8 ``(T, S, S, 3)``, the generated video (at least 2 frames).
         train_frames: uint8 ``(N, S, S, 3)``, the frames the model trained on, in time order: source of the patch
             banks and of the real windows of completeness.
-        heldout_frames: uint8 ``(M, S, S, 3)``, real frames the model never trained on (at least 3, in time order):
-            the reference of the patch measures.
+        heldout_frames: uint8 ``(M, S, S, 3)``, real frames the model never trained on (in time order; space-time
+            realism needs at least ``patches.depth``): the reference of the patch measures.
         source_frames: uint8 ``(K, S, S, 3)``, the real clip in time order: reference for motion, coherence,
             sharpness and contrast, and the frames that count as replayed. Default: ``train_frames`` and
             ``heldout_frames`` as two segments (no flow is taken across the boundary between them).

@@ -91,3 +91,13 @@ def test_coherence_is_two_sided(cuts):
     frozen, noise = (vq.judge(made_up[k], window=len(test), ref=ref)["coherence"] for k in ("frozen", "noise"))
     real = vq.judge(test, window=len(test), ref=ref)["coherence"]
     assert max(frozen) < 0.05 and 0.6 < real[0] < 1.6 and min(noise) > 2.4
+
+
+def test_a_validation_block_shorter_than_a_space_time_patch_leaves_space_time_unmeasured():
+    """Two held-out frames cannot hold a 3-frame space-time patch: space-time realism is None (not checked), every
+    other measure is scored (a short clip of a many-video run has such a block)."""
+    frames = balls_clip(60)
+    scores = vq.judge(frames[40:60], frames[:38], frames[38:40], window=10)
+    assert scores["spacetime"] == [None, None]
+    assert all(v is not None for v in scores["coarse"] + scores["realism"] + scores["completeness"])
+    assert "unreal motion" not in scores["verdict"]["failed"]
