@@ -60,8 +60,8 @@ log = logging.getLogger("videogen.evaluate")
 
 # Health thresholds, all relative to statistics of the training frames (documented in long_rollout_health).
 COLLAPSE_STD_FACTOR = 0.25  # collapsed: frame std < 0.25 x the 5th percentile of training frame std
-FROZEN_CHANGE_FACTOR = 0.1  # frozen: consecutive change < 0.1 x the median training change ...
-MOVING_SOURCE_MIN_CHANGE = 0.5  # ... and only if the source moves (median change >= 0.5 levels of 255)
+FROZEN_CHANGE_FACTOR = measures.FROZEN_CHANGE  # frozen: consecutive change < 0.1 x the median training change ...
+MOVING_SOURCE_MIN_CHANGE = measures.MOVING_CHANGE  # ... and only if the source moves (median change >= 0.5 levels)
 SATURATED_LOW, SATURATED_HIGH = 2, 253  # a channel value <= 2 or >= 253 counts as saturated
 EXPLODED_MIN_FRACTION = 0.5  # exploded: saturated fraction > max(0.5, halfway from the training p99 to 1)
 SUSTAIN_FRAMES = 5  # a flag needs its condition on this many consecutive frames (one bad frame is not a trend)

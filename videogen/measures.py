@@ -19,9 +19,15 @@ import numpy as np
 FARNEBACK = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
 # Query patches per block in the brute-force nearest-neighbour search (bounds the distance matrix held in memory).
 _CHUNK = 2048
-# A video stalls while two frame-to-frame changes in a row are under this share of the clip's median change (a
-# clip's own calm shots often change less than half its median; steering eases its look correction on a stall).
+# Still video, by frame-to-frame change against the clip's median change (mean absolute difference, 0-255), two
+# thresholds on one scale. A video stalls while two changes in a row are under STALL_CHANGE of the median (a clip's
+# own calm shots often change less than half its median; steering eases its look correction on a stall). It is
+# frozen, the evaluate stage's health flag, once consecutive frames (five, its SUSTAIN_FRAMES) change under
+# FROZEN_CHANGE of the median, if the clip moves at all (median change at least MOVING_CHANGE levels). The video
+# judge's "frozen" check is by optical flow instead (videogen.video_quality.Thresholds.motion_min).
 STALL_CHANGE = 0.25
+FROZEN_CHANGE = 0.1
+MOVING_CHANGE = 0.5
 
 
 # PSNR of identical images is infinite; JSON and KFP metrics cannot hold that, so it is reported as this value.
