@@ -1,14 +1,15 @@
 """Null controls: generators that learned nothing, run through the same generation path as the trained model, so
 that a quality figure credits the model only for its margin over them.
 
-- ``noise``: the last frame plus Gaussian noise (``videogen.model.last_frame_plus_noise``), with a sigma matched to the trained
-  generator's typical change (:func:`typical_change`): a generator that moves as much as the model but knows nothing.
+- ``noise``: the last frame plus Gaussian noise (``videogen.model.last_frame_plus_noise``), with a sigma matched to
+  the trained generator's typical change (:func:`typical_change`): a generator that moves as much as the model but
+  knows nothing.
 - ``untrained``: the model's own architecture with its initial weights (:func:`untrained_generator`). The default
   residual generator's last layer starts at zero, so it copies the last frame: whatever its video does is steering's.
 - ``model_alone``: the trained generator with steering off: the learned network fed its own output.
 
-:func:`control_videos` rolls each out from the same start context, with the same seed and the same steering as the
-generation it is compared with (``videogen.generate.rollout_path``); :func:`rollout_psnr` scores any generator's
+:func:`control_videos` rolls each out from the same start context, with the same seed and the same steering as
+the generation it is compared with (``videogen.generate.rollout_path``); :func:`rollout_psnr` scores any generator's
 k-step rollouts through that path against the real continuation. The evaluate stage scores all of them with the same
 judge (``videogen.video_quality``) and credits the model only for beating the first two (``videogen.verdict``).
 """
@@ -91,21 +92,19 @@ class Stacked:
                           for i, g in enumerate(self.generators)], axis=0)
 
 
-def control_videos(model, model_info: dict, targets, context: np.ndarray, frames: int, seed: int,
-                   deterministic: bool, precision: str, nulls: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Each control's video ``(frames, V, S, S, 3)`` uint8 from ``context`` ``(V, S, S, 3K)``: the two nulls with the
-    generation's steering (``targets``; None = steering off) in one batch, ``model_alone`` with none, all with
-    ``seed``."""
+def control_videos(generators: dict[str, Any], targets, context: np.ndarray, frames: int, seed: int,
+                   deterministic: bool) -> dict[str, np.ndarray]:
+    """Each control's video ``(frames, V, S, S, 3)`` uint8 from ``context`` ``(V, S, S, 3K)``: the ``noise`` and
+    ``untrained`` generators with the generation's steering (``targets``; None = steering off) in one batch, and the
+    ``model`` alone with none (``model_alone``), all with ``seed``; ``generators`` are ready to run (inference
+    copies)."""
     from videogen.generate import rollout_path
-    from videogen.generator_io import inference_copy
 
     k, v = context.shape[-1] // 3, len(context)
-    untrained = nulls["untrained"] if nulls.get("untrained_copies") else inference_copy(nulls["untrained"], precision)
-    both = Stacked([nulls["noise"], untrained], v)
+    both = Stacked([generators["noise"], generators["untrained"]], v)
     rolled = np.stack(list(rollout_path(both, np.concatenate([context, context]), frames, k, targets, seed,
                                         deterministic)))
-    alone = np.stack(list(rollout_path(inference_copy(model, precision), context, frames, k, None, seed,
-                                       deterministic)))
+    alone = np.stack(list(rollout_path(generators["model"], context, frames, k, None, seed, deterministic)))
     return {"noise": rolled[:, :v], "untrained": rolled[:, v:], "model_alone": alone}
 
 

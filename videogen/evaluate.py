@@ -663,11 +663,10 @@ def _control_run(subject: _Subject, video: artifacts.Dataset, start_frames: Any,
     nulls = controls.control_generators(subject.model, subject.info, val_contexts, seed)
     log.info("null controls: %d frames each from frame %d (%s)", frames, start,
              "steered" if targets is not None else "steering off")
-    videos = controls.control_videos(subject.model, subject.info, targets, context, frames, seed, deterministic,
-                                     precision, nulls)
     fast = {"model": inference_copy(subject.model, precision), "noise": nulls["noise"],
             "untrained": nulls["untrained"] if nulls["untrained_copies"] else inference_copy(nulls["untrained"],
                                                                                             precision)}
+    videos = controls.control_videos(fast, targets, context, frames, seed, deterministic)
     starts, steps = subject.first.starts, settings.rollout_steps
     rollout = {**controls.rollout_psnr(fast, targets, video.frames, starts, steps, k, seed, deterministic),
                "model_alone": controls.rollout_psnr({"model": fast["model"]}, None, video.frames, starts, steps, k,

@@ -22,8 +22,9 @@ measured on the real clip:
   patches, so how much of a steered video is the model's own is not assumed: the evaluate stage runs generators that
   learned nothing through this same steering (``videogen.controls``) and credits the model only for its margin over
   them. While the video stalls (two frame-to-frame changes in a row under :data:`videogen.measures.STALL_CHANGE` of
-  the clip's median) ``w`` halves each frame, and it climbs back to :data:`PATCH_WEIGHT` once the video moves: a small change snaps back to the same training patches, so a strong projection would make a
-  slow video hold still for frames and then jump. The older ``frame`` look (``Controllers(look="frame")``) blends
+  the clip's median) ``w`` halves each frame, and it climbs back to :data:`PATCH_WEIGHT` once the video moves: a
+  small change snaps back to the same training patches, so a strong projection would make a slow video hold still
+  for frames and then jump. The older ``frame`` look (``Controllers(look="frame")``) blends
   toward the nearest whole training frame (L2 on 32 px thumbnails) with ``w`` in 0.01-0.7, also halved while the
   video stalls (or while a running mean of its flow is under :data:`STALL` of the clip's): a strong whole-frame pull
   can hold the video on one frame, and on a looping clip it replays it.
