@@ -1,0 +1,365 @@
+"""Does the model alone live? Generator heads and training recipes measured without steering.
+
+Each recipe trains a next-frame generator at ``make demo``'s budget (64 px, ngf/ndf 32, two context frames, 1200
+steps, batch 8, bfloat16 where the CPU has it) on one development clip, then measures the learned network fed its
+own output with nothing else in the loop: two ``--frames``-frame videos from the dataset's first validation context,
+judged by ``videogen.video_quality.judge`` against the clip (every measure per 100-frame window, the failed checks),
+their diversity, and the 1/5/10/20-step rollout PSNR from every held-out start against copying the last frame.
+Rows go to ``--results`` (JSON lines); ``--table`` prints them.
+
+Recipes (flags combine): plain pix2pix (``--zc 0 --noise-max 0``, the project's generator); a spatial latent
+``--zc`` channels at 1/``--zdown`` resolution, learned as a conditional VAE with a GAN on prior samples (BicycleGAN,
+Zhu et al. 2017, arXiv:1711.11586); noise on the context frames with its level as an input (GameNGen, Valevski et
+al. 2024, arXiv:2408.14837, section 3.2.1) ``--noise-max``; the frame change as an input ``--motion-cond``; a
+best-of-M head (``--wta M``: M latent samples, L1 on the closest, GAN on one; Guzman-Rivera et al. 2012, multiple
+choice learning); a rectified-flow head on the scaled residual (``--fm N``: N Euler steps; Liu et al. 2022,
+arXiv:2209.03003); ``--library JSON``: the project's own trainer with these TrainSettings overrides.
+
+    .venv/bin/python bench/quality/heads.py --clip bikes --tag pix2pix --zc 0 --noise-max 0
+    .venv/bin/python bench/quality/heads.py --clip bikes --tag wta4 --wta 4 --noise-max 0 --prior-gan 0
+    .venv/bin/python bench/quality/heads.py --clip bikes --tag flow8 --fm 8 --noise-max 0
+    .venv/bin/python bench/quality/heads.py --table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+CLIPS = {"bikes": "bikes.mp4", "bunny": "bigbuckbunny.mp4", "carphone": "carphone_pristine.mp4"}
+RESULTS = REPO / "bench" / "quality" / "heads.jsonl"
+MEASURES = ("motion", "coherence", "realism", "spacetime", "coarse", "completeness", "contrast", "sharpness",
+            "copying")
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--clip", default="bikes", choices=list(CLIPS))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tag", default="recipe", help="the row's name (and its weights' file name)")
+    for name, kind, default in (("steps", int, 1200), ("batch", int, 8), ("ngf", int, 32), ("ndf", int, 32),
+                                ("K", int, 2), ("zc", int, 8), ("zdown", int, 8), ("noise-max", float, 0.3),
+                                ("inf-noise", float, 0.0), ("kl", float, 1.0), ("prior-gan", int, 1),
+                                ("gan", float, 0.1), ("l1", float, 100.0), ("dropout", float, 0.0),
+                                ("frames", int, 500), ("temp", float, 1.0), ("motion-cond", int, 0),
+                                ("inf-motion", float, 1.0), ("wta", int, 0), ("fm", int, 0), ("fm-scale", float, 0.0)):
+        p.add_argument(f"--{name}", type=kind, default=default)
+    p.add_argument("--load", default="", help="measure the saved weights of this tag instead of training")
+    p.add_argument("--library", default="", help="JSON TrainSettings overrides: train with videogen.train")
+    p.add_argument("--work", type=Path, default=Path("work/heads"))
+    p.add_argument("--results", type=Path, default=RESULTS)
+    p.add_argument("--table", action="store_true", help="print the rows of --results and stop")
+    args = p.parse_args(argv)
+    if args.fm:  # the flow head's "latent" is the noisy residual itself, at full resolution
+        args.zc, args.zdown = 3, 1
+    return args
+
+
+def clip_data(clip: str, work: Path) -> tuple[np.ndarray, dict]:
+    from tests.media import real_clip
+    from videogen.dataset import PrepareSettings, prepare
+
+    data = work / f"data_{clip}"
+    if not (data / "dataset.json").exists():
+        prepare(real_clip(CLIPS[clip]), data, PrepareSettings(image_size=64))
+    return np.load(data / "frames.npy"), json.loads((data / "dataset.json").read_text())
+
+
+class Recipe:
+    """A generator with optional latent / noise-level / flow inputs, its critic, and one training step."""
+
+    def __init__(self, args, frames: np.ndarray, train: tuple[int, int]):
+        import keras
+        import tensorflow as tf
+
+        from videogen import model as vm
+
+        self.a, self.tf, self.vm = args, tf, vm
+        self.S = frames.shape[1]
+        self.L = self.S // args.zdown
+        t0, t1 = train
+        change = (frames[t0 + 1:t1].astype(np.float32) - frames[t0:t1 - 1]) / 127.5
+        self.median = float(np.median(np.abs(change).mean((1, 2, 3))))
+        self.scale = args.fm_scale or float(1.0 / max(change.std(), 1e-3))
+        self.gen = self.build_generator(keras)
+        self.disc = vm.build_discriminator(self.S, args.ndf, args.K)
+        self.enc = self.build_encoder(keras) if args.zc and not (args.wta or args.fm) else None
+        self.g_opt = keras.optimizers.Adam(2e-4, beta_1=0.5)
+        self.d_opt = keras.optimizers.Adam(2e-4, beta_1=0.5)
+        self.g_vars = self.gen.trainable_variables + (self.enc.trainable_variables if self.enc else [])
+        self.step = tf.function(self._step, reduce_retracing=True)
+
+    def build_generator(self, keras):
+        a, S, vm, tf = self.a, self.S, self.vm, self.tf
+        layers = keras.layers
+        fr = keras.Input((S, S, 3 * a.K), name="frames")
+        z = keras.Input((self.L, self.L, max(a.zc, 1)), name="z")
+        lv = keras.Input((2,), name="level")
+        parts = [fr] + ([layers.UpSampling2D(a.zdown)(z)] if a.zc else [])
+        if a.noise_max > 0 or a.motion_cond or a.fm:
+            parts.append(layers.UpSampling2D(S)(layers.Reshape((1, 1, 2))(lv)))
+        x = layers.Concatenate()(parts) if len(parts) > 1 else fr
+        skips = []
+        for i in range(vm.unet_depth(S)):
+            x = vm._downsample(x, min(a.ngf * 2**i, a.ngf * 8), name=f"enc{i + 1}", batchnorm=i > 0, norm="group")
+            skips.append(x)
+        for j, skip in enumerate(reversed(skips[:-1])):
+            level = len(skips) - 2 - j
+            x = vm._upsample(x, min(a.ngf * 2**level, a.ngf * 8), name=f"dec{j + 1}",
+                             dropout=a.dropout if j < 3 else 0.0, norm="group")
+            x = layers.Concatenate(name=f"dec{j + 1}_skip")([x, skip])
+        if a.fm:  # velocity of the residual's flow, unbounded
+            return keras.Model([fr, z, lv], layers.Conv2DTranspose(3, 4, strides=2, padding="same",
+                                                                    dtype="float32")(x))
+        delta = layers.Conv2DTranspose(3, 4, strides=2, padding="same", activation="tanh",
+                                       kernel_initializer="zeros")(x)
+        delta = layers.Rescaling(2.0, dtype="float32")(delta)
+        last = layers.Lambda(lambda t: t[..., -3:], output_shape=(S, S, 3), dtype="float32")(fr)
+        out = layers.Lambda(lambda t: tf.clip_by_value(t[0] + t[1], -1.0, 1.0), output_shape=(S, S, 3),
+                            dtype="float32")([last, delta])
+        return keras.Model([fr, z, lv], out)
+
+    def build_encoder(self, keras):
+        a = self.a
+        x = inp = keras.Input((self.S, self.S, 3 * a.K + 3))
+        for i in range(int(np.log2(a.zdown))):
+            x = self.vm._downsample(x, min(a.ngf * 2**i, a.ngf * 4), name=f"e{i}", batchnorm=i > 0, norm="group")
+        return keras.Model(inp, keras.layers.Conv2D(2 * a.zc, 3, padding="same", dtype="float32")(x))
+
+    def _inputs(self, ctx, tgt):
+        a, tf = self.a, self.tf
+        B = tf.shape(ctx)[0]
+        if a.noise_max > 0:
+            sigma = tf.random.uniform([B, 1], 0, a.noise_max)
+            noisy, level = ctx + sigma[:, :, None, None] * tf.random.normal(tf.shape(ctx)), sigma / a.noise_max
+        else:
+            noisy, level = ctx, tf.zeros([B, 1])
+        change = tf.reduce_mean(tf.abs(tgt - ctx[..., -3:]), [1, 2, 3])[:, None]
+        code = tf.math.log((change + 1e-3) / (self.median + 1e-3)) if a.motion_cond else tf.zeros([B, 1])
+        return noisy, level, code
+
+    def _flow_step(self, ctx, tgt, noisy, level):
+        tf = self.tf
+        r = (tgt - ctx[..., -3:]) * self.scale
+        eps = tf.random.normal(tf.shape(r))
+        t = tf.random.uniform([tf.shape(r)[0], 1])
+        xt = t[:, :, None, None] * r + (1 - t[:, :, None, None]) * eps
+        with tf.GradientTape() as tape:
+            v = self.gen([noisy, xt, tf.concat([level, t], -1)], training=True)
+            loss = tf.reduce_mean(tf.square(v - (r - eps)))
+        self.g_opt.apply_gradients(zip(tape.gradient(loss, self.g_vars), self.g_vars))
+        return loss, 0.0, 0.0, 0.0
+
+    def _best_of(self, ctx, tgt, noisy, level):
+        a, tf, vm, S = self.a, self.tf, self.vm, self.S
+        M, B = a.wta, tf.shape(ctx)[0]
+        rep = lambda t: tf.concat([t] * M, 0)  # noqa: E731
+        outs = self.gen([rep(noisy), tf.random.normal([M * B, self.L, self.L, a.zc]), rep(level)], training=True)
+        outs = tf.reshape(outs, [M, B, S, S, 3])
+        best = tf.argmin(tf.reduce_mean(tf.abs(outs - tgt[None]), [2, 3, 4]), 0)
+        winner = tf.gather(tf.transpose(outs, [1, 0, 2, 3, 4]), best, batch_dims=1)
+        rl = tf.cast(self.disc([ctx, tgt], training=True), tf.float32)
+        fl = tf.cast(self.disc([ctx, outs[0]], training=True), tf.float32)
+        _, g_gan, _ = vm.generator_loss(fl, outs[0], tgt, a.gan, a.l1)
+        g_l1 = tf.reduce_mean(tf.abs(winner - tgt))
+        return a.gan * g_gan + a.l1 * g_l1, g_gan, g_l1, vm.discriminator_loss(rl, fl), 0.0
+
+    def _latent_gan(self, ctx, tgt, noisy, level):
+        a, tf, vm = self.a, self.tf, self.vm
+        B = tf.shape(ctx)[0]
+        if a.zc:
+            stats = self.enc(tf.concat([ctx, tgt], -1), training=True)
+            mu, logvar = stats[..., :a.zc], tf.clip_by_value(stats[..., a.zc:], -10.0, 5.0)
+            z = mu + tf.exp(0.5 * logvar) * tf.random.normal(tf.shape(mu))
+            kl = tf.reduce_mean(tf.reduce_sum(0.5 * (mu**2 + tf.exp(logvar) - 1.0 - logvar), [1, 2, 3]))
+            kl = kl / (self.S * self.S * 3)
+        else:
+            z, kl = tf.zeros([B, self.L, self.L, 1]), 0.0
+        fake = self.gen([noisy, z, level], training=True)
+        rl = tf.cast(self.disc([ctx, tgt], training=True), tf.float32)
+        fl = tf.cast(self.disc([ctx, fake], training=True), tf.float32)
+        total, g_gan, g_l1 = vm.generator_loss(fl, fake, tgt, a.gan, a.l1)
+        d_loss = vm.discriminator_loss(rl, fl)
+        if a.zc and a.prior_gan:  # samples from the prior must look real too, or inference-time z is ignored
+            fake_p = self.gen([noisy, tf.random.normal(tf.shape(z)), level], training=True)
+            fpl = tf.cast(self.disc([ctx, fake_p], training=True), tf.float32)
+            total = total + vm.generator_loss(fpl, fake_p, tgt, a.gan, 0.0)[0]
+            d_loss = 0.5 * (d_loss + vm.discriminator_loss(rl, fpl))
+        return total + a.kl * kl, g_gan, g_l1, d_loss, kl
+
+    def _step(self, ctx_u8, tgt_u8):
+        tf = self.tf
+        ctx, tgt = to_float(tf, ctx_u8), to_float(tf, tgt_u8)
+        noisy, level, code = self._inputs(ctx, tgt)
+        if self.a.fm:
+            return self._flow_step(ctx, tgt, noisy, level)
+        level = tf.concat([level, code], -1)
+        with tf.GradientTape(persistent=True) as tape:
+            head = self._best_of if self.a.wta else self._latent_gan
+            total, g_gan, g_l1, d_loss, kl = head(ctx, tgt, noisy, level)
+        self.g_opt.apply_gradients(zip(tape.gradient(total, self.g_vars), self.g_vars))
+        self.d_opt.apply_gradients(zip(tape.gradient(d_loss, self.disc.trainable_variables),
+                                       self.disc.trainable_variables))
+        return g_l1, g_gan, kl, d_loss
+
+    def predict(self, ctx_u8: np.ndarray, seed: int) -> np.ndarray:
+        """The next frame (uint8) of each context ``(B, S, S, 3K)``: the network alone."""
+        a, tf = self.a, self.tf
+        B, ctx = len(ctx_u8), to_float(tf, ctx_u8)
+        g = tf.random.Generator.from_seed(seed)
+        if a.inf_noise > 0:
+            ctx = ctx + a.inf_noise * g.normal(tf.shape(ctx))
+        noise_level = a.inf_noise / a.noise_max if a.noise_max > 0 else 0.0
+        if a.fm:
+            x = a.temp * g.normal([B, self.S, self.S, 3])
+            for i in range(a.fm):
+                x = x + self.gen([ctx, x, tf.constant([[noise_level, i / a.fm]] * B)], training=False) / a.fm
+            out = tf.clip_by_value(ctx[..., -3:] + x / self.scale, -1.0, 1.0)
+        else:
+            z = a.temp * g.normal([B, self.L, self.L, max(a.zc, 1)]) if a.zc else tf.zeros([B, self.L, self.L, 1])
+            motion = float(np.log(a.inf_motion)) if a.motion_cond else 0.0
+            out = self.gen([ctx, z, tf.constant([[noise_level, motion]] * B)], training=a.dropout > 0)
+        return np.clip(np.round((out.numpy() + 1) * 127.5), 0, 255).astype(np.uint8)
+
+
+def to_float(tf, x):
+    return tf.cast(x, tf.float32) / 127.5 - 1.0
+
+
+def train_recipe(args, frames: np.ndarray, info: dict) -> tuple[Recipe, float]:
+    import tensorflow as tf
+
+    from videogen.train.data import jitter
+
+    recipe = Recipe(args, frames, tuple(info["train"]))
+    weights = args.work / f"{args.load or args.tag}_{args.clip}_s{args.seed}.weights.h5"
+    if args.load:
+        recipe.gen.load_weights(weights)
+        return recipe, 0.0
+    t0, t1 = info["train"]
+    starts = np.arange(t0 + args.K - 1, t1 - 1)
+    rng = np.random.default_rng(args.seed)
+    started = time.time()
+    for it in range(args.steps):
+        pick = rng.choice(starts, args.batch, replace=False)
+        ctx = np.stack([context(frames, i, args.K) for i in pick])
+        seeds = rng.integers(0, 2**31, size=(args.batch, 2))
+        pairs = [jitter(tf.constant(c), tf.constant(t), recipe.S, tf.constant(s))
+                 for c, t, s in zip(ctx, frames[pick + 1], seeds)]
+        losses = recipe.step(tf.stack([c for c, _ in pairs]), tf.stack([t for _, t in pairs]))
+        if it % 300 == 0 or it == args.steps - 1:
+            print(f"step {it} loss {float(losses[0]):.4f} {time.time() - started:.0f}s", flush=True)
+    recipe.gen.save_weights(weights)
+    return recipe, time.time() - started
+
+
+def context(frames: np.ndarray, i: int, k: int) -> np.ndarray:
+    return np.concatenate([frames[i - k + 1 + j] for j in range(k)], -1)
+
+
+def library_predictor(args, info: dict):
+    """Train with the project's trainer (demo settings plus ``--library`` overrides); its rollout, dropout on."""
+    from videogen.frames import rollout
+    from videogen.generator_io import load_generator
+    from videogen.train import TrainSettings, train
+
+    model_dir = args.work / f"{args.tag}_{args.clip}_s{args.seed}"
+    settings = dict(max_steps=args.steps, batch_size=args.batch, ngf=args.ngf, ndf=args.ndf, context_frames=args.K,
+                    log_every=300, checkpoint_every=100000, seed=args.seed)
+    settings.update(json.loads(args.library))
+    started = time.time()
+    if not (model_dir / "model.json").exists():
+        train(args.work / f"data_{args.clip}", model_dir, TrainSettings(**settings))
+    gen, meta = load_generator(model_dir)
+    args.K = int(meta["context_frames"])
+
+    def run(ctx: np.ndarray, n: int, seed: int) -> np.ndarray:
+        return np.stack(list(rollout(gen, ctx, n, args.K, deterministic=False, seed=seed)), 1)
+    return run, time.time() - started
+
+
+def measure(run, args, frames: np.ndarray, info: dict) -> dict:
+    """Rollout PSNR from every held-out start against copying; two long videos from one start, judged."""
+    from videogen import video_quality as vq
+    from videogen.measures import psnr_per_image
+
+    (t0, t1), (v0, v1) = info["train"], info["val"]
+    res: dict = {}
+    starts = np.arange(v0 + args.K - 1, v1 - 1)
+    roll = run(np.stack([context(frames, i, args.K) for i in starts]), 20, 7)
+    for k in (1, 5, 10, 20):
+        ok = np.flatnonzero(starts + k <= v1 - 1)
+        if len(ok):
+            real = frames[starts[ok] + k]
+            res[f"psnr_{k}"] = float(np.mean(psnr_per_image(roll[ok, k - 1], real)))
+            res[f"copy_{k}"] = float(np.mean(psnr_per_image(frames[starts[ok]], real)))
+    videos = run(np.stack([context(frames, v0 + args.K - 1, args.K)] * 2), args.frames, 11)
+    ref = vq.reference(frames[t0:t1], frames[v0:v1])
+    for v in range(2):
+        scores = vq.judge(videos[v], ref=ref)
+        res[f"video{v}"] = {m: [None if x is None else round(x, 3) for x in scores[m]] for m in MEASURES}
+        res[f"video{v}"]["failed"] = scores["verdict"]["failed"]
+    res["diversity"] = vq.diversity(list(videos), frames)["diversity"]
+    np.save(args.work / f"{args.tag}_{args.clip}_s{args.seed}.npy", videos[0])
+    return res
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| recipe | clip | seed | psnr_1 (copy) | psnr_5 (copy) | psnr_10 (copy) | motion first, last window | "
+             "realism | spacetime | sharpness | diversity | failed |", "|" + " --- |" * 12]
+    for r in rows:
+        v = r["video0"]
+        psnr = [f"{r[f'psnr_{k}']:.2f} ({r[f'copy_{k}']:.2f})" for k in (1, 5, 10)]
+        lines.append(f"| {r['tag']} | {r['clip']} | {r['seed']} | " + " | ".join(psnr)
+                     + f" | {v['motion'][0]:.2f}, {v['motion'][-1]:.2f} | {v['realism'][-1]:.2f} | "
+                     f"{v['spacetime'][-1]:.2f} | {v['sharpness'][-1]:.2f} | {r['diversity']:.2f} | "
+                     f"{', '.join(v['failed'])} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    if not args.table:
+        import keras
+        import tensorflow as tf
+
+        from videogen.hardware import cpu_has_bf16
+
+        if cpu_has_bf16():
+            keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        tf.random.set_seed(args.seed)
+        args.work.mkdir(parents=True, exist_ok=True)
+        frames, info = clip_data(args.clip, args.work)
+        if args.library:
+            run, train_s = library_predictor(args, info)
+        else:
+            recipe, train_s = train_recipe(args, frames, info)
+
+            def run(ctx: np.ndarray, n: int, seed: int) -> np.ndarray:
+                out, ctx = [], ctx.copy()
+                for t in range(n):
+                    out.append(recipe.predict(ctx, seed * 100003 + t))
+                    ctx = np.concatenate([ctx[..., 3:], out[-1]], -1)
+                return np.stack(out, 1)
+        row = {"tag": args.tag, "clip": args.clip, "seed": args.seed, "train_s": round(train_s, 1),
+               "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+               **measure(run, args, frames, info)}
+        with args.results.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+    rows = [json.loads(line) for line in args.results.read_text().splitlines() if line.strip()]
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
