@@ -8,7 +8,8 @@ The stages that run long (prepare, train, generate) count their work through :cl
   per interval, as in a KFP pod's log or CI.
 
 The mode is ``$VIDEOGEN_PROGRESS`` when it says ``bar`` or ``log`` (``auto`` or unset: decide), else ``bar`` when
-stderr is a terminal and ``log`` when it is not. ``videogen run`` runs each task in a kfp.local subprocess whose output
+stderr is a terminal and ``log`` when it is not. A terminal that reports no width (0 columns: ``script``, some CI
+runners and ``kubectl exec`` sessions) gets a bar of ``DEFAULT_COLUMNS``. ``videogen run`` runs each task in a kfp.local subprocess whose output
 is piped, so its tasks log lines. tqdm is imported only for a bar.
 """
 
@@ -26,6 +27,8 @@ MODES = ("bar", "log")
 # Known total: "train:  40%|████      | 400/1000 [01:02, 6.41step/s, ETA 01:33, gen 2.1 ...]"
 BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}, ETA {remaining}{postfix}]"
 OPEN_FORMAT = "{desc}: {n_fmt} [{elapsed}, {rate_fmt}{postfix}]"  # unknown total: no ETA to give
+# Width of the bar on a terminal that reports 0 columns: tqdm would squeeze the bar to one cell and cut the line.
+DEFAULT_COLUMNS = 120
 
 
 def mode(stream: TextIO | None = None) -> str:
@@ -38,6 +41,14 @@ def mode(stream: TextIO | None = None) -> str:
         return "bar" if stream.isatty() else "log"
     except (AttributeError, ValueError):  # not a file, or a closed one
         return "log"
+
+
+def columns(stream: TextIO) -> int:
+    """The terminal width of ``stream``; 0 where it reports none or is not a terminal."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError):  # not a file, a closed one, or no terminal behind it
+        return 0
 
 
 class Progress:
@@ -64,8 +75,10 @@ class Progress:
         # Log lines to the console go through tqdm.write while the bar is up, so they print above it.
         self._redirect = logging_redirect_tqdm()
         self._redirect.__enter__()
+        width = columns(stream)  # 0: follow nothing, draw DEFAULT_COLUMNS wide
         self.bar = tqdm(total=total or None, initial=initial, desc=desc, unit=unit, file=stream, leave=True,
-                        dynamic_ncols=True, bar_format=BAR_FORMAT if total else OPEN_FORMAT)
+                        dynamic_ncols=width > 0, ncols=None if width else DEFAULT_COLUMNS,
+                        bar_format=BAR_FORMAT if total else OPEN_FORMAT)
 
     @property
     def is_bar(self) -> bool:

@@ -169,3 +169,54 @@ def test_prepare_shows_a_bar_in_bar_mode_and_its_decode_lines_in_log_mode(synthe
         dataset.prepare(synthetic_video, tmp_path / "log", settings)
     assert [m for m in _messages(caplog, "videogen.prepare") if PREPARE_LINE.match(m)]
     assert "\r" not in capsys.readouterr().err
+
+
+_PTY_CHILD = """
+import logging, time
+from videogen.progress import Progress
+bar = Progress(logging.getLogger("videogen.pty"), "train", 50, unit="step")
+for i in range(1, 51):
+    bar.update(i)
+    bar.log("step %d", i, postfix=f"main | gen 2.1234 (gan 0.7123, l1 0.0312) | step {i}")
+    time.sleep(0.002)
+bar.close()
+"""
+
+
+def _run_under_pty(columns: int) -> str:
+    """Run a Progress in a child whose stdin/stdout/stderr are a real pseudo-terminal ``columns`` wide; its output."""
+    fcntl, pty, termios = (pytest.importorskip(m) for m in ("fcntl", "pty", "termios"))
+    import os
+    import struct
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    env = {**os.environ, progress.ENV_VAR: "auto"}
+    child = subprocess.Popen([sys.executable, "-c", _PTY_CHILD], stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert child.wait(timeout=60) == 0, out.decode(errors="replace")
+    return out.decode(errors="replace")
+
+
+@pytest.mark.parametrize("columns,width", [(0, progress.DEFAULT_COLUMNS), (120, 120)])
+def test_a_real_terminal_of_0_or_120_columns_gets_whole_bar_lines_with_a_visible_bar(columns, width):
+    """A pseudo-terminal that reports 0 columns (script, some CI runners, kubectl exec) used to get a bar one cell wide
+    with the end of its line cut off; it now gets a bar of the default width, like a 120-column terminal."""
+    drawn = [line.strip("\r\n") for line in re.split(r"\r", _run_under_pty(columns)) if line.strip()]
+    last = drawn[-1]
+    assert last.startswith("train: 100%|") and "50/50" in last and last.endswith("| step 50]"), drawn[-3:]
+    assert len(last) <= width
+    bar = last.split("|")[1]
+    assert len(bar) >= 5 and set(bar) == {"█"}, last
