@@ -16,6 +16,8 @@ import yaml
 
 SCHEMAS = Path(__file__).resolve().parent / "schemas"
 TRAINER = SCHEMAS / "kubeflow-trainer"
+# The Kubeflow Trainer releases whose CRDs are vendored (one folder each); the objects must validate against all.
+TRAINER_VERSIONS = ("v2.2.0", "v2.3.0")
 
 
 def _strict(node):
@@ -49,9 +51,16 @@ def schema_errors(obj: dict, path: Path) -> list[str]:
             for e in sorted(validator.iter_errors(obj), key=lambda e: list(map(str, e.absolute_path)))]
 
 
+def _errors_in_every_version(obj: dict, crd_file: str) -> list[str]:
+    return [f"Trainer {version}: {error}" for version in TRAINER_VERSIONS
+            for error in schema_errors(obj, TRAINER / version / crd_file)]
+
+
 def trainjob_errors(obj: dict) -> list[str]:
-    return schema_errors(obj, TRAINER / "trainer.kubeflow.org_trainjobs.yaml")
+    """Violations of the TrainJob CRD of any supported Trainer release, each prefixed with the release."""
+    return _errors_in_every_version(obj, "trainer.kubeflow.org_trainjobs.yaml")
 
 
 def runtime_errors(obj: dict) -> list[str]:
-    return schema_errors(obj, TRAINER / "trainer.kubeflow.org_clustertrainingruntimes.yaml")
+    """Violations of the ClusterTrainingRuntime CRD of any supported Trainer release, each prefixed with the release."""
+    return _errors_in_every_version(obj, "trainer.kubeflow.org_clustertrainingruntimes.yaml")

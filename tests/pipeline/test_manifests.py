@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -125,8 +124,8 @@ def _assert_hardened(name: str, spec: dict) -> None:
 
 @needs_kubectl
 def test_trainer_runtime_validates_against_the_trainer_crd_and_runs_the_node_command(manifests_copy):
-    """manifests/trainer renders to one cluster-scoped ClusterTrainingRuntime, valid for Trainer v2.2.0's CRD
-    schema (vendored), whose `node` Job (Trainer's trainer step) is Indexed (stable hostnames, the completion index
+    """manifests/trainer renders to one cluster-scoped ClusterTrainingRuntime, valid for the CRD schemas of
+    Trainer v2.2.0 and v2.3.0 (vendored), whose `node` Job (Trainer's trainer step) is Indexed (stable hostnames, the completion index
     as the node's rank), runs `python -m videogen.trainjob` on the TF_CONFIG port, takes the object-store keys from
     the base's Secret and ConfigMap, and is hardened like every other pod."""
     from tests.crd_schema import runtime_errors
@@ -170,7 +169,8 @@ def test_standalone_overlay_runs_seaweedfs_with_storage_probes_and_the_bucket(re
     pod = objects[("Deployment", "videogen-seaweedfs")]["spec"]["template"]["spec"]
     server = pod["containers"][0]
     image, tag = server["image"].rsplit(":", 1)
-    assert image == "chrislusf/seaweedfs" and tag != "latest" and re.fullmatch(r"\d+\.\d+", tag), server["image"]
+    # KFP 2.17.0's own pin (manifests/kustomize/third-party/seaweedfs/base/seaweedfs/seaweedfs-deployment.yaml).
+    assert (image, tag) == ("ghcr.io/chrislusf/seaweedfs", "4.34"), server["image"]
     args = server["args"]
     assert "server" in args and "-s3" in args and "-s3.port=8333" in args and "-dir=/data" in args
     assert "-s3.config=/run/seaweedfs/s3.json" in args
