@@ -13,7 +13,7 @@ from components.encode import encode_video
 from components.evaluate import evaluate_model
 from components.generate import generate_frames
 from components.prepare import combine_datasets, list_videos, prepare_dataset
-from components.train import train_model
+from components.train import launch_trainjob, train_model
 
-__all__ = ["list_videos", "prepare_dataset", "combine_datasets", "train_model", "generate_frames", "encode_video",
-           "evaluate_model", "clip_scope", "first_clip"]
+__all__ = ["list_videos", "prepare_dataset", "combine_datasets", "train_model", "launch_trainjob",
+           "generate_frames", "encode_video", "evaluate_model", "clip_scope", "first_clip"]

@@ -142,6 +142,42 @@ def _environment(**values: str):
                 os.environ[name] = value
 
 
+def _resolve_artifact_oneof() -> None:
+    """Let kfp.local take a ``dsl.OneOf`` of artifacts from whichever branch ran, as it does for parameters.
+
+    The pipeline's model is such a OneOf (the one-node train step or the TrainJob launcher); KFP's backend resolves
+    it, but kfp.local (2.17) resolves OneOf for parameters only and refuses more than one artifact selector
+    (``get_dag_output_artifacts`` in kfp/local/orchestrator/orchestrator_utils.py: "Expected 1 artifact in
+    ArtifactSelectorSpec"). This replaces that method with one that reads a single selector as before and, for
+    several, the one branch that produced the artifact (the parameter path's rule: a branch that did not run has no
+    output, exactly one must have)."""
+    from kfp.local.orchestrator.orchestrator_utils import OrchestratorUtils
+
+    if getattr(OrchestratorUtils.get_dag_output_artifacts, "resolves_oneof", False):
+        return
+
+    def get_dag_output_artifacts(cls, dag_outputs_spec, io_store) -> dict:
+        outputs = {}
+        for key, spec in dag_outputs_spec.artifacts.items():
+            selectors = list(spec.artifact_selectors)
+            if len(selectors) == 1:
+                outputs[key] = io_store.get_task_output(selectors[0].producer_subtask, selectors[0].output_artifact_key)
+                continue
+            found = []
+            for selector in selectors:
+                try:
+                    found.append(io_store.get_task_output(selector.producer_subtask, selector.output_artifact_key))
+                except (KeyError, ValueError):  # that branch did not run
+                    continue
+            if len(found) != 1:
+                raise ValueError(f"dsl.OneOf artifact {key!r}: {len(found)} branches produced it, expected exactly 1")
+            outputs[key] = found[0]
+        return outputs
+
+    get_dag_output_artifacts.resolves_oneof = True
+    OrchestratorUtils.get_dag_output_artifacts = classmethod(get_dag_output_artifacts)
+
+
 def _run_pipeline(arguments: dict, work_dir: Path) -> str:
     """Run the pipeline through kfp.local; return the published video's path. A failed task's own one-line error
     becomes the VideogenError."""
@@ -150,6 +186,7 @@ def _run_pipeline(arguments: dict, work_dir: Path) -> str:
     from pipeline.config import ClusterConfig
     from pipeline.pipeline import build_pipeline
 
+    _resolve_artifact_oneof()
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(work_dir / "kfp"),
                workspace_root=str(work_dir / "workspace"))
     pipeline_func = build_pipeline(ClusterConfig().for_local())

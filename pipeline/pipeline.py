@@ -18,6 +18,7 @@ from components import (
     evaluate_model,
     first_clip,
     generate_frames,
+    launch_trainjob,
     list_videos,
     prepare_dataset,
     train_model,
@@ -107,18 +108,25 @@ def _combine(config: ClusterConfig, prepared):
 
 
 def _train(config: ClusterConfig, dataset, **params):
-    task = train_model(dataset=dataset.outputs["dataset"], **params)
-    _gpu_stage(task, config, "train", "train pix2pix", config.gpu_image, config.train_node_selector,
-               config.train_gpus)
-    task.set_caching_options(False)  # a resumed run must not reuse a half-trained result
-    _object_storage_env(task, config)
-    if config.kubernetes:  # with train_nodes > 1 the step launches a TrainJob of these nodes (videogen.trainjob)
-        task.set_env_variable("VIDEOGEN_TRAINJOB", config.trainjob_launch())
-    return task
+    """The trained model: from a GPU step (``train_nodes`` 1), or from a CPU step that launches a TrainJob of
+    ``train_nodes`` GPU nodes and waits for it (so no GPU is held while it waits)."""
+    with dsl.If(params["train_nodes"] == 1, name="train-here"):
+        here = train_model(dataset=dataset.outputs["dataset"], **params)
+        _gpu_stage(here, config, "train", "train pix2pix", config.gpu_image, config.train_node_selector,
+                   config.train_gpus)
+    with dsl.Else(name="train-on-nodes"):
+        launcher = launch_trainjob(dataset=dataset.outputs["dataset"], **params)
+        _cpu_stage(launcher, config, "train", "train pix2pix on nodes (TrainJob)")
+        if config.kubernetes:  # the TrainJob's image, GPUs, node pool and runtime (videogen.trainjob)
+            launcher.set_env_variable("VIDEOGEN_TRAINJOB", config.trainjob_launch())
+    for task in (here, launcher):
+        task.set_caching_options(False)  # a resumed run must not reuse a half-trained result
+        _object_storage_env(task, config)
+    return dsl.OneOf(here.outputs["model"], launcher.outputs["model"])
 
 
-def _generate(config: ClusterConfig, dataset, train, **params):
-    task = generate_frames(model=train.outputs["model"], dataset=dataset.outputs["dataset"], **params)
+def _generate(config: ClusterConfig, dataset, model, **params):
+    task = generate_frames(model=model, dataset=dataset.outputs["dataset"], **params)
     return _gpu_stage(task, config, "generate", "generate frames", config.generate_image,
                       config.generate_node_selector, config.generate_gpus)
 
@@ -130,8 +138,8 @@ def _encode(config: ClusterConfig, generate, **params):
     return task
 
 
-def _evaluate(config: ClusterConfig, dataset, train, generate, **params):
-    task = evaluate_model(dataset=dataset.outputs["dataset"], model=train.outputs["model"],
+def _evaluate(config: ClusterConfig, dataset, model, generate, **params):
+    task = evaluate_model(dataset=dataset.outputs["dataset"], model=model,
                           generated=generate.outputs["generated"], **params)
     _cpu_stage(task, config, "evaluate", "evaluate model")
     _object_storage_env(task, config)
@@ -141,12 +149,12 @@ def _evaluate(config: ClusterConfig, dataset, train, generate, **params):
 def _model_stages(config: ClusterConfig, dataset, run_id, resume_key, checkpoint_root, output_root, fps, seed,
                   train: dict, generate: dict):
     """Train on ``dataset``, generate, encode and evaluate; returns the encode task (its output: the published mp4)."""
-    trained = _train(config, dataset, run_id=run_id, checkpoint_root=checkpoint_root, resume_key=resume_key,
-                     seed=seed, **train)
-    generated = _generate(config, dataset, trained, run_id=run_id, checkpoint_root=checkpoint_root,
+    model = _train(config, dataset, run_id=run_id, checkpoint_root=checkpoint_root, resume_key=resume_key,
+                   seed=seed, **train)
+    generated = _generate(config, dataset, model, run_id=run_id, checkpoint_root=checkpoint_root,
                           resume_key=resume_key, fps=fps, seed=seed, **generate)
     encoded = _encode(config, generated, run_id=run_id, output_root=output_root, fps=fps)
-    _evaluate(config, dataset, trained, generated, run_id=run_id, output_root=output_root, seed=seed)
+    _evaluate(config, dataset, model, generated, run_id=run_id, output_root=output_root, seed=seed)
     return encoded
 
 

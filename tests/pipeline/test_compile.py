@@ -75,11 +75,45 @@ def _loop(spec, tasks):
     return tasks[name], spec["components"][tasks[name]["componentRef"]["name"]]["dag"]["tasks"]
 
 
+def _with_branches(spec, tasks):
+    """``tasks`` with the tasks of their If/Else groups pulled up to this level (ParallelFor bodies stay apart)."""
+    out = {}
+    for name, task in tasks.items():
+        ref = task["componentRef"]["name"]
+        if ref.startswith("comp-condition-"):
+            out.update(_with_branches(spec, spec["components"][ref]["dag"]["tasks"]))
+        else:
+            out[name] = task
+    return out
+
+
+def _producer(task, artifact: str) -> str:
+    """The task whose output feeds input ``artifact`` of ``task`` (directly, or passed into an If/Else branch)."""
+    ref = task["inputs"]["artifacts"][artifact]
+    if "taskOutputArtifact" in ref:
+        return ref["taskOutputArtifact"]["producerTask"]
+    return ref["componentInputArtifact"].removeprefix("pipelinechannel--").rsplit("-", 1)[0]
+
+
+def _parameter_source(task, parameter: str) -> dict:
+    """``{"outputParameterKey", "producerTask"}`` of input ``parameter`` of ``task`` (directly, or passed into an
+    If/Else branch as ``pipelinechannel--<task>-<key>``)."""
+    ref = task["inputs"]["parameters"][parameter]
+    if "taskOutputParameter" in ref:
+        return ref["taskOutputParameter"]
+    channel = ref["componentInputParameter"].removeprefix("pipelinechannel--")
+    for key in ("run_id", "resume_key"):
+        if channel.endswith(f"-{key}"):
+            return {"outputParameterKey": key, "producerTask": channel.removesuffix(f"-{key}")}
+    return ref
+
+
 def test_every_task_runs_as_non_root_with_a_timeout_and_retries_where_they_help(compiled):
     """Hardening: runAsNonRoot + uid on every task, activeDeadlineSeconds per stage; retries on every stage but
     prepare (whose failures are the input: a retry would only delay the error), in both branches."""
     spec, executors = _platform(compiled[0])
-    stages = ("prepare-dataset", "train-model", "generate-frames", "encode-video", "evaluate-model")
+    stages = ("prepare-dataset", "train-model", "launch-trainjob", "generate-frames", "encode-video",
+              "evaluate-model")
     assert set(executors) == {f"exec-{n}" for n in ("list-videos", "combine-datasets", "clip-scope", "first-clip",
                                                      *stages, *(f"{stage}-2" for stage in stages))}
     for name, executor in executors.items():
@@ -87,7 +121,8 @@ def test_every_task_runs_as_non_root_with_a_timeout_and_retries_where_they_help(
         assert int(executor["securityContext"]["runAsUser"]) == 1000, name
         assert int(executor["activeDeadlineSeconds"]) > 0, name
     retries = {name: task.get("retryPolicy", {}).get("maxRetryCount", 0) for name, task in _dag_tasks(spec).items()}
-    expected = {"prepare-dataset": 0, "train-model": 3, "generate-frames": 2, "encode-video": 1, "evaluate-model": 1}
+    expected = {"prepare-dataset": 0, "train-model": 3, "launch-trainjob": 3, "generate-frames": 2, "encode-video": 1,
+                "evaluate-model": 1}
     assert retries == {"list-videos": 0, "combine-datasets": 0, "clip-scope": 0, "first-clip": 1, **expected,
                        **{f"{name}-2": count for name, count in expected.items()}}
 
@@ -107,9 +142,9 @@ def test_each_listed_video_is_prepared_in_a_parallel_for_and_one_combined_datase
     collected = one_model["combine-datasets"]["inputs"]["artifacts"]["datasets"]["taskOutputArtifact"]
     assert collected == {"outputArtifactKey": "pipelinechannel--prepare-dataset-dataset",
                          "producerTask": loop["taskInfo"]["name"]}
-    for task in ("train-model", "generate-frames", "evaluate-model"):
-        source = one_model[task]["inputs"]["artifacts"]["dataset"]["taskOutputArtifact"]
-        assert source["producerTask"] == "combine-datasets", task
+    tasks = _with_branches(spec, one_model)
+    for task in ("train-model", "launch-trainjob", "generate-frames", "evaluate-model"):
+        assert _producer(tasks[task], "dataset") == "combine-datasets", task
 
 
 def test_per_video_models_train_generate_encode_and_evaluate_each_clip_inside_its_parallel_for(compiled):
@@ -119,26 +154,53 @@ def test_per_video_models_train_generate_encode_and_evaluate_each_clip_inside_it
     spec, executors = _platform(compiled[0])
     _, per_video = _branches(spec)
     loop, inner = _loop(spec, per_video)
+    inner = _with_branches(spec, inner)
     assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--list-videos-Output"
     assert int(loop["iteratorPolicy"]["parallelismLimit"]) == ClusterConfig().prepare_parallelism
-    assert set(inner) == {"prepare-dataset-2", "clip-scope", "train-model-2", "generate-frames-2",
+    assert set(inner) == {"prepare-dataset-2", "clip-scope", "train-model-2", "launch-trainjob-2", "generate-frames-2",
                           "encode-video-2", "evaluate-model-2"}
-    for task in ("train-model-2", "generate-frames-2", "evaluate-model-2"):
-        source = inner[task]["inputs"]["artifacts"]["dataset"]["taskOutputArtifact"]
-        assert source["producerTask"] == "prepare-dataset-2", task
-    for task in ("train-model-2", "generate-frames-2", "encode-video-2", "evaluate-model-2"):
-        run_id = inner[task]["inputs"]["parameters"]["run_id"]["taskOutputParameter"]
+    for task in ("train-model-2", "launch-trainjob-2", "generate-frames-2", "evaluate-model-2"):
+        assert _producer(inner[task], "dataset") == "prepare-dataset-2", task
+    for task in ("train-model-2", "launch-trainjob-2", "generate-frames-2", "encode-video-2", "evaluate-model-2"):
+        run_id = _parameter_source(inner[task], "run_id")
         assert run_id == {"outputParameterKey": "run_id", "producerTask": "clip-scope"}, task
-    for task in ("train-model-2", "generate-frames-2"):
-        key = inner[task]["inputs"]["parameters"]["resume_key"]["taskOutputParameter"]
+    for task in ("train-model-2", "launch-trainjob-2", "generate-frames-2"):
+        key = _parameter_source(inner[task], "resume_key")
         assert key == {"outputParameterKey": "resume_key", "producerTask": "clip-scope"}, task
     assert executors["exec-train-model-2"]["nodeSelector"] == executors["exec-train-model"]["nodeSelector"]
     collected = per_video["first-clip"]["inputs"]["parameters"]["published"]["taskOutputParameter"]
     assert collected["producerTask"] == loop["taskInfo"]["name"]
-    (group,) = [c for n, c in spec["components"].items() if n.startswith("comp-condition-branches")]
+    (group,) = [spec["components"][t["componentRef"]["name"]] for t in spec["root"]["dag"]["tasks"].values()
+                if t["componentRef"]["name"].startswith("comp-condition-branches")]
     (oneof,) = group["dag"]["outputs"]["parameters"].values()
     assert [s["outputParameterKey"] for s in oneof["valueFromOneof"]["parameterSelectors"]] == [
         "pipelinechannel--encode-video-Output", "pipelinechannel--first-clip-Output"]
+
+
+def test_training_on_several_nodes_is_launched_and_followed_by_a_step_that_holds_no_gpu(compiled):
+    """train_nodes == 1 trains in the GPU step as before; otherwise the Else branch's launch-trainjob step creates
+    and follows the TrainJob (whose nodes hold the GPUs) from a CPU pod: no accelerator, no GPU node pool or
+    toleration, the TrainJob settings in its env; generate and evaluate take the model of whichever branch ran."""
+    spec, executors = _platform(compiled[0])
+    one_model, per_video = _branches(spec)
+    for tasks, suffix in ((one_model, ""), (_loop(spec, per_video)[1], "-2")):
+        (group,) = [t for t in tasks.values() if t["componentRef"]["name"].startswith("comp-condition-branches")]
+        branches = spec["components"][group["componentRef"]["name"]]["dag"]["tasks"]
+        (here_name, here), (nodes_name, nodes) = sorted(
+            branches.items(), key=lambda item: item[1]["triggerPolicy"]["condition"].startswith("!"))
+        assert here["triggerPolicy"]["condition"].endswith("train_nodes']) == 1")
+        assert list(spec["components"][here["componentRef"]["name"]]["dag"]["tasks"]) == [f"train-model{suffix}"]
+        assert list(spec["components"][nodes["componentRef"]["name"]]["dag"]["tasks"]) == [f"launch-trainjob{suffix}"]
+        train = spec["deploymentSpec"]["executors"][f"exec-train-model{suffix}"]["container"]
+        launcher = spec["deploymentSpec"]["executors"][f"exec-launch-trainjob{suffix}"]["container"]
+        assert int(train["resources"]["accelerator"]["resourceCount"]) == 1
+        assert "accelerator" not in launcher["resources"] and launcher["resources"]["cpuRequest"] > 0
+        assert "nodeSelector" not in executors[f"exec-launch-trainjob{suffix}"]
+        assert "tolerations" not in executors[f"exec-launch-trainjob{suffix}"]
+        assert "VIDEOGEN_TRAINJOB" in {e["name"] for e in launcher["env"]}
+        assert "VIDEOGEN_TRAINJOB" not in {e["name"] for e in train.get("env", [])}
+        (model,) = spec["components"][group["componentRef"]["name"]]["dag"]["outputs"]["artifacts"].values()
+        assert [a["producerSubtask"] for a in model["artifactSelectors"]] == [here_name, nodes_name]
 
 
 def test_storage_stages_get_credentials_from_the_secret_never_a_value(compiled):
