@@ -9,13 +9,15 @@ from components._base import DEFAULT_IMAGE
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
-def clip_scope(video: str, videos: list[str], run_id: str,
+def clip_scope(video: str, videos: list, run_id: str,
                resume_key: str) -> NamedTuple("ClipScope", run_id=str, resume_key=str):
     """The run id and resume key the clip's train, generate, encode and evaluate use, so its checkpoints and published
-    results sit in a folder of its own below the run's (``videogen.runs.clip_scope``)."""
+    results sit in a folder of its own below the run's (``videogen.runs.clip_scope``). ``videos``: the items of
+    ``list_videos`` (``{"video": uri, ...}``)."""
     from videogen import runs
 
-    return runs.clip_scope(video, videos, run_id, resume_key)  # a plain tuple fills the outputs in order
+    uris = [item["video"] if isinstance(item, dict) else item for item in videos]
+    return runs.clip_scope(video, uris, run_id, resume_key)  # a plain tuple fills the outputs in order
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)

@@ -15,9 +15,9 @@ def prepare_dataset(video: str, dataset: Output[Dataset], image_size: int, train
                     max_pixels: int, video_identity: str):
     """Decode the video, crop and scale its frames, split train/val and pick the start frame.
 
-    ``video_identity`` (the video's ETag, or size and modification time, resolved by the runner) is an input so that
-    it is part of KFP's cache key of this task: a video overwritten at the same URI misses the cache. It is recorded
-    in the dataset artifact's metadata beside the URI it identifies.
+    ``video_identity`` (this clip's ETag, or size and modification time, from ``list_videos``) is an input so that it
+    is part of KFP's cache key of this task: a clip overwritten at the same URI misses the cache, the run's other
+    clips do not. It is recorded in the dataset artifact's metadata beside the URI it identifies.
     """
     import tempfile
     from pathlib import Path
@@ -36,14 +36,16 @@ def prepare_dataset(video: str, dataset: Output[Dataset], image_size: int, train
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
-def list_videos(video: str, max_videos: int) -> list[str]:
+def list_videos(video: str, max_videos: int, video_identity: str) -> list:
     """Expand ``video`` (one video, a comma-separated list, or a folder / s3:// prefix) into the video files to
-    prepare, one per iteration of the pipeline's ParallelFor; an empty or unreadable prefix fails with one line."""
+    prepare, one item ``{"video": uri, "identity": ...}`` per iteration of the pipeline's ParallelFor: each clip's own
+    content identity (after ``video_identity`` when given) keys its prepare task's cache. An empty or unreadable prefix
+    fails with one line."""
     from videogen import sources
     from videogen.errors import exit_on_user_error
 
     with exit_on_user_error():
-        return list(sources.list_videos(video, max_videos))
+        return sources.clip_items(video, max_videos, video_identity)
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)

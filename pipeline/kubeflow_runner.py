@@ -163,15 +163,13 @@ def submit(host: str, package_path: str | Path, arguments: dict, *, pipeline_nam
            experiment_name: str = "videogen", run_name: str | None = None, existing_token: str | None = None,
            cookies: str | None = None, namespace: str | None = None, ssl_ca_cert: str | None = None,
            wait: bool = False, timeout_s: float = 24 * 3600, poll_interval_s: float = 15.0,
-           service_account: str | None = None, client: Any = None,
-           storage_client: storage.StorageClient | None = None) -> SubmitResult:
+           service_account: str | None = None, client: Any = None) -> SubmitResult:
     """Upload the compiled pipeline (new version only when it changed), start a run in the experiment, maybe wait.
 
     Args:
         host: KFP API URL, e.g. ``http://localhost:8080/pipeline`` (a port-forward) or the Kubeflow gateway URL.
         package_path: compiled pipeline YAML.
-        arguments: pipeline parameters of the run; ``video_identity``, unless given, is resolved from the video
-            (``videogen.runs.resolve_video_identity``), so prepare's cached dataset follows the video's content.
+        arguments: pipeline parameters of the run.
         pipeline_name: pipeline name in KFP (default: the YAML's ``pipelineInfo.name``).
         experiment_name: experiment of the run (created if missing).
         run_name: display name of the run (default: pipeline name and a timestamp).
@@ -180,7 +178,6 @@ def submit(host: str, package_path: str | Path, arguments: dict, *, pipeline_nam
         timeout_s: with ``wait``: how long to wait.
         service_account: Kubernetes service account of the run's pods (default: KFP's own).
         client: an existing ``kfp.Client`` (default: one made from the options above).
-        storage_client: the object-store client that resolves an s3:// video's identity (default: from the env).
 
     Raises:
         VideogenError: KFP unreachable or refusing, or (with ``wait``) the run failed or did not finish in time.
@@ -189,7 +186,7 @@ def submit(host: str, package_path: str | Path, arguments: dict, *, pipeline_nam
     if not package_path.is_file():
         raise VideogenError(f"compiled pipeline {package_path} does not exist: run `videogen compile` first")
     pipeline_name = pipeline_name or pipeline_name_of(package_path)
-    arguments = runs.resolve_video_identity(dict(arguments), client=storage_client)
+    arguments = dict(arguments)
     client = client or make_kfp_client(host, existing_token=existing_token, cookies=cookies, namespace=namespace,
                                        ssl_ca_cert=ssl_ca_cert)
     pipeline_id, version_id, version_name, new_version = ensure_pipeline_version(

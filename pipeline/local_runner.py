@@ -112,11 +112,10 @@ def run_local(arguments: dict, work_dir: Path, output: str) -> LocalRunResult:
 
 
 def _local_arguments(arguments: dict, work_dir: Path) -> dict:
-    """The run's parameters with the local defaults: resume key and video identity from the inputs, locations under
-    the work dir."""
+    """The run's parameters with the local defaults: the resume key from the inputs, locations under the work
+    dir."""
     arguments = dict(arguments)
     arguments.setdefault("resume_key", resume_key(arguments))
-    arguments = runs.resolve_video_identity(arguments)
     videos = sources.list_videos(arguments["video"], int(arguments.get("max_videos") or runs.RunSettings.max_videos))
     if len(videos) > 1 or arguments.get("per_video_models"):  # the clips' names name their results
         arguments["video"] = ",".join(_stage_inputs(videos, work_dir / "inputs" / "videos"))

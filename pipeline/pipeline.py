@@ -205,23 +205,23 @@ def build_pipeline(config: "ClusterConfig | None" = None):
         per_video_models: bool = False,
     ) -> str:
         run_id = dsl.PIPELINE_JOB_ID_PLACEHOLDER
-        prepare_args = dict(image_size=image_size, train_ratio=train_ratio, seed=seed, max_pixels=max_pixels,
-                            video_identity=video_identity)
+        prepare_args = dict(image_size=image_size, train_ratio=train_ratio, seed=seed, max_pixels=max_pixels)
         train_args = dict(max_epoch=max_epoch, max_steps=max_steps, batch_size=batch_size, l1_weight=l1_weight,
                           gan_weight=gan_weight, ngf=ngf, ndf=ndf, context_frames=context_frames,
                           refine_rounds=refine_rounds, checkpoint_every=checkpoint_every, train_nodes=train_nodes)
         generate_args = dict(frames=frames, num_videos=num_videos, deterministic=deterministic, steer=steer)
         stages = dict(checkpoint_root=checkpoint_root, output_root=output_root, fps=fps, seed=seed, train=train_args,
                       generate=generate_args)
-        listing = _list_videos(config, video=video, max_videos=max_videos)
+        listing = _list_videos(config, video=video, max_videos=max_videos, video_identity=video_identity)
         with dsl.If(per_video_models == False, name="one-model"):  # noqa: E712 - KFP builds its condition from ==
             with dsl.ParallelFor(listing.output, parallelism=config.prepare_parallelism) as one_video:
-                prepare = _prepare(config, video=one_video, **prepare_args)
+                prepare = _prepare(config, video=one_video.video, video_identity=one_video.identity, **prepare_args)
             encoded = _model_stages(config, _combine(config, prepare), run_id, resume_key, **stages)
         with dsl.Else(name="a-model-per-video"):
             with dsl.ParallelFor(listing.output, parallelism=config.prepare_parallelism) as clip_video:
-                clip_prepare = _prepare(config, video=clip_video, **prepare_args)
-                scope = _clip_scope(config, clip_video, listing, run_id, resume_key)
+                clip_prepare = _prepare(config, video=clip_video.video, video_identity=clip_video.identity,
+                                        **prepare_args)
+                scope = _clip_scope(config, clip_video.video, listing, run_id, resume_key)
                 clip_encoded = _model_stages(config, clip_prepare, scope.outputs["run_id"],
                                              scope.outputs["resume_key"], **stages)
             first = _first_clip(config, clip_encoded)

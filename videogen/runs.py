@@ -12,16 +12,12 @@ components' containers.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from videogen import sources, storage
+from videogen import storage
 from videogen.artifacts import METRICS_FILE, REPORT_FILE, SUMMARY_FILE
-from videogen.errors import StorageError
-
-logger = logging.getLogger("videogen.run")
 
 VIDEO_NAME = "gen.mp4"
 REPORT_NAMES = (REPORT_FILE, SUMMARY_FILE, METRICS_FILE)
@@ -55,27 +51,12 @@ class RunSettings:
                 "generation where an earlier one stopped; empty: the run id, so only retries of the same run resume",
         "local": "a hash of the video and the parameters, so re-running a killed command resumes"})
     video_identity: str = field(default="", metadata={
-        "help": "identity of the video's content, part of the prepare step's cache key, so a run on a video "
-                "overwritten at the same URI prepares it afresh: s3/minio ETag (or size + last-modified), local "
-                "size + mtime + SHA-256 of the first MiB, http ETag (or Last-Modified + Content-Length)",
-        "runner": "resolved from the video by `videogen run` and `videogen submit`; empty when it cannot be",
+        "help": "extra text in every clip's prepare cache key (change it to prepare every clip afresh); each clip's "
+                "own content identity is always in its key (read by the list-videos step: s3/minio ETag or size + "
+                "last-modified, local size + mtime + SHA-256 of the first MiB, http ETag or Last-Modified + "
+                "Content-Length), so a clip overwritten at the same URI is prepared afresh and the others hit the "
+                "cache",
         "cache_key": "only keys KFP's cache of prepare: the component records it in the dataset's metadata"})
-
-
-def resolve_video_identity(arguments: dict, client: storage.StorageClient | None = None) -> dict:
-    """``arguments`` with ``video_identity`` set from the video or videos (:func:`videogen.sources.sources_identity`),
-    unless the caller gave one. When the store cannot be asked, the identity stays empty (the cache then keys on the URI
-    alone, as before) and a warning says so."""
-    if arguments.get("video_identity") is not None or not arguments.get("video"):
-        return arguments
-    try:
-        identity = sources.sources_identity(str(arguments["video"]), int(arguments.get("max_videos") or
-                                                                         RunSettings.max_videos), client=client)
-    except StorageError as error:
-        logger.warning("cannot identify the video's content (%s): a cached dataset of an earlier video at the same "
-                       "location may be reused; pass --video-identity to force a fresh one", error)
-        identity = ""
-    return {**arguments, "video_identity": identity}
 
 
 def stage_settings_classes() -> tuple[type, ...]:

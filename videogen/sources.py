@@ -7,8 +7,9 @@
 
 :func:`list_videos` expands the text into the files, bounded by ``max_videos``; an empty or unreadable prefix is a
 one-line :class:`videogen.errors.InputError` (or :class:`StorageError`). Each file is then checked by the prepare
-stage as any single video is (probe, pixel bound, decode timeouts). :func:`sources_identity` is the cache key of the
-whole list. Reads only listings and object metadata; writes nothing.
+stage as any single video is (probe, pixel bound, decode timeouts). :func:`clip_items` gives each file with its own
+content identity (the pipeline's ParallelFor items: each clip's prepare is cached on its own); :func:`sources_identity`
+identifies the whole list (a local run's resume key). Reads only listings and object metadata; writes nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 from pathlib import Path
 
 from videogen import storage
-from videogen.errors import InputError
+from videogen.errors import InputError, StorageError
 
 log = logging.getLogger("videogen.sources")
 
@@ -86,6 +87,27 @@ def list_videos(video: str, max_videos: int, client: storage.StorageClient | Non
                 raise InputError(f"{video} names more than --max-videos {max_videos} videos: raise --max-videos or "
                                  f"pass fewer (a narrower prefix or a shorter list)")
     return found
+
+
+def clip_items(video: str, max_videos: int, video_identity: str = "",
+               client: storage.StorageClient | None = None) -> list[dict[str, str]]:
+    """The videos ``video`` names (:func:`list_videos`), each as ``{"video": uri, "identity": ...}``.
+
+    ``identity`` is the clip's own :func:`videogen.storage.object_identity`, after ``video_identity`` and a ``+`` when
+    one is given. The pipeline hands it to that clip's prepare task, whose KFP cache key covers it: a clip overwritten
+    at its URI is prepared afresh while the other clips of the run hit the cache. A clip whose identity cannot be read
+    (the store refuses a HEAD request) keys on its URI alone, with a warning.
+    """
+    items = []
+    for uri in list_videos(video, max_videos, client=client):
+        try:
+            identity = storage.object_identity(uri, client=client)
+        except StorageError as error:
+            log.warning("cannot identify the content of %s (%s): a cached dataset of an earlier video at the same "
+                        "URI may be reused; pass --video-identity to force a fresh one", uri, error)
+            identity = ""
+        items.append({"video": uri, "identity": f"{video_identity}+{identity}" if video_identity else identity})
+    return items
 
 
 def sources_identity(video: str, max_videos: int, client: storage.StorageClient | None = None) -> str:

@@ -245,29 +245,6 @@ def test_same_yaml_reuses_the_version_and_changed_yaml_adds_one(kfp_api, no_kfp_
         first.version_id, first.version_id, changed.version_id]
 
 
-def test_submit_passes_the_videos_identity_so_an_overwritten_video_misses_prepares_cache(
-        kfp_api, no_kfp_context, tmp_path, s3_server, s3_bucket):
-    """The run's video_identity follows the object's content: the same on an unchanged object (prepare's cache hits),
-    another once the object is overwritten with other bytes (the cache key changes)."""
-    client = storage.make_client(s3_server.storage_config())
-    uri = f"minio://{s3_bucket}/videos/in.mp4"
-    local = tmp_path / "in.mp4"
-    package = _package(tmp_path, "v1")
-
-    def submitted_identity() -> str:
-        kubeflow_runner.submit(kfp_api.host, package, {"video": uri}, storage_client=client)
-        return json.loads(_requests(kfp_api, "POST", "/apis/v2beta1/runs")[-1]["body"])["runtime_config"][
-            "parameters"]["video_identity"]
-
-    local.write_bytes(b"first" * 1000)
-    storage.put(local, uri, client=client)
-    first = submitted_identity()
-    assert first and submitted_identity() == first
-    local.write_bytes(b"other" * 1000)
-    storage.put(local, uri, client=client)
-    assert submitted_identity() not in ("", first)
-
-
 def test_wait_returns_the_final_state_and_a_failed_run_raises(kfp_api, no_kfp_context, tmp_path):
     package = _package(tmp_path, "v1")
     done = kubeflow_runner.submit(kfp_api.host, package, {}, wait=True, timeout_s=30, poll_interval_s=0.1)

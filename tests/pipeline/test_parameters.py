@@ -29,7 +29,7 @@ COMPONENTS = {f"comp-{c.component_spec.name}": c for c in (getattr(components, n
 # passes (module, settings class or None, stage function).
 STAGES = (("dataset", "PrepareSettings", "prepare"), ("train", "TrainSettings", "train"),
           ("generate", "GenerateSettings", "generate"), ("evaluate", "EvaluateSettings", "evaluate"),
-          ("encode", None, "encode"), ("sources", None, "list_videos"), ("trainjob", None, "train_on_nodes"),
+          ("encode", None, "encode"), ("sources", None, "clip_items"), ("trainjob", None, "train_on_nodes"),
           ("runs", None, "clip_scope"))
 
 
@@ -153,7 +153,7 @@ def receivers(wiring, tmp_path_factory):
                         if input_name in {f.name for f in dataclasses.fields(_settings_class(cls))}]
             reached = recorder.reached(value)
             if "cache_key" in runs.parameter_field(parameter)[1].metadata:  # it only has to key KFP's cache: the
-                reached = recorder.artifact_metadata.get(input_name) == value  # output artifact records it
+                reached = reached or recorder.artifact_metadata.get(input_name) == value  # library or artifact has it
             found[parameter].append((component_key, input_name, got, expected, reached))
     return found
 

@@ -1,6 +1,7 @@
-"""prepare's cache follows the video's content: `videogen.storage.object_identity` changes when the object at a URI is
-overwritten with other bytes and stays while it is not; the runners pass it as the ``video_identity`` parameter, which
-the compiled pipeline hands to the prepare task (so it is part of KFP's cache key of that task)."""
+"""Each clip's prepare cache follows that clip's content: `videogen.storage.object_identity` changes when the object at
+a URI is overwritten with other bytes and stays while it is not; the list-videos step gives every clip its own identity
+(`videogen.sources.clip_items`), which the compiled pipeline hands to that clip's prepare task (so it is part of KFP's
+cache key of that task alone); the run's ``video_identity`` parameter only goes before it."""
 
 from __future__ import annotations
 
@@ -13,11 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import local_runner
 from pipeline.config import ClusterConfig
 from pipeline.pipeline import compile_pipeline
 from tests.s3server import LOOPBACK
-from videogen import runs, storage
+from videogen import sources, storage
 from videogen.errors import StorageError
 
 # The shared S3 server fixtures (tests.s3server), used by name below.
@@ -48,13 +48,13 @@ def test_s3_identity_changes_when_the_object_is_overwritten_and_stays_when_not(s
     assert storage.object_identity(uri, client=client) == second
 
 
-def test_s3_identity_of_a_missing_object_raises_and_the_runner_goes_on_without_one(s3_bucket, client, caplog):
+def test_s3_identity_of_a_missing_object_raises_and_the_listing_goes_on_without_one(s3_bucket, client, caplog):
     uri = f"s3://{s3_bucket}/videos/missing.mp4"
     with pytest.raises(StorageError):
         storage.object_identity(uri, client=client)
-    with caplog.at_level(logging.WARNING, logger="videogen.run"):
-        assert runs.resolve_video_identity({"video": uri}, client=client)["video_identity"] == ""
-    assert "cannot identify the video's content" in caplog.text
+    with caplog.at_level(logging.WARNING, logger="videogen.sources"):
+        assert sources.clip_items(uri, 8, client=client) == [{"video": uri, "identity": ""}]
+    assert f"cannot identify the content of {uri}" in caplog.text
 
 
 def test_local_identity_follows_size_mtime_and_the_first_mib(tmp_path):
@@ -104,56 +104,57 @@ def test_http_identity_from_etag_else_last_modified_and_length_else_empty(head_s
     assert storage.object_identity(f"{head_server}/bare.mp4") == ""
     with pytest.raises(StorageError, match="404"):
         storage.object_identity(f"{head_server}/missing.mp4")
-    assert runs.resolve_video_identity({"video": f"{head_server}/missing.mp4"})["video_identity"] == ""
+    assert sources.clip_items(f"{head_server}/missing.mp4", 8)[0]["identity"] == ""
 
 
-def test_an_explicit_identity_is_kept():
-    assert runs.resolve_video_identity({"video": "s3://videos/in.mp4", "video_identity": "mine"}) == {
-        "video": "s3://videos/in.mp4", "video_identity": "mine"}
+def test_a_given_identity_goes_before_each_clips_own(tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"a" * 100)
+    (tmp_path / "b.mp4").write_bytes(b"b" * 100)
+    items = sources.clip_items(str(tmp_path), 8, video_identity="mine")
+    assert [item["identity"] for item in items] == [
+        f"mine+{storage.object_identity(tmp_path / name)}" for name in ("a.mp4", "b.mp4")]
 
 
-def test_the_compiled_pipeline_passes_video_identity_into_the_prepare_task(tmp_path):
-    """KFP's cache key of a task covers its input parameters: prepare must take video_identity from the run, in both
-    branches (one model for all videos, one model per video), through the If/Else and the ParallelFor."""
+def test_the_compiled_pipeline_keys_each_clips_prepare_on_that_clips_identity(tmp_path):
+    """KFP's cache key of a task covers its input parameters: list-videos takes the run's video_identity, and in both
+    branches (one model for all videos, one model per video) each prepare task takes its video and its identity from
+    its own ParallelFor item, never the whole list's."""
     from tests.pipeline.test_compile import _branches, _loop
 
     spec = next(yaml.safe_load_all(compile_pipeline(tmp_path / "p.yaml", ClusterConfig()).read_text()))
-    (group,) = [t for t in spec["root"]["dag"]["tasks"].values()
-                if t["componentRef"]["name"].startswith("comp-condition-branches")]
-    channel = {"componentInputParameter": "pipelinechannel--video_identity"}
-    assert group["inputs"]["parameters"]["pipelinechannel--video_identity"] == {
-        "componentInputParameter": "video_identity"}
+    listing = spec["root"]["dag"]["tasks"]["list-videos"]["inputs"]["parameters"]
+    assert listing["video_identity"] == {"componentInputParameter": "video_identity"}
     for tasks in _branches(spec):
         loop, body = _loop(spec, tasks)  # prepare runs once per listed video, inside the ParallelFor
-        assert loop["inputs"]["parameters"]["pipelinechannel--video_identity"] == channel
+        item = loop["parameterIterator"]["itemInput"]
         (prepare,) = [task for name, task in body.items() if name.startswith("prepare-dataset")]
-        assert prepare["inputs"]["parameters"]["video_identity"] == channel
+        inputs = prepare["inputs"]["parameters"]
+        for name, key in (("video", "video"), ("video_identity", "identity")):
+            assert inputs[name] == {"componentInputParameter": item,
+                                    "parameterExpressionSelector": f'parseJson(string_value)["{key}"]'}, name
         assert "cachingOptions" not in prepare or prepare["cachingOptions"].get("enableCache", True)
     assert "video_identity" in spec["components"]["comp-prepare-dataset"]["inputDefinitions"]["parameters"]
 
 
-def test_a_local_run_resolves_the_identity_and_passes_it(tmp_path, monkeypatch, s3_server, s3_bucket, client):
-    """kfp.local does not cache, but a local run resolves and passes the identity like a cluster run."""
-    passed = []
-
-    def fake_pipeline(arguments, work_dir):
-        passed.append(arguments)
-        published = Path(arguments["output_root"]) / "run" / runs.VIDEO_NAME
-        published.parent.mkdir(parents=True, exist_ok=True)
-        published.write_bytes(b"mp4")
-        return str(published)
-
-    monkeypatch.setattr(local_runner, "_run_pipeline", fake_pipeline)
-    video = tmp_path / "in.mp4"
-    video.write_bytes(b"frames" * 100)
-    local_runner.run_local({"video": str(video)}, tmp_path / "work", str(tmp_path / "out.mp4"))
-    assert passed[-1]["video_identity"] == storage.object_identity(video) != ""
+def test_a_changed_clip_changes_only_its_own_key(tmp_path, s3_server, s3_bucket, client, monkeypatch):
+    """The list-videos component over an s3 prefix of three clips: each clip has its own identity; overwriting one
+    changes that clip's alone (so only it misses prepare's cache), on the object store and in a local folder."""
+    from components import list_videos
 
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)
-    uri = f"s3://{s3_bucket}/in.mp4"
-    _upload(tmp_path, b"frames" * 100, uri, client)
-    local_runner.run_local({"video": uri}, tmp_path / "work", str(tmp_path / "out.mp4"))
-    assert passed[-1]["video_identity"] == storage.object_identity(uri, client=client) != ""
-    local_runner.run_local({"video": uri, "video_identity": "mine"}, tmp_path / "work", str(tmp_path / "out.mp4"))
-    assert passed[-1]["video_identity"] == "mine"
+    prefix = f"s3://{s3_bucket}/clips/"
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        _upload(tmp_path, name.encode() * 1000, prefix + name, client)
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for name in ("a.mp4", "b.mp4", "c.mp4"):
+        (folder / name).write_bytes(name.encode() * 1000)
+    for video, change in ((prefix, lambda: _upload(tmp_path, b"new" * 1000, prefix + "b.mp4", client)),
+                          (str(folder), lambda: (folder / "b.mp4").write_bytes(b"new" * 2000))):
+        before = list_videos.python_func(video=video, max_videos=8, video_identity="")
+        assert [item["video"].rsplit("/", 1)[-1] for item in before] == ["a.mp4", "b.mp4", "c.mp4"]
+        assert len({item["identity"] for item in before}) == 3 and all(item["identity"] for item in before)
+        change()
+        after = list_videos.python_func(video=video, max_videos=8, video_identity="")
+        assert [a["identity"] == b["identity"] for a, b in zip(before, after)] == [True, False, True], video
