@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from videogen.cli import build_parser
+from pipeline.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
