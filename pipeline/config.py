@@ -36,7 +36,7 @@ class ClusterConfig:
     gpu_image: str = f"{DEFAULT_REGISTRY}/videogen-gpu:{DEFAULT_TAG}"
     """CUDA 12 TensorFlow image: train (V100 and newer)."""
     generate_image: str = f"{DEFAULT_REGISTRY}/videogen-gpu-k80:{DEFAULT_TAG}"
-    """Image of the generate step: CUDA 11.8 / TF 2.14, the last line with K80 kernels (README: The K80 pool)."""
+    """Image of the generate step: CUDA 11.8 / TF 2.14, the last line with K80 kernels (docs/cluster.md: The K80 pool)."""
     train_node_selector: tuple[str, str] | None = (GKE_ACCELERATOR_LABEL, "nvidia-tesla-v100")
     generate_node_selector: tuple[str, str] | None = (GKE_ACCELERATOR_LABEL, "nvidia-tesla-k80")
     gpu_resource: str = "nvidia.com/gpu"
