@@ -57,7 +57,7 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
                 f"{f.metadata['help']} (default: locally, {f.metadata['local']}; on a cluster, {f.default or 'empty'})"))
         elif "runner" in f.metadata:
             library_cli.add_field_flag(parser, settings_cls, f, default=None,
-                           help_text=f"{f.metadata['help']} (default: {f.metadata['runner']})")
+                                       help_text=f"{f.metadata['help']} (default: {f.metadata['runner']})")
         else:
             library_cli.add_field_flag(parser, settings_cls, f)
     parser.set_defaults(pipeline_parameters=tuple(names))

@@ -117,6 +117,7 @@ def settings_from_args(settings_cls, args: argparse.Namespace):
 
 
 def add_storage_flag(parser: argparse.ArgumentParser) -> None:
+    """Add ``--s3-endpoint``, the object store of s3:// and minio:// paths (see :func:`apply_storage_flag`)."""
     parser.add_argument("--s3-endpoint", "--s3_endpoint", dest="s3_endpoint", default=None,
                         help="S3/MinIO endpoint URL for s3:// and minio:// paths (http or https decides TLS; "
                              "default: $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL). Credentials come from "
@@ -142,6 +143,7 @@ def _add_stage_command(sub, name: str, help_text: str, settings_cls, func, flags
 
 
 def add_stage_commands(sub) -> None:
+    """Add prepare, train, generate and evaluate to the subparsers ``sub``."""
     from videogen import dataset, evaluate, generate, train
 
     _add_stage_command(sub, "prepare", "video -> dataset dir (frames.npy + dataset.json)", dataset.PrepareSettings,
@@ -175,6 +177,7 @@ def add_stage_commands(sub) -> None:
 
 
 def add_tensorboard(sub) -> None:
+    """Add tensorboard to the subparsers ``sub``."""
     p = sub.add_parser("tensorboard", help="serve a model's TensorBoard logs (losses, images/s, sample images)")
     p.add_argument("--model", required=True,
                    help="model directory or its s3:// / minio:// URI: its logs/ is served (a directory without logs/: "
@@ -224,6 +227,7 @@ def _state_defaults(parser: argparse.ArgumentParser) -> None:
 
 # --------------------------------------------------------------------------------------------------------- commands
 def apply_storage_flag(args) -> None:
+    """Make ``--s3-endpoint``, when given, the endpoint of every object-store access of this process."""
     if getattr(args, "s3_endpoint", None):
         # The stages (and kfp.local's task subprocesses) read the standard variable.
         os.environ["AWS_ENDPOINT_URL"] = args.s3_endpoint
