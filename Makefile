@@ -12,7 +12,7 @@ REGISTRY ?= localhost:5000
 TAG ?= 0.1.0
 IMAGE ?= $(REGISTRY)/videogen:$(TAG)
 GPU_IMAGE ?= $(REGISTRY)/videogen-gpu:$(TAG)
-# The K80 pool needs a CUDA 11 image (CUDA 12 dropped compute capability 3.7): see README, "The K80 pool".
+# The K80 pool needs a CUDA 11 image (CUDA 12 dropped compute capability 3.7): see docs/cluster.md, "The K80 pool".
 GENERATE_IMAGE ?= $(REGISTRY)/videogen-gpu-k80:$(TAG)
 # GPU node pools (label KEY=VALUE); clusters name them differently.
 TRAIN_NODE_SELECTOR ?= cloud.google.com/gke-accelerator=nvidia-tesla-v100

@@ -1,5 +1,9 @@
-"""What every component shares: the default image baked into the decorator (the pipeline overrides it per task)."""
+"""What every component shares: the default image baked into the decorator (the pipeline overrides it per task).
 
-from pipeline.config import ClusterConfig
+The registry and tag live here, below the pipeline: ``pipeline.config`` builds every image name from them, so the
+components import nothing from the pipeline that wires them.
+"""
 
-DEFAULT_IMAGE = ClusterConfig().image
+DEFAULT_REGISTRY = "localhost:5000"
+DEFAULT_TAG = "0.1.0"
+DEFAULT_IMAGE = f"{DEFAULT_REGISTRY}/videogen:{DEFAULT_TAG}"

@@ -2,7 +2,8 @@
 
 Reads environment variables (set by the Makefile from ``REGISTRY``, ``TAG``, ``TRAIN_NODE_SELECTOR``, ...) and CLI
 flags; writes nothing. The pipeline file takes one :class:`ClusterConfig` and uses nothing else, so every cluster-specific
-literal lives here.
+literal lives here, but the default registry and tag: the components bake the default image into their decorators and
+hold them (``components._base``), and this module reads them from there, so imports run pipeline -> components only.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from components._base import DEFAULT_IMAGE, DEFAULT_REGISTRY, DEFAULT_TAG
 from videogen.errors import InputError
 
-DEFAULT_REGISTRY = "localhost:5000"
-DEFAULT_TAG = "0.1.0"
 GKE_ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"
 
 
@@ -31,12 +31,12 @@ def parse_node_selector(text: str) -> tuple[str, str]:
 class ClusterConfig:
     """Everything about the cluster that ends up in the compiled pipeline YAML (never a secret value)."""
 
-    image: str = f"{DEFAULT_REGISTRY}/videogen:{DEFAULT_TAG}"
+    image: str = DEFAULT_IMAGE
     """CPU image: prepare, encode, evaluate."""
     gpu_image: str = f"{DEFAULT_REGISTRY}/videogen-gpu:{DEFAULT_TAG}"
     """CUDA 12 TensorFlow image: train (V100 and newer)."""
     generate_image: str = f"{DEFAULT_REGISTRY}/videogen-gpu-k80:{DEFAULT_TAG}"
-    """Image of the generate step: CUDA 11.8 / TF 2.14, the last line with K80 kernels (README: The K80 pool)."""
+    """Image of the generate step: CUDA 11.8 / TF 2.14, the last line with K80 kernels (docs/cluster.md: The K80 pool)."""
     train_node_selector: tuple[str, str] | None = (GKE_ACCELERATOR_LABEL, "nvidia-tesla-v100")
     generate_node_selector: tuple[str, str] | None = (GKE_ACCELERATOR_LABEL, "nvidia-tesla-k80")
     gpu_resource: str = "nvidia.com/gpu"

@@ -1,4 +1,5 @@
-"""`python -m videogen` is the `videogen` command."""
+"""`python -m videogen` runs the library's stage commands; the `videogen` console script (`pipeline.cli`) adds the
+orchestration ones."""
 
 import sys
 

@@ -247,7 +247,7 @@ class _Generation:
         return {"model": _model_fingerprint(self.model_dir), "frames": s.frames, "num_videos": s.num_videos,
                 "deterministic": s.deterministic, "seed": s.seed, "precision": self.precision,
                 "steer": self.controllers is not None,
-                "steer_look": self.controllers.look if self.controllers is not None else None,
+                "steer_look": self.controllers.look.name if self.controllers is not None else None,
                 "start_frames": self.start_frames, "image_size": self.image_size,
                 "context_sha": hashlib.sha256(self.context.tobytes()).hexdigest()[:16]}
 

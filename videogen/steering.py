@@ -12,26 +12,30 @@ measured on the real clip:
   measures motion);
 - **detail**: an unsharp mask ``y + s * (y - blur(y))``; ``s`` steps toward the clip's mean Laplacian variance
   (negative ``s`` blurs a video that has grown noisier than the clip);
-- **look**: the frame is blended with weight ``w`` toward its projection onto the clip's patches
-  (:func:`make_projector`: at 16 px and then at the frame's size, every 8x8 patch on a 4 px grid replaced by its
-  nearest training patch, the overlaps blended with a tent window). ``w`` starts at :data:`PATCH_WEIGHT` and rises
-  (up to 0.9) while the frame's mean nearest-patch distance (7x7 patches against a bank of training patches) is above
-  that of held-out real frames, times :data:`LOOK_SLACK`. This is the role of SinFusion's projector (Nikankin, Haim
-  and Irani, "SinFusion: Training Diffusion Models on a Single Image or Video", ICML 2023): pull every new frame back
-  onto the clip's look before it is fed back. The projection replaces half or more of every pixel with training
-  patches, so how much of a steered video is the model's own is not assumed: the evaluate stage runs generators that
-  learned nothing through this same steering (``videogen.controls``) and credits the model only for its margin over
-  them. While the video stalls (two frame-to-frame changes in a row under :data:`videogen.measures.STALL_CHANGE` of
-  the clip's median) ``w`` halves each frame, and it climbs back to :data:`PATCH_WEIGHT` once the video moves: a
-  small change snaps back to the same training patches, so a strong projection would make a slow video hold still
-  for frames and then jump. The older ``frame`` look (``Controllers(look="frame")``) blends
-  toward the nearest whole training frame (L2 on 32 px thumbnails) with ``w`` in 0.01-0.7, also halved while the
-  video stalls (or while a running mean of its flow is under :data:`STALL` of the clip's): a strong whole-frame pull
-  can hold the video on one frame, and on a looping clip it replays it.
+- **look**: the frame is blended with weight ``w`` toward what the clip looks like. Each way of doing it is one
+  :class:`Look` object that holds its constants, the weight it starts at, its stall rule and its blend:
+
+  - :data:`PATCH_LOOK` (the default, ``"patch"``) blends toward the frame's projection onto the clip's patches
+    (:func:`make_projector`: at 16 px and then at the frame's size, every 8x8 patch on a 4 px grid replaced by its
+    nearest training patch, the overlaps blended with a tent window). ``w`` starts at 0.5 and rises (up to 0.9) while
+    the frame's mean nearest-patch distance (7x7 patches against :attr:`Targets.distance_bank`) is above the clip's
+    :attr:`Targets.patch_distance`. This is the role of SinFusion's projector (Nikankin, Haim and Irani, "SinFusion:
+    Training Diffusion Models on a Single Image or Video", ICML 2023): pull every new frame back onto the clip's look
+    before it is fed back. The projection replaces half or more of every pixel with training patches, so how much of
+    a steered video is the model's own is not assumed: the evaluate stage runs generators that learned nothing
+    through this same steering (``videogen.controls``) and credits the model only for its margin over them. While the
+    video stalls (two frame-to-frame changes in a row under :data:`videogen.measures.STALL_CHANGE` of the clip's
+    median) ``w`` halves each frame, and it climbs back to its start once the video moves: a small change snaps back
+    to the same training patches, so a strong projection would make a slow video hold still for frames and then
+    jump.
+  - :data:`FRAME_LOOK` (the older one, ``Controllers(look="frame")``) blends toward the nearest whole training frame
+    (L2 on 32 px thumbnails) with ``w`` in 0.01-0.7, also halved while the video stalls (or while a running mean of
+    its flow is under half the clip's): a strong whole-frame pull can hold the video on one frame, and on a looping
+    clip it replays it.
 
 The generator itself is untouched (``generator.keras`` stays the one-call next-frame predictor); the train stage saves
-the targets, anchor frames and patch bank beside it as ``steering.npz`` (:func:`save_targets`), and the generate stage
-steers when that file is there and ``steer`` is on. All measurements run on frames of at most :data:`MEASURE_SIDE` px.
+the targets, anchor frames and distance bank beside it as ``steering.npz`` (:func:`save_targets`), and the generate
+stage steers when that file is there and ``steer`` is on. All measurements run on frames of at most :data:`MEASURE_SIDE` px.
 """
 
 from __future__ import annotations
@@ -52,33 +56,22 @@ STEERING_FILE = "steering.npz"
 # Frames are measured (flow, Laplacian, patches) at most this large: the controllers need trends, not detail, and the
 # per-frame cost stays a few milliseconds per video at any model size.
 MEASURE_SIDE = 128
-# Side of the thumbnails the nearest training frame is searched on.
-THUMB_SIDE = 32
 # Anchor frames kept in steering.npz (evenly spaced over the training frames) and the uint8 bytes they may take.
 MAX_ANCHORS = 512
 MAX_ANCHOR_BYTES = 48 << 20
-# Patches in the look controller's bank and drawn from each generated frame.
-BANK_PATCHES = 4096
-FRAME_PATCHES = 64
-PATCH = 7
-# The look target: the held-out frames' mean nearest-patch distance times this. Real unseen frames sit at 1; the
-# video's checks fail above 1.5 (videogen.video_quality.Thresholds.realism_max), so 1.2 leaves room for noise.
-LOOK_SLACK = 1.2
-# Controller gains (per frame) and ranges. tau and w are multiplicative (log-domain steps), s additive.
+# The distance bank (``Targets.distance_bank``): training patches that a frame's patches are measured against, to
+# tell how far the frame has drifted from the clip's look. It only measures; what the patch look blends toward is the
+# projector's own bank (:func:`projector_bank`). Patches in it, patches drawn from each generated frame, their side.
+DISTANCE_BANK_PATCHES = 4096
+DISTANCE_FRAME_PATCHES = 64
+DISTANCE_PATCH = 7
+# The patch-distance target: the held-out frames' mean nearest-patch distance times this. Real unseen frames sit at 1;
+# the video's checks fail above 1.5 (videogen.video_quality.Thresholds.realism_max), so 1.2 leaves room for noise.
+DISTANCE_SLACK = 1.2
+# Controller gains (per frame) and ranges. tau is multiplicative (log-domain steps), s additive; each look's weight
+# has its own (see Look).
 MOTION_GAIN, MOTION_EMA, TAU_RANGE = 0.1, 0.9, (0.5, 8.0)
 DETAIL_GAIN, DETAIL_RANGE = 0.05, (-0.8, 3.0)
-LOOK_GAIN, LOOK_RANGE, LOOK_START = 0.1, (0.01, 0.7), 0.1
-# Below this share of the clip's motion the video counts as stalling (the video checks call under 0.5 "frozen"), and
-# the look controller eases instead of pulling.
-STALL = 0.5
-# ... or when the video stalls by frame change (videogen.measures.stalled, STALL_CHANGE of the clip's median change).
-STALL_EASE = 0.5
-# What the look correction blends toward (see make_steered_step) and, for the patch projection, the weight it rests at
-# and the range it moves in (down on a stall, up while the frame's patches are far from the clip's).
-LOOKS = ("patch", "frame")
-DEFAULT_LOOK = "patch"
-PATCH_WEIGHT = 0.5
-PATCH_RANGE = (0.05, 0.9)
 
 
 # ------------------------------------------------------------------------------------------------------ measurements
@@ -101,8 +94,9 @@ def sharpness(frame: np.ndarray) -> float:
 
 
 def _patches(frames: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` random PATCH x PATCH patches ``(count, PATCH*PATCH*3)`` float32 (centred) from measured frames."""
-    return sample_patches(frames, rng.integers(0, len(frames), count), PATCH, rng) - 127.5
+    """``count`` random DISTANCE_PATCH-sided patches ``(count, DISTANCE_PATCH**2*3)`` float32 (centred) from measured
+    frames."""
+    return sample_patches(frames, rng.integers(0, len(frames), count), DISTANCE_PATCH, rng) - 127.5
 
 
 def nearest_distances(queries: np.ndarray, bank: np.ndarray, bank_sq: np.ndarray | None = None) -> np.ndarray:
@@ -125,9 +119,10 @@ class Targets:
 
     motion_px: float  # mean flow magnitude of consecutive training frames
     sharpness: float  # mean Laplacian variance of the training frames
-    look: float  # held-out frames' mean nearest-patch distance to the bank, times LOOK_SLACK
-    bank: np.ndarray  # (BANK_PATCHES, PATCH*PATCH*3) float32 centred training patches at the measuring size
-    anchors: np.ndarray  # (N, S, S, 3) uint8 training frames (evenly spaced) that the look controller blends toward
+    patch_distance: float  # held-out frames' mean nearest-patch distance to distance_bank, times DISTANCE_SLACK
+    distance_bank: np.ndarray  # (DISTANCE_BANK_PATCHES, DISTANCE_PATCH**2*3) float32 centred training patches at the
+    # measuring size: what a frame's patches are measured against
+    anchors: np.ndarray  # (N, S, S, 3) uint8 training frames (evenly spaced) that the looks blend toward
     change: float = 0.0  # median over consecutive training frames of their mean absolute difference (0-255)
 
 
@@ -169,24 +164,26 @@ def clip_targets(train_clips: list[np.ndarray], heldout_clips: list[np.ndarray],
     theirs)."""
     rng = np.random.default_rng(seed)
     measured = np.stack([_measure_frame(f) for f in _evenly(train_clips, 2 * MAX_ANCHORS)])
-    bank = _patches(measured, BANK_PATCHES, rng)
+    distance_bank = _patches(measured, DISTANCE_BANK_PATCHES, rng)
     heldout = [h for h in heldout_clips if len(h)] or train_clips
     held = np.stack([_measure_frame(f) for f in _evenly(heldout, MAX_ANCHORS)])
     per_frame = max(1, 2048 // len(held))
-    look = patch_distance(_patches(held, per_frame * len(held), rng), bank) * LOOK_SLACK
+    held_distance = patch_distance(_patches(held, per_frame * len(held), rng), distance_bank) * DISTANCE_SLACK
     limit = max(1, min(MAX_ANCHORS, MAX_ANCHOR_BYTES // train_clips[0][0].nbytes))
     motion_px, change = _motion(train_clips)
     return Targets(motion_px=motion_px, change=change,
                    sharpness=float(np.mean([sharpness(f) for f in _evenly(train_clips, MAX_ANCHORS)])),
-                   look=look, bank=bank, anchors=_evenly(train_clips, limit))
+                   patch_distance=held_distance, distance_bank=distance_bank, anchors=_evenly(train_clips, limit))
 
 
 def save_targets(targets: Targets, model_dir: Path) -> Path:
-    """Write ``steering.npz`` into the model dir (atomically: a temporary name, then a rename)."""
+    """Write ``steering.npz`` into the model dir (atomically: a temporary name, then a rename). The file's keys are
+    the ones models trained by earlier versions carry: ``look`` holds ``patch_distance``, ``bank`` the
+    ``distance_bank``."""
     path = Path(model_dir) / STEERING_FILE
     tmp = path.with_name(f".{STEERING_FILE}.tmp.npz")
-    np.savez(tmp, motion_px=targets.motion_px, change=targets.change, sharpness=targets.sharpness, look=targets.look,
-             bank=targets.bank, anchors=targets.anchors)
+    np.savez(tmp, motion_px=targets.motion_px, change=targets.change, sharpness=targets.sharpness,
+             look=targets.patch_distance, bank=targets.distance_bank, anchors=targets.anchors)
     tmp.replace(path)
     return path
 
@@ -198,30 +195,137 @@ def load_targets(model_dir: Path) -> Targets | None:
         return None
     with np.load(path) as data:
         return Targets(motion_px=float(data["motion_px"]), sharpness=float(data["sharpness"]),
-                       look=float(data["look"]), bank=data["bank"].astype(np.float32),
+                       patch_distance=float(data["look"]), distance_bank=data["bank"].astype(np.float32),
                        anchors=data["anchors"].astype(np.uint8),
                        change=float(data["change"]) if "change" in data else 0.0)
 
 
+# -------------------------------------------------------------------------------------------------------------- looks
+@dataclass(frozen=True)
+class Look:
+    """One way the look correction pulls each generated frame toward the clip: the weight ``w`` it starts at, the
+    range ``w`` moves in, how ``w`` answers a stall (:meth:`next_weight`) and what the frame is blended toward with
+    weight ``w`` (:meth:`make_blend`). :data:`LOOKS` has one object per look."""
+
+    name: str
+    start: float
+    """The weight each video starts at."""
+    weight_range: tuple[float, float]
+    gain: float = 0.1
+    """Log-domain step of the weight per frame toward the clip's patch distance."""
+    stall_ease: float = 0.5
+    """While the video stalls, the weight is multiplied by this every frame."""
+
+    def _pulled(self, weight: float, distance: float, target: float) -> float:
+        """The weight one step toward the clip: up while the frame's patches are farther from the clip's than
+        ``target`` (the clip's patch distance), down otherwise, within ``weight_range``."""
+        return _log_step(weight, max(distance, 1e-3) / max(target, 1e-3), self.gain, self.weight_range)
+
+    def _eased(self, weight: float) -> float:
+        return float(np.clip(weight * self.stall_ease, *self.weight_range))
+
+    def next_weight(self, weight: float, distance: float, target: float, stalled: bool, motion: float,
+                    clip_motion: float) -> float:
+        """The weight after a frame whose mean nearest-patch distance is ``distance``; ``stalled``: the frame change
+        says the video stalls (:func:`videogen.measures.stalled`); ``motion``: the running mean of the video's flow,
+        ``clip_motion`` the clip's."""
+        raise NotImplementedError
+
+    def make_blend(self, targets: Targets):
+        """A TensorFlow function ``(frames (V, S, S, 3) float [-1, 1], w (V, 1, 1, 1)) -> frames`` blended with weight
+        ``w`` toward this look's picture of the clip."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class PatchLook(Look):
+    """Blends toward the frame's projection onto the clip's patches (:func:`make_projector`). A patch whose change is
+    small snaps back to the same training patch, so a strong projection can hold a slow video still for frames and
+    then jump: on a stall the weight eases (down to the range's floor), and otherwise it climbs back to ``start``
+    within a few frames."""
+
+    def next_weight(self, weight, distance, target, stalled, motion, clip_motion):
+        if stalled:
+            return self._eased(weight)
+        return max(self._pulled(weight, distance, target), min(self.start, weight / self.stall_ease))
+
+    def make_blend(self, targets):
+        projector = make_projector(targets.anchors)
+
+        def blend(frames, weight):
+            return (1.0 - weight) * frames + weight * projector(frames)
+
+        return blend
+
+
+@dataclass(frozen=True)
+class FrameLook(Look):
+    """Blends toward the nearest whole training frame (L2 on thumbnails). Stalling, motion comes first: a strong
+    whole-frame pull is sticky (it can hold the video on one training frame however far tau scales the change), so
+    the weight eases while the frame change stalls or the video's flow is under ``slow_share`` of the clip's."""
+
+    thumb_side: int = 32
+    """Side of the thumbnails the nearest training frame is searched on."""
+    slow_share: float = 0.5
+    """Below this share of the clip's motion the video counts as stalling (the video checks call under 0.5
+    "frozen")."""
+
+    def next_weight(self, weight, distance, target, stalled, motion, clip_motion):
+        if stalled or motion < self.slow_share * clip_motion:
+            return self._eased(weight)
+        return self._pulled(weight, distance, target)
+
+    def make_blend(self, targets):
+        import tensorflow as tf
+
+        from videogen.frames import tf_to_float
+
+        anchors = tf.constant(targets.anchors)
+        pool = max(1, targets.anchors.shape[1] // self.thumb_side)  # model sizes are multiples of 32: an exact average
+
+        def thumbnail(images):  # average pooling: cheap, and compiles under XLA on every device
+            return tf.reshape(tf.nn.avg_pool2d(images, pool, pool, "VALID"), [tf.shape(images)[0], -1])
+
+        thumbs = thumbnail(tf_to_float(anchors))
+        thumbs_sq = tf.reduce_sum(thumbs ** 2, axis=1)
+
+        def blend(frames, weight):
+            query = thumbnail(frames)
+            nearest = tf.argmin(thumbs_sq[None] - 2.0 * tf.matmul(query, thumbs, transpose_b=True), axis=1)
+            return (1.0 - weight) * frames + weight * tf_to_float(tf.gather(anchors, nearest))
+
+        return blend
+
+
+PATCH_LOOK = PatchLook("patch", start=0.5, weight_range=(0.05, 0.9))
+FRAME_LOOK = FrameLook("frame", start=0.1, weight_range=(0.01, 0.7))
+LOOKS: dict[str, Look] = {look.name: look for look in (PATCH_LOOK, FRAME_LOOK)}
+DEFAULT_LOOK = PATCH_LOOK.name
+
+
+def look_named(name: str) -> Look:
+    """The look called ``name`` (a key of :data:`LOOKS`)."""
+    if name not in LOOKS:
+        raise ValueError(f"look must be one of {tuple(LOOKS)}, not {name!r}")
+    return LOOKS[name]
+
+
 # -------------------------------------------------------------------------------------------------------- controllers
 class Controllers:
-    """Per-video controller state: change scale ``tau``, unsharp amount ``s`` and look weight ``w`` (toward the
-    clip's patches, or with ``look="frame"`` toward the nearest whole training frame), updated from each new frame.
-    :meth:`state` / :meth:`restore` carry them across a resumed generation."""
+    """Per-video controller state: change scale ``tau``, unsharp amount ``s`` and the look's weight ``w`` (``look``:
+    the name of one of :data:`LOOKS`, default the patch look), updated from each new frame. :meth:`state` /
+    :meth:`restore` carry them across a resumed generation."""
 
     def __init__(self, targets: Targets, num_videos: int, seed: int = 0, look: str | None = None):
-        look = DEFAULT_LOOK if look is None else look
-        if look not in LOOKS:
-            raise ValueError(f"look must be one of {LOOKS}, not {look!r}")
+        self.look = look_named(DEFAULT_LOOK if look is None else look)
         self.targets = targets
-        self.look = look
         self.tau = np.ones(num_videos, np.float32)
         self.amount = np.zeros(num_videos, np.float32)
-        self.weight = np.full(num_videos, PATCH_WEIGHT if look == "patch" else LOOK_START, np.float32)
+        self.weight = np.full(num_videos, self.look.start, np.float32)
         self.motion = np.full(num_videos, targets.motion_px, np.float64)
         self.change = np.full(num_videos, targets.change, np.float64)  # the last frame's change
         self.seed = seed
-        self.bank_sq = (targets.bank ** 2).sum(1)
+        self.distance_bank_sq = (targets.distance_bank ** 2).sum(1)
         self.steps = 0  # frames seen; with the seed it fixes each update's patch draws (a resumed run repeats them)
 
     def update(self, previous: np.ndarray, frames: np.ndarray) -> None:
@@ -230,41 +334,29 @@ class Controllers:
         rng = np.random.default_rng([self.seed, self.steps])
         self.steps += 1
         measured = [_measure_frame(f) for f in frames]
-        queries = np.concatenate([_patches(m[None], FRAME_PATCHES, rng) for m in measured])
-        distances = nearest_distances(queries, t.bank, self.bank_sq).reshape(len(frames), FRAME_PATCHES).mean(axis=1)
+        queries = np.concatenate([_patches(m[None], DISTANCE_FRAME_PATCHES, rng) for m in measured])
+        distances = nearest_distances(queries, t.distance_bank, self.distance_bank_sq).reshape(
+            len(frames), DISTANCE_FRAME_PATCHES).mean(axis=1)
         for v in range(len(frames)):
             self.motion[v] = MOTION_EMA * self.motion[v] + (1 - MOTION_EMA) * flow_magnitude(previous[v], frames[v])
             change = frame_change(previous[v], frames[v])
             stalled = measures.stalled(change, self.change[v], t.change)
-            self.change[v] = change  # the last frame's change: two in a row under STALL count as a stall
+            self.change[v] = change  # the last frame's change: two in a row under STALL_CHANGE count as a stall
             if t.motion_px > 0:
                 self.tau[v] = _log_step(self.tau[v], t.motion_px / max(self.motion[v], 1e-3), MOTION_GAIN, TAU_RANGE)
             ratio = t.sharpness / max(sharpness(measured[v]), 1e-3)
             self.amount[v] = np.clip(self.amount[v] + DETAIL_GAIN * math.log(max(ratio, 1e-6)), *DETAIL_RANGE)
-            look = _look_step(self.weight[v], float(distances[v]), t.look, self.look == "patch")
-            if self.look == "patch":
-                # A patch whose change is small snaps back to the same training patch, so a strong projection can
-                # hold a slow video still for frames and then jump: on a stall the weight halves (down to
-                # PATCH_RANGE[0]), and otherwise it climbs back to PATCH_WEIGHT within a few frames.
-                if stalled:
-                    self.weight[v] = float(np.clip(self.weight[v] * STALL_EASE, *PATCH_RANGE))
-                else:
-                    self.weight[v] = max(look, min(PATCH_WEIGHT, self.weight[v] / STALL_EASE))
-            elif stalled or self.motion[v] < STALL * t.motion_px:
-                # Stalling: motion comes first. A strong whole-frame pull is sticky (it can hold the video on one
-                # training frame however far tau scales the change), so it halves until the video moves again.
-                self.weight[v] = float(np.clip(self.weight[v] * STALL_EASE, *LOOK_RANGE))
-            else:
-                self.weight[v] = look
+            self.weight[v] = self.look.next_weight(self.weight[v], float(distances[v]), t.patch_distance, stalled,
+                                                   self.motion[v], t.motion_px)
 
     def state(self) -> dict:
         return {"tau": self.tau.tolist(), "amount": self.amount.tolist(), "weight": self.weight.tolist(),
                 "motion": self.motion.tolist(), "change": self.change.tolist(), "steps": self.steps,
-                "look": self.look}
+                "look": self.look.name}
 
     def restore(self, state: dict) -> None:
-        if state.get("look", "frame") != self.look:
-            raise ValueError(f"steering state is for the look '{state.get('look', 'frame')}', not '{self.look}'")
+        if state.get("look", "frame") != self.look.name:
+            raise ValueError(f"steering state is for the look '{state.get('look', 'frame')}', not '{self.look.name}'")
         for name in ("tau", "amount", "weight", "motion", "change"):
             values = np.asarray(state[name], dtype=getattr(self, name).dtype)
             if values.shape != getattr(self, name).shape:
@@ -273,18 +365,12 @@ class Controllers:
         self.steps = int(state.get("steps", 0))
 
 
-def _look_step(weight: float, distance: float, target: float, patch: bool) -> float:
-    """The look weight's next value: up while the frame's patches are farther from the clip's than the target, down
-    otherwise, within PATCH_RANGE (patch projection) or LOOK_RANGE (whole-frame anchor)."""
-    return _log_step(weight, max(distance, 1e-3) / max(target, 1e-3), LOOK_GAIN, PATCH_RANGE if patch else LOOK_RANGE)
-
-
 def _log_step(value: float, ratio: float, gain: float, bounds: tuple[float, float]) -> float:
     return float(np.clip(value * math.exp(gain * math.log(max(ratio, 1e-6))), *bounds))
 
 
 # ------------------------------------------------------------------------------------------------- patch projector
-# The look correction projects each generated frame onto the clip's patches (see :func:`make_projector`): patches of
+# The patch look projects each generated frame onto the clip's patches (see :func:`make_projector`): patches of
 # PROJECT_PATCH px every PROJECT_STRIDE px, at PROJECT_LEVELS px and then at the frame's size (at most PROJECT_SIDE),
 # each level against a bank of PROJECT_BANK training patches compared on their first PROJECT_DIMS principal
 # components. Every level's side (16, 64, and any multiple of 32 below 64) minus PROJECT_PATCH is a multiple of the
@@ -300,8 +386,8 @@ PROJECT_LEVELS: tuple[int, ...] = (16,)
 
 # Projector banks already built, by (anchors' digest, level, seed): the evaluate stage steers the model and its null
 # controls toward the same targets, and a bank takes about a second to build.
-_BANKS: dict[tuple[str, int, int], dict[str, np.ndarray]] = {}
-_BANKS_KEPT = 4
+_PROJECTOR_BANKS: dict[tuple[str, int, int], dict[str, np.ndarray]] = {}
+_PROJECTOR_PROJECTOR_BANKS_KEPT = 4
 
 
 def projector_bank(anchors: np.ndarray, level: int = PROJECT_SIDE, seed: int = 0) -> dict[str, np.ndarray]:
@@ -309,11 +395,11 @@ def projector_bank(anchors: np.ndarray, level: int = PROJECT_SIDE, seed: int = 0
     ``full`` ``(PROJECT_BANK, P*P*3)`` patches in [-1, 1] at positions on the stride's grid, their ``mean``, a PCA
     ``basis`` ``(P*P*3, D)`` and the bank's coordinates ``low`` in it (built once per anchors, level and seed)."""
     key = (hashlib.sha1(np.ascontiguousarray(anchors).data).hexdigest() + str(anchors.shape), level, seed)
-    if key not in _BANKS:
-        if len(_BANKS) >= _BANKS_KEPT:
-            _BANKS.pop(next(iter(_BANKS)))
-        _BANKS[key] = _build_projector_bank(anchors, level, seed)
-    return _BANKS[key]
+    if key not in _PROJECTOR_BANKS:
+        if len(_PROJECTOR_BANKS) >= _PROJECTOR_PROJECTOR_BANKS_KEPT:
+            _PROJECTOR_BANKS.pop(next(iter(_PROJECTOR_BANKS)))
+        _PROJECTOR_BANKS[key] = _build_projector_bank(anchors, level, seed)
+    return _PROJECTOR_BANKS[key]
 
 
 def _build_projector_bank(anchors: np.ndarray, level: int, seed: int) -> dict[str, np.ndarray]:
@@ -407,26 +493,13 @@ def _level_projector(anchors: np.ndarray, level: int, seed: int):
 def make_steered_step(model, targets: Targets, context_frames: int, deterministic: bool, jit_compile: bool = False,
                       look: str = DEFAULT_LOOK):
     """``(context uint8 (V,S,S,3K), tau (V,), amount (V,), weight (V,)) -> (next context, frame uint8 (V,S,S,3))``:
-    the generator's step with the three corrections applied in-graph (see the module docstring). ``look`` is what the
-    look controller blends toward: ``patch``, the frame projected onto the clip's patches (:func:`make_projector`), or
-    ``frame``, the nearest whole training frame."""
+    the generator's step with the three corrections applied in-graph (see the module docstring). ``look`` names the
+    look (:data:`LOOKS`) whose blend the look correction applies."""
     import tensorflow as tf
 
-    if look not in LOOKS:
-        raise ValueError(f"look must be one of {LOOKS}, not {look!r}")
+    blend = look_named(look).make_blend(targets)
     from videogen.frames import tf_to_float, tf_to_uint8
 
-    if look == "patch":
-        projector = make_projector(targets.anchors)
-    else:
-        anchors = tf.constant(targets.anchors)
-        pool = max(1, targets.anchors.shape[1] // THUMB_SIDE)  # model sizes are multiples of 32: an exact average
-
-        def thumbnail(images):  # average pooling: cheap, and compiles under XLA on every device
-            return tf.reshape(tf.nn.avg_pool2d(images, pool, pool, "VALID"), [tf.shape(images)[0], -1])
-
-        thumbs = thumbnail(tf_to_float(anchors))
-        thumbs_sq = tf.reduce_sum(thumbs ** 2, axis=1)
     kernel = np.outer(*2 * [np.array([1, 4, 6, 4, 1], np.float32) / 16])  # 5x5 binomial (Gaussian) blur
     kernel = tf.constant(np.tile(kernel[:, :, None, None], (1, 1, 3, 1)))
 
@@ -438,13 +511,7 @@ def make_steered_step(model, targets: Targets, context_frames: int, deterministi
         blurred = tf.nn.depthwise_conv2d(tf.pad(y, [[0, 0], [2, 2], [2, 2], [0, 0]], "REFLECT"), kernel,
                                          [1, 1, 1, 1], "VALID")
         y = tf.clip_by_value(y + amount[:, None, None, None] * (y - blurred), -1.0, 1.0)
-        w = weight[:, None, None, None]
-        if look == "patch":
-            y = (1.0 - w) * y + w * projector(y)
-        else:
-            query = thumbnail(y)
-            nearest = tf.argmin(thumbs_sq[None] - 2.0 * tf.matmul(query, thumbs, transpose_b=True), axis=1)
-            y = (1.0 - w) * y + w * tf_to_float(tf.gather(anchors, nearest))
+        y = blend(y, weight[:, None, None, None])
         frame = tf_to_uint8(y)
         context = tf.concat([context[..., 3:], frame], axis=-1) if context_frames > 1 else frame
         return context, frame
@@ -469,7 +536,7 @@ def steered_rollout(model, targets: Targets, start_frames_uint8: np.ndarray, n: 
     if not deterministic:
         freeze_batchnorm(model)
         seed_dropout(model, seed, steps_done)
-    step = make_steered_step(model, targets, context_frames, deterministic, jit_compile, controllers.look)
+    step = make_steered_step(model, targets, context_frames, deterministic, jit_compile, controllers.look.name)
     context = tf.constant(start)
     previous = start[..., -3:]
     for _ in range(n):

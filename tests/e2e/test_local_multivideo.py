@@ -25,7 +25,7 @@ def test_videogen_run_over_a_folder_of_three_clips_trains_one_model_and_reports_
     (clips / "README.txt").write_text("not a video")
     output = tmp_path / "out" / "g.mp4"
     work = tmp_path / "work"
-    proc = subprocess.run([sys.executable, "-m", "videogen", "run", "--video", str(clips), "--frames", "6",
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--video", str(clips), "--frames", "6",
                            "--num-videos", "3", "--max-steps", "4", "--image-size", "64", "--ngf", "8", "--ndf", "8",
                            "--batch-size", "2", "--output", str(output), "--work-dir", str(work)],
                           capture_output=True, text=True, timeout=1200)
@@ -60,7 +60,7 @@ def test_videogen_run_with_per_video_models_trains_publishes_and_reports_each_cl
         write_video(clips / name, moving_square_frames(14 + 2 * number, 64, step=number + 1))
     output = tmp_path / "out" / "g.mp4"
     work = tmp_path / "work"
-    proc = subprocess.run([sys.executable, "-m", "videogen", "run", "--video", str(clips), "--per-video-models",
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--video", str(clips), "--per-video-models",
                            "--frames", "5", "--max-steps", "2", "--image-size", "64", "--ngf", "8", "--ndf", "8",
                            "--batch-size", "2", "--output", str(output), "--work-dir", str(work)],
                           capture_output=True, text=True, timeout=1200)

@@ -15,7 +15,7 @@ def test_videogen_run_on_real_footage_ends_in_an_h264_mp4_with_exactly_the_reque
     """The done-criterion: `videogen run --frames 24 --max-steps 20 --image-size 64` on a real clip gives an
     H.264 yuv420p mp4 of exactly 24 frames of 64x64, plus the HTML report and Markdown summary beside it."""
     output = tmp_path / "out" / "g.mp4"
-    proc = subprocess.run([sys.executable, "-m", "videogen", "run", "--video", str(real_clip_path), "--frames", "24",
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--video", str(real_clip_path), "--frames", "24",
                            "--max-steps", "20", "--image-size", "64", "--output", str(output),
                            "--work-dir", str(tmp_path / "work")], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -40,7 +40,7 @@ def test_two_local_runs_at_once_in_different_work_dirs_both_finish_with_their_ow
     procs = {}
     for name, frames in (("a", 5), ("b", 7)):
         procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "videogen", "run", "--video", str(synthetic_video), "--frames", str(frames),
+            [sys.executable, "-m", "pipeline.cli", "run", "--video", str(synthetic_video), "--frames", str(frames),
              "--max-steps", "4", "--image-size", "64", "--ngf", "8", "--ndf", "8", "--batch-size", "2",
              "--output", str(tmp_path / name / "g.mp4"), "--work-dir", str(tmp_path / f"work-{name}")],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

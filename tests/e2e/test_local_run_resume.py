@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _command(video: Path, work: Path, output: Path) -> list[str]:
-    return [sys.executable, "-m", "videogen", "run", "--video", str(video), "--frames", "6", "--max-steps", "60",
+    return [sys.executable, "-m", "pipeline.cli", "run", "--video", str(video), "--frames", "6", "--max-steps", "60",
             "--checkpoint-every", "5", "--image-size", "64", "--ngf", "8", "--ndf", "8", "--batch-size", "4",
             "--work-dir", str(work), "--output", str(output)]
 

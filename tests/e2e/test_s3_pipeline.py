@@ -21,7 +21,7 @@ def test_videogen_run_reads_s3_input_and_writes_s3_output(tmp_path, s3_server, s
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update({"AWS_ACCESS_KEY_ID": s3_server.access_key, "AWS_SECRET_ACCESS_KEY": s3_server.secret_key,
                 "AWS_REGION": s3_server.region})
-    proc = subprocess.run([sys.executable, "-m", "videogen", "run", "--video", "s3://videos/in.mp4",
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--video", "s3://videos/in.mp4",
                            "--output", "s3://videos/out.mp4", "--s3-endpoint", s3_server.endpoint,
                            "--frames", "10", "--max-steps", "4", "--batch-size", "4", "--image-size", "64",
                            "--ngf", "8", "--ndf", "8", "--work-dir", str(tmp_path / "work")],

@@ -243,7 +243,7 @@ def test_compiled_yaml_never_contains_credentials_from_the_environment(tmp_path,
 def test_node_selectors_and_images_are_configurable_at_compile_time(tmp_path):
     """`videogen compile` flags change the node pools and images (clusters name GPU pools differently)."""
     out = tmp_path / "p.yaml"
-    subprocess.run([sys.executable, "-m", "videogen", "compile", "--output", str(out),
+    subprocess.run([sys.executable, "-m", "pipeline.cli", "compile", "--output", str(out),
                     "--train-node-selector", "pool=a100", "--generate-node-selector", "pool=t4",
                     "--image", "reg.example/vg:1", "--gpu-image", "reg.example/vg-gpu:1",
                     "--generate-image", "reg.example/vg-gpu:1"], check=True,

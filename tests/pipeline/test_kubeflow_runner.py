@@ -433,7 +433,7 @@ def test_fetch_falls_back_to_the_store_when_the_run_has_no_such_artifacts(
 
 def test_videogen_fetch_and_make_fetch_use_the_kfp_host(kfp_api, no_kfp_context, no_store_keys, tmp_path, monkeypatch,
                                                         capsys):
-    from videogen import cli
+    from pipeline import cli
 
     for artifact_id, name in ARTIFACT_FILES.items():
         kfp_api.files[name] = RESULTS[name]

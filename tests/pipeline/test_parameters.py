@@ -16,9 +16,10 @@ import yaml
 from kfp import compiler, dsl
 
 import components
+from pipeline import cli
 from pipeline.pipeline import build_pipeline
 from tests.component_calls import component_defaults
-from videogen import cli, runs
+from videogen import runs
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = build_pipeline()

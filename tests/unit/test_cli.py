@@ -5,11 +5,11 @@ import sys
 
 import pytest
 
-from videogen.cli import build_parser
+from pipeline.cli import build_parser
 
 
 def run_cli(*args, cwd=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "videogen", *args], capture_output=True, text=True, cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=timeout)
 
 

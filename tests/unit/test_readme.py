@@ -25,14 +25,14 @@ from pathlib import Path
 
 import pytest
 
-from videogen.cli import build_parser
+from pipeline.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # The pages this project's docs own outright (docs/design.md is the contracts page, edited with the code).
 OWN_PAGES = [ROOT / "README.md", *(ROOT / "docs" / name for name in
-                                   ("cluster.md", "performance.md", "quality.md", "limits.md"))]
+                                   ("cluster.md", "performance.md", "quality.md", "limits.md", "usage.md"))]
 MAKEFILE = (ROOT / "Makefile").read_text()
 MAKE_TARGETS = set(re.findall(r"^([a-z-]+):", MAKEFILE, flags=re.M))
 MAKE_VARS = set(re.findall(r"^([A-Z_]+)\s*[?:+]?=", MAKEFILE, flags=re.M)) | set(

@@ -92,7 +92,7 @@ def test_the_identity_of_several_videos_changes_when_a_clip_is_added_or_changed(
 
 def test_videogen_run_refuses_an_empty_folder_with_one_line_and_no_traceback(tmp_path):
     (tmp_path / "empty").mkdir()
-    proc = subprocess.run([sys.executable, "-m", "videogen", "run", "--video", str(tmp_path / "empty"),
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--video", str(tmp_path / "empty"),
                            "--work-dir", str(tmp_path / "work"), "--output", str(tmp_path / "g.mp4")],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr

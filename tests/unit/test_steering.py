@@ -37,14 +37,14 @@ def test_targets_measure_the_clip_and_round_trip_through_the_model_dir(targets, 
     """The motion target is the clip's flow (a 1 px/frame pan measures near 1 px), the anchors are its training frames,
     and steering.npz gives back the same targets."""
     assert 0.6 < targets.motion_px < 1.4
-    assert targets.sharpness > 0 and targets.look > 0
+    assert targets.sharpness > 0 and targets.patch_distance > 0
     assert targets.anchors.shape == (30, SIDE, SIDE, 3) and targets.anchors.dtype == np.uint8
     steering.save_targets(targets, tmp_path)
     loaded = steering.load_targets(tmp_path)
     assert loaded.motion_px == pytest.approx(targets.motion_px)
-    assert loaded.look == pytest.approx(targets.look)
+    assert loaded.patch_distance == pytest.approx(targets.patch_distance)
     np.testing.assert_array_equal(loaded.anchors, targets.anchors)
-    np.testing.assert_array_equal(loaded.bank, targets.bank)
+    np.testing.assert_array_equal(loaded.distance_bank, targets.distance_bank)
     assert steering.load_targets(tmp_path / "missing") is None
 
 
@@ -81,10 +81,10 @@ def test_a_frame_off_the_clip_is_pulled_back_harder_than_a_real_one(targets):
     anchor's weight and keeps the patch projection at its floor."""
     clip = panning_clip()
     strangers = panning_clip(seed=7)
-    assert run_controller(targets, strangers[0], strangers[1], look="frame").weight[0] > steering.LOOK_START
-    assert run_controller(targets, clip[4], clip[5], look="frame").weight[0] < steering.LOOK_START
-    assert run_controller(targets, strangers[0], strangers[1]).weight[0] > steering.PATCH_WEIGHT + 0.2
-    assert run_controller(targets, clip[4], clip[5]).weight[0] == pytest.approx(steering.PATCH_WEIGHT)
+    assert run_controller(targets, strangers[0], strangers[1], look="frame").weight[0] > steering.FRAME_LOOK.start
+    assert run_controller(targets, clip[4], clip[5], look="frame").weight[0] < steering.FRAME_LOOK.start
+    assert run_controller(targets, strangers[0], strangers[1]).weight[0] > steering.PATCH_LOOK.start + 0.2
+    assert run_controller(targets, clip[4], clip[5]).weight[0] == pytest.approx(steering.PATCH_LOOK.start)
 
 
 def test_a_stalling_video_eases_the_pull_toward_the_clip(targets):
@@ -93,13 +93,13 @@ def test_a_stalling_video_eases_the_pull_toward_the_clip(targets):
     projection snaps small changes back to the same patches, so a slow video stutters); once it moves again the
     patch projection's weight climbs back to its floor."""
     stranger = panning_clip(seed=7)[0]
-    assert run_controller(targets, stranger, stranger, look="frame").weight[0] < steering.LOOK_START
+    assert run_controller(targets, stranger, stranger, look="frame").weight[0] < steering.FRAME_LOOK.start
     stalled = run_controller(targets, stranger, stranger)
-    assert stalled.weight[0] < 0.2 * steering.PATCH_WEIGHT
+    assert stalled.weight[0] < 0.2 * steering.PATCH_LOOK.start
     clip = panning_clip()
     for _ in range(8):
         stalled.update(clip[4][None], clip[5][None])
-    assert stalled.weight[0] == pytest.approx(steering.PATCH_WEIGHT)
+    assert stalled.weight[0] == pytest.approx(steering.PATCH_LOOK.start)
 
 
 def test_controller_state_round_trips(targets):
