@@ -120,6 +120,13 @@ def _add_fetch_and_upload(sub) -> None:
                    help="the run's output_root, read where the KFP API cannot serve the artifacts "
                         "(default: %(default)s)")
     p.add_argument("--report", action="store_true", help="also fetch report.html and summary.md beside the video")
+    clips = p.add_mutually_exclusive_group()
+    clips.add_argument("--clip", action="append", metavar="NAME",
+                       help="a run with --per-video-models: fetch this clip's video (the name of its folder in the "
+                            "run's output, the video's file name without extension); repeat for several")
+    clips.add_argument("--all", action="store_true", dest="all_clips",
+                       help="a run with --per-video-models: fetch every clip's video, named as `videogen run` names "
+                            "them: the first at --output, each other beside it as <output name>-<clip>.mp4")
     library_cli.add_storage_flag(p)
     p.set_defaults(func=cmd_fetch)
 
@@ -250,10 +257,14 @@ def _kfp_client(args):
 def _download_result(run_id: str, arguments: dict, output: str, kfp_client, host: str) -> None:
     import tempfile
 
-    from pipeline.kubeflow_runner import fetch_result
+    from pipeline.kubeflow_runner import fetch_clips, fetch_result
     from videogen import runs, storage
 
     output_root = arguments.get("output_root") or runs.parameter_field("output_root")[1].default
+    if arguments.get("per_video_models") and not storage.is_remote(output):  # every clip, named as a local run does
+        for path in fetch_clips(run_id, output, output_root)[1:]:
+            print(f"video: {path}")
+        return
     if storage.is_remote(output):
         with tempfile.TemporaryDirectory() as tmp:
             storage.put(fetch_result(run_id, Path(tmp) / runs.VIDEO_NAME, output_root, kfp_client=kfp_client,
@@ -275,9 +286,13 @@ def cmd_upload(args) -> int:
 
 
 def cmd_fetch(args) -> int:
-    from pipeline.kubeflow_runner import fetch_result
+    from pipeline.kubeflow_runner import fetch_clips, fetch_result
 
     library_cli.apply_storage_flag(args)
+    if args.clip or args.all_clips:  # the clips' folders are read from the object store
+        for path in fetch_clips(args.run_id, args.output, args.output_root, args.clip, report=args.report):
+            print(f"video: {path}")
+        return 0
     args.host = args.host or os.environ.get("KFP_HOST")
     kfp_client = None
     if args.host:

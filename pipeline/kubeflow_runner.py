@@ -372,3 +372,49 @@ def fetch_result(run_id: str, output: str | Path, output_root: str, *, report: b
             except storage.ObjectNotFoundError:
                 logger.warning("run %s published no %s", run_id, name)
     return path
+
+
+def run_clips(run_id: str, output_root: str, *, client: storage.StorageClient | None = None,
+              config: storage.StorageConfig | None = None) -> list[str]:
+    """The clips of a per-video run (``per_video_models``): the folders below ``{output_root}/{run id}/`` that hold a
+    published video, sorted by name (the order a prefix of clips lists them in). Empty for a one-model run."""
+    names = storage.list_dir(storage.join_uri(output_root, run_id), client=client, config=config)
+    return sorted({name.split("/")[0] for name in names if name.count("/") == 1
+                   and name.endswith(f"/{runs.VIDEO_NAME}")})
+
+
+def fetch_clips(run_id: str, output: str | Path, output_root: str, clips: list[str] | None = None, *,
+                report: bool = False, client: storage.StorageClient | None = None,
+                config: storage.StorageConfig | None = None) -> list[Path]:
+    """Download the videos of a per-video run's ``clips`` (default: all of them), named as ``videogen run`` names them
+    locally: the first (by name) at ``output``, every other beside it as ``<output stem>-<clip>.mp4``; with
+    ``report``, each clip's report files beside its video (``report.html``, ``summary.md`` for the first;
+    ``<output stem>-<clip>.report.html`` ... for the others). Read from the object store: KFP's artifact API serves a
+    run's one result, the first clip's.
+
+    Raises:
+        StorageError: the run published no clip (a one-model run, or another --output-root), a named clip is not
+            among its clips, or the object store failed.
+    """
+    found = run_clips(run_id, output_root, client=client, config=config)
+    if not found:
+        raise StorageError(f"run {run_id} has published no clip folders under "
+                           f"{storage.join_uri(output_root, run_id)}: fetch without --clip/--all for a one-model run, "
+                           f"or check --output-root")
+    missing = [clip for clip in clips or [] if clip not in found]
+    if missing:
+        raise StorageError(f"run {run_id} has no clip {', '.join(missing)}; its clips: {', '.join(found)}")
+    wanted = clips or found
+    paths = []
+    for number, clip in enumerate(wanted):
+        first = number == 0
+        dest = Path(output) if first else Path(runs.clip_output(str(output), clip))
+        paths.append(fetch_result(f"{run_id}/{clip}", dest, output_root, report=report and first, client=client,
+                                  config=config))
+        for name in (REPORT_FILE, SUMMARY_FILE) if report and not first else ():
+            try:
+                storage.fetch(runs.publish_uri(output_root, f"{run_id}/{clip}", name),
+                              runs.clip_output(str(output), clip, name), client=client, config=config)
+            except storage.ObjectNotFoundError:
+                logger.warning("run %s: clip %s published no %s", run_id, clip, name)
+    return paths

@@ -222,22 +222,12 @@ def _deliver_other_clips(first_dir: Path, output: str) -> tuple[str, ...]:
     for clip_dir in sorted(d for d in first_dir.parent.iterdir() if d != first_dir and (d / runs.VIDEO_NAME).is_file()):
         for name in names:
             if (clip_dir / name).exists():
-                storage.put(clip_dir / name, _beside(output, clip_dir.name, name))
-        delivered.append(_beside(output, clip_dir.name, runs.VIDEO_NAME))
+                storage.put(clip_dir / name, runs.clip_output(output, clip_dir.name, name))
+        delivered.append(runs.clip_output(output, clip_dir.name, runs.VIDEO_NAME))
     if delivered:
         log.info("one model per video: %s is clip %s's video; the other clips' are %s", output, first_dir.name,
                  ", ".join(delivered))
     return tuple(delivered)
-
-
-def _beside(output: str, clip: str, name: str) -> str:
-    """Where clip ``clip``'s published file ``name`` goes beside ``output`` (``out/gen.mp4``): ``out/gen-<clip>.mp4``
-    for the video, ``out/gen-<clip>.<name>`` for a report file; never ``output`` itself nor the first clip's report."""
-    folder, _, file_name = output.rpartition("/") if storage.is_remote(output) else (
-        str(Path(output).resolve().parent), "", Path(output).name)
-    target = f"{Path(file_name).stem}-{clip}" + (Path(output).suffix or ".mp4" if name == runs.VIDEO_NAME
-                                                 else f".{name}")
-    return storage.join_uri(folder, target)
 
 
 def resume_key(arguments: dict) -> str:

@@ -113,3 +113,16 @@ def clip_scope(video: str, videos: list[str], run_id: str, resume_key: str) -> t
     checkpoints sit apart, below the run's own. An empty resume key stays empty (the clip's run id then keys them)."""
     name = clip_name(video, videos)
     return f"{run_id}/{name}", f"{resume_key}/{name}" if resume_key else ""
+
+
+def clip_output(output: str, clip: str, name: str = VIDEO_NAME) -> str:
+    """Where clip ``clip``'s published file ``name`` goes beside ``output`` (``out/gen.mp4``): ``out/gen-<clip>.mp4``
+    for the video, ``out/gen-<clip>.<name>`` for a report file; never ``output`` itself nor the first clip's report.
+    Per-video runs deliver every clip but the first this way, locally and when fetched from a cluster."""
+    from pathlib import Path
+
+    folder, _, file_name = output.rpartition("/") if storage.is_remote(output) else (
+        str(Path(output).resolve().parent), "", Path(output).name)
+    target = f"{Path(file_name).stem}-{clip}" + (Path(output).suffix or ".mp4" if name == VIDEO_NAME
+                                                 else f".{name}")
+    return storage.join_uri(folder, target)

@@ -288,6 +288,57 @@ def test_fetch_result_downloads_the_published_video(s3_server, s3_bucket, tmp_pa
     assert not (tmp_path / "x.mp4").exists()
 
 
+def _publish_clips(s3_bucket: str, client, tmp_path: Path) -> tuple[str, str]:
+    """A finished per-video run in the store: clips ``fire``, ``sea`` and ``smoke``, each with its video and report."""
+    run_id = str(uuid.uuid4())
+    output_root = f"minio://{s3_bucket}/videogen"
+    for clip in ("smoke", "fire", "sea"):
+        for name, data in (("gen.mp4", f"mp4 of {clip}" * 100), ("report.html", f"<html>{clip}</html>")):
+            local = tmp_path / "src" / clip / name
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_text(data)
+            storage.put(local, runs.publish_uri(output_root, f"{run_id}/{clip}", name), client=client)
+    return run_id, output_root
+
+
+def test_every_clip_of_a_per_video_run_comes_back_named_as_a_local_run_names_them(s3_server, s3_bucket, tmp_path,
+                                                                                  monkeypatch, capsys):
+    """`videogen fetch --all` brings back each clip of a --per-video-models run: the first (by name) at --output, the
+    others beside it as <output name>-<clip>.mp4 (the local runner's names); --clip NAME one clip; an unknown clip
+    or a one-model run is one line naming what there is."""
+    from pipeline import cli
+
+    client = storage.make_client(s3_server.storage_config())
+    run_id, output_root = _publish_clips(s3_bucket, client, tmp_path)
+    assert kubeflow_runner.run_clips(run_id, output_root, client=client) == ["fire", "sea", "smoke"]
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "out" / "gen.mp4"
+    assert cli.main(["fetch", "--run-id", run_id, "--output-root", output_root, "--output", str(out), "--all",
+                     "--report"]) == 0
+    assert out.read_text() == "mp4 of fire" * 100 and (out.parent / "report.html").read_text() == "<html>fire</html>"
+    for clip in ("sea", "smoke"):
+        assert Path(runs.clip_output(str(out), clip)).read_text() == f"mp4 of {clip}" * 100
+        assert (out.parent / f"gen-{clip}.mp4").exists() and (out.parent / f"gen-{clip}.report.html").exists()
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "gen-sea.mp4", "gen-sea.report.html", "gen-smoke.mp4", "gen-smoke.report.html", "gen.mp4", "report.html"]
+    assert capsys.readouterr().out.count("video: ") == 3
+
+    one = tmp_path / "one.mp4"
+    assert cli.main(["fetch", "--run-id", run_id, "--output-root", output_root, "--output", str(one),
+                     "--clip", "smoke"]) == 0
+    assert one.read_text() == "mp4 of smoke" * 100
+    with pytest.raises(StorageError, match=r"has no clip rain; its clips: fire, sea, smoke"):
+        kubeflow_runner.fetch_clips(run_id, tmp_path / "x.mp4", output_root, ["rain"], client=client)
+    storage.put(out, runs.publish_uri(output_root, "single"), client=client)
+    with pytest.raises(StorageError, match="run single has published no clip folders"):
+        kubeflow_runner.fetch_clips("single", tmp_path / "x.mp4", output_root, client=client)
+    assert not (tmp_path / "x.mp4").exists()
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["fetch", "--run-id", run_id, "--output-root", output_root, "--clip", "rain"])
+    assert refused.value.code != 0 and "has no clip rain" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------- results through the artifact API
 RESULTS = {"gen.mp4": b"mp4" * 1000, "report.html": b"<html>report</html>", "summary.md": b"# summary"}
 
