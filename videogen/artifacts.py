@@ -182,10 +182,21 @@ def open_frames_dir(directory: Path, info_file: str, *, what: str, damaged_as: s
                          f"missing; pass the output of {made_by}")
     try:
         info = json.loads(info_path.read_text())
+    except (ValueError, OSError) as error:  # UnicodeDecodeError is a ValueError
+        raise InputError(f"{info_path} in {damaged_as} {directory} is damaged (not readable JSON: "
+                         f"{_first_sentence(error)}); {redo}") from None
+    try:
         frames = np.load(frames_path, mmap_mode="r")
     except (ValueError, OSError) as error:
-        raise InputError(f"{damaged_as} {directory} is damaged ({type(error).__name__}: {error}); {redo}") from None
+        raise InputError(f"{frames_path} in {damaged_as} {directory} is damaged (not a whole uint8 .npy array: "
+                         f"{_first_sentence(error)}); {redo}") from None
     return frames, info
+
+
+def _first_sentence(error: BaseException) -> str:
+    """A library error's first sentence, short enough for a one-line message (numpy's pickle advice is not one)."""
+    text = str(error).split(". ")[0].strip().rstrip(".")
+    return text if len(text) <= 100 else text[:97] + "..."
 
 
 @dataclass(frozen=True)
@@ -318,7 +329,12 @@ def open_model_dir(model_dir: Path) -> ModelDir:
     for path in (model_dir / MODEL_INFO_FILE, model_dir / GENERATOR_FILE):
         if not path.is_file():
             raise InputError(f"{path} is missing: {model_dir} is not a trained model dir (run {_TRAIN})")
-    return ModelDir(model_dir, _read_json_object(model_dir / MODEL_INFO_FILE, f"re-run {_TRAIN}"))
+    info = _read_json_object(model_dir / MODEL_INFO_FILE, f"re-run {_TRAIN}")
+    for key in ("image_size", "steps"):  # every model.json the train stage writes has both
+        if not isinstance(info.get(key), int) or isinstance(info.get(key), bool) or info[key] < 0:
+            raise InputError(f"{model_dir / MODEL_INFO_FILE} has no valid '{key}': it is not the model.json "
+                             f"{_TRAIN} writes; re-run {_TRAIN}")
+    return ModelDir(model_dir, info)
 
 
 def open_generated(generated_dir: Path) -> tuple[np.ndarray, dict]:
@@ -336,4 +352,8 @@ def open_generated(generated_dir: Path) -> tuple[np.ndarray, dict]:
     if frames.dtype != np.uint8 or frames.ndim != 5 or frames.shape[-1] != 3 or frames.shape[2] != frames.shape[3]:
         raise InputError(f"{generated_dir / FRAMES_FILE} is {frames.dtype} {frames.shape}, expected uint8 "
                          f"(T, V, S, S, 3); {redo}")
+    if (info.get("frames"), info.get("num_videos")) != frames.shape[:2]:
+        raise InputError(f"{generated_dir / GENERATION_FILE} does not describe {FRAMES_FILE} (it says "
+                         f"{info.get('frames')} frames x {info.get('num_videos')} videos, the file holds "
+                         f"{frames.shape[0]} x {frames.shape[1]}); {redo}")
     return frames, info

@@ -190,14 +190,22 @@ def save_targets(targets: Targets, model_dir: Path) -> Path:
 
 def load_targets(model_dir: Path) -> Targets | None:
     """The model dir's steering targets, or None when it has none (a model trained before steering existed)."""
+    import zipfile
+
+    from videogen.errors import InputError
+
     path = Path(model_dir) / STEERING_FILE
     if not path.is_file():
         return None
-    with np.load(path) as data:
-        return Targets(motion_px=float(data["motion_px"]), sharpness=float(data["sharpness"]),
-                       patch_distance=float(data["look"]), distance_bank=data["bank"].astype(np.float32),
-                       anchors=data["anchors"].astype(np.uint8),
-                       change=float(data["change"]) if "change" in data else 0.0)
+    try:
+        with np.load(path) as data:
+            return Targets(motion_px=float(data["motion_px"]), sharpness=float(data["sharpness"]),
+                           patch_distance=float(data["look"]), distance_bank=data["bank"].astype(np.float32),
+                           anchors=data["anchors"].astype(np.uint8),
+                           change=float(data["change"]) if "change" in data else 0.0)
+    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, EOFError) as error:
+        raise InputError(f"{path} is damaged ({type(error).__name__}: {str(error)[:80]}): re-run the train stage, "
+                         f"or delete it to generate without steering") from None
 
 
 # -------------------------------------------------------------------------------------------------------------- looks
