@@ -77,12 +77,14 @@ def _downsample(x, filters: int, name: str, batchnorm: bool = True, norm: str = 
     return layers.LeakyReLU(0.2, name=f"{name}_lrelu")(x)
 
 
-def _upsample(x, filters: int, name: str, dropout: float, norm: str = "batch"):
+def _upsample(x, filters: int, name: str, dropout: float, norm: str = "batch", patch_matmul: bool = False):
     keras = _keras()
     layers = keras.layers
     init = keras.initializers.RandomNormal(0.0, 0.02)
-    x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", kernel_initializer=init, use_bias=False,
-                               name=f"{name}_deconv")(x)
+    small = patch_matmul and max(x.shape[1], x.shape[2]) <= PATCH_MATMUL_TRANSPOSE_MAX_WIDTH
+    deconv = patch_matmul_conv2d_transpose() if small else layers.Conv2DTranspose
+    x = deconv(filters, 4, strides=2, padding="same", kernel_initializer=init, use_bias=False,
+               name=f"{name}_deconv")(x)
     x = _norm(x, filters, name, norm)
     if dropout > 0:
         x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
@@ -105,9 +107,11 @@ def build_generator(image_size: int = 256, ngf: int = 64, context_frames: int = 
             or "group" (GroupNormalization, per-image statistics: identical in training and inference).
         dropout: rate of the Dropout layers in the three innermost decoder blocks (the paper's 0.5); 0 = none.
         delta_scale: residual only: the change is ``delta_scale * tanh(...)``, so at most this much per step.
-        patch_matmul: the encoder convolutions on inputs at most ``PATCH_MATMUL_MAX_WIDTH`` wide are
-            :func:`patch_matmul_conv2d` layers (the same weights and sums, faster to train on CPUs). Such a model is
-            for training only: it holds a layer that is not built in, so save a plain copy (``set_weights``).
+        patch_matmul: the encoder convolutions on inputs at most ``PATCH_MATMUL_MAX_WIDTH`` wide and the decoder's
+            transposed convolutions on inputs at most ``PATCH_MATMUL_TRANSPOSE_MAX_WIDTH`` wide are
+            :func:`patch_matmul_conv2d` and :func:`patch_matmul_conv2d_transpose` layers (the same weights and sums,
+            faster to train on CPUs). Such a model is for training only: it holds layers that are not built in, so
+            save a plain copy (``set_weights``).
 
     Returns:
         A ``keras.Model`` mapping ``(B, S, S, 3K)`` float32 in [-1, 1] to ``(B, S, S, 3)`` in [-1, 1].
@@ -134,7 +138,7 @@ def build_generator(image_size: int = 256, ngf: int = 64, context_frames: int = 
     for j, skip in enumerate(reversed(skips[:-1])):
         level = depth - 2 - j  # index of the encoder block whose output we are about to join
         x = _upsample(x, min(ngf * 2**level, ngf * 8), name=f"dec{j + 1}",
-                      dropout=dropout if j < _DROPOUT_BLOCKS else 0.0, norm=norm)
+                      dropout=dropout if j < _DROPOUT_BLOCKS else 0.0, norm=norm, patch_matmul=patch_matmul)
         x = layers.Concatenate(name=f"dec{j + 1}_skip")([x, skip])
 
     # Output, 256 px: (256,256,3)
@@ -260,6 +264,75 @@ def patch_matmul_conv2d():
             return tf.reshape(product, [-1, height // 2, width // 2, self.filters])
 
     return PatchMatmulConv2D
+
+
+# Decoder inputs up to this wide (the three innermost decoder blocks), likewise: 2.2x (1 wide), 2.3x (2) and 1.4x (4)
+# in float32; 2.1x, 1.9x and 1.1x in bfloat16; slower at 8 wide (same machine and batch). The whole train step at
+# 128 px, batch 8: 1.05x in bfloat16, 1.16x in float32 with oneDNN capped to AVX2 (interleaved with the built-in layers).
+PATCH_MATMUL_TRANSPOSE_MAX_WIDTH = 4
+# The taps of a 4-wide kernel (stride 2, "same": output row 2i + kh - 1 from input row i) that reach output row
+# 2m + r, each with the input row it reads, as an offset d from m: row m + d.
+_TRANSPOSE_TAPS = {0: ((1, 0), (3, -1)), 1: ((2, 0), (0, 1))}
+
+
+def _shifted(t, axis: int, offset: int):
+    """``out[m] = t[m + offset]`` along ``axis`` (offset -1, 0 or 1), zero where that falls outside."""
+    import tensorflow as tf
+
+    if offset == 0:
+        return t
+    paddings = [[0, 0]] * 4
+    paddings[axis] = [0, 1] if offset > 0 else [1, 0]
+    begin, size = [0] * 4, [-1] * 4
+    begin[axis], size[axis] = (1 if offset > 0 else 0), t.shape[axis]
+    return tf.slice(tf.pad(t, paddings), begin, size)
+
+
+def _transpose_patches_into_place(patches):
+    """``(B, H, W, 4, 4, C)`` output patches of each input pixel -> the ``(B, 2H, 2W, C)`` sum of the transposed
+    convolution (col2im), one output phase (row and column parity) at a time."""
+    import tensorflow as tf
+
+    _, height, width, _, _, channels = patches.shape
+    rows = []
+    for r in (0, 1):
+        phases = []
+        for c in (0, 1):
+            phases.append(tf.add_n([_shifted(_shifted(patches[:, :, :, kh, kw, :], 1, di), 2, dj)
+                                    for kh, di in _TRANSPOSE_TAPS[r] for kw, dj in _TRANSPOSE_TAPS[c]]))
+        rows.append(tf.stack(phases, axis=3))  # (B, H, W, 2 column phases, C)
+    return tf.reshape(tf.stack(rows, axis=2), [-1, 2 * height, 2 * width, channels])  # (B, H, 2, W, 2, C)
+
+
+@functools.cache
+def patch_matmul_conv2d_transpose():
+    """The Keras layer class ``PatchMatmulConv2DTranspose`` (defined on first use).
+
+    A ``Conv2DTranspose(kernel_size=4, strides=2, padding="same")`` computed as one matrix product, each input pixel
+    times the kernel read as a ``(16 C_out, C_in)`` matrix (the kernel's own memory, transposed in the product), which
+    gives each pixel's 4x4 output patch; the overlapping patches are then summed into place. The same sums of products
+    as the transposed convolution, in another order, with the same weights; why: as :func:`patch_matmul_conv2d`.
+    Other configurations compute as ``Conv2DTranspose``."""
+    import keras
+
+    class PatchMatmulConv2DTranspose(keras.layers.Conv2DTranspose):
+        def call(self, inputs):
+            import tensorflow as tf
+
+            height, width, channels = inputs.shape[1], inputs.shape[2], inputs.shape[3]
+            if (tuple(self.kernel_size) != (4, 4) or tuple(self.strides) != (2, 2) or self.padding != "same"
+                    or tuple(self.dilation_rate) != (1, 1) or self.output_padding is not None
+                    or self.data_format != "channels_last" or height is None or width is None):
+                return super().call(inputs)
+            kernel = tf.cast(tf.convert_to_tensor(self.kernel), inputs.dtype)  # (4, 4, C_out, C_in)
+            patches = tf.matmul(tf.reshape(inputs, [-1, channels]), tf.reshape(kernel, [-1, channels]),
+                                transpose_b=True)
+            outputs = _transpose_patches_into_place(tf.reshape(patches, [-1, height, width, 4, 4, self.filters]))
+            if self.use_bias:
+                outputs = outputs + tf.cast(tf.convert_to_tensor(self.bias), outputs.dtype)
+            return self.activation(outputs) if self.activation is not None else outputs
+
+    return PatchMatmulConv2DTranspose
 
 
 # ------------------------------------------------------------------------------------------------- null generator

@@ -145,8 +145,8 @@ def _build_generator(settings: TrainSettings, size: int, patch_matmul: bool = Fa
 def _build_models(settings: TrainSettings, size: int, devices: _Devices) -> dict[str, Any]:
     """Both models, both optimizers and the step counter, created under the strategy's scope (mirrored on each
     replica); the models compute at the run's precision, their variables stay float32. On CPUs the generator's
-    innermost encoder convolutions compute as matrix products (``patch_matmul``: the same weights and sums, no oneDNN
-    weight reorders; measured on CPUs only, so GPUs keep the convolutions)."""
+    innermost convolutions and transposed convolutions compute as matrix products (``patch_matmul``: the same weights
+    and sums, no oneDNN weight reorders; measured on CPUs only, so GPUs keep the convolutions)."""
     import keras
     import tensorflow as tf
 
