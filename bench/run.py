@@ -9,7 +9,7 @@ capped at AVX2 (``ONEDNN_MAX_CPU_ISA``, oneDNN "CPU Dispatcher Control") and Ope
 (>= 3) runs after a warm-up, with min and max. Random-weight models (speed does not depend on the weights).
 ``--quick`` is a smoke run at tiny sizes (a test calls it). Full run: about 20-25 minutes on 2 CPU cores.
 
-Usage: ``python -m bench.run [--quick] [--cpu native|avx2] [--repeats N] [--out DIR] [--update-docs] [--skip PART ...]``
+Usage: ``python -m bench.run [--quick] [--core] [--cpu native|avx2] [--repeats N] [--out DIR] [--update-docs] [--skip PART ...]``
 """
 
 from __future__ import annotations
@@ -623,6 +623,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="avx2: measure as an AVX2-only CPU (oneDNN and OpenBLAS capped at AVX2) on a newer one")
     parser.add_argument("--update-docs", "--update-readme", dest="update_docs", action="store_true",
                         help="replace this CPU kind's table in docs/performance.md")
+    parser.add_argument("--core", action="store_true",
+                        help="only what the targets name: generation at 256 px (one video), training at 128 px "
+                             "batch 8, the breakdown (memory and prepare: skip them too)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["generation", "memory", "training", "breakdown", "prepare"])
     parser.add_argument("--reference-child", help=argparse.SUPPRESS)  # SIZE,NGF,BATCH,REPEATS: time the reference
     args = parser.parse_args(argv)
@@ -663,10 +666,12 @@ def main(argv: list[str] | None = None) -> int:
             "generation": lambda: [bench_generation(work, s, n, f, kf, ks, repeats, seed, naive)
                                    for s, n, f, kf, ks, seed, naive in (
                                        [(64, 8, 6, 3, [1, 2], 1, 3)] if q else
+                                       [(256, 64, 200, 200, [1], 5, 20)] if args.core else
                                        [(256, 64, 200, 200, [1, 4, 8], 5, 20), (128, 64, 200, 200, [1, 4, 8], 5, 40)])],
             "memory": lambda: bench_memory(work, 64 if q else 128, 8 if q else 64, [20, 200] if q else [200, 2000]),
             "training": lambda: [bench_training(work, size, 8 if q else 64, batches, repeats, peak, 12 if q else 40)
-                                 for size, batches in ([(64, [1, 2])] if q else [(128, [8]), (256, [1, 16])])],
+                                 for size, batches in ([(64, [1, 2])] if q else [(128, [8])] if args.core else
+                                                       [(128, [8]), (256, [1, 16])])],
             "breakdown": lambda: bench_breakdown(q),
             "prepare": lambda: bench_prepare(work, 64 if q else 256, repeats, 10 if q else 0),
         }
