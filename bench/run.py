@@ -489,6 +489,7 @@ def markdown(results: dict) -> str:
     m = results["machine"]
     lines = [f"Measured {m['date']} on {m['device']} ({m['cores']} cores), TensorFlow {m['tensorflow']}, "
              f"by `make bench` (`python -m bench.run{' --quick' if results.get('quick') else ''}"
+             f"{' --core' if results.get('core') else ''}"
              f"{' --cpu avx2' if m.get('onednn_max_cpu_isa') == 'avx2' else ''}`). "
              f"Median (min-max) of {results['repeats']} runs after a warm-up; random-weight models.", "",
              machine_line(m), ""]
@@ -647,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     q = args.quick
     repeats = max(1, args.repeats or 1) if q else max(3, args.repeats or 3)
-    results: dict = {"machine": machine_info(), "quick": q, "repeats": repeats, "errors": {}}
+    results: dict = {"machine": machine_info(), "quick": q, "core": args.core, "repeats": repeats, "errors": {}}
     kind = results["machine"]["cpu_kind"]
     json_path, md_path = args.out / f"results-{kind}.json", args.out / f"results-{kind}.md"
     results["matmul"] = matmul_peak(512 if q else 4096, repeats)
