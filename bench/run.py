@@ -9,12 +9,13 @@ capped at AVX2 (``ONEDNN_MAX_CPU_ISA``, oneDNN "CPU Dispatcher Control") and Ope
 (>= 3) runs after a warm-up, with min and max. Random-weight models (speed does not depend on the weights).
 ``--quick`` is a smoke run at tiny sizes (a test calls it). Full run: about 20-25 minutes on 2 CPU cores.
 
-Usage: ``python -m bench.run [--quick] [--cpu native|avx2] [--repeats N] [--out DIR] [--update-docs] [--skip PART ...]``
+Usage: ``python -m bench.run [--quick] [--core] [--cpu native|avx2] [--repeats N] [--out DIR] [--update-docs] [--skip PART ...]``
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import logging
@@ -147,12 +148,17 @@ def train_step_flops(g_flops: float, d_flops: float) -> float:
 # Fixtures: a random-weight model dir and a synthetic dataset dir
 
 
-def make_model_dir(path: Path, size: int, ngf: int, context_frames: int | None = None) -> Path:
-    """A random-weight generator as `videogen train` builds it by default (context frames, norm, dropout)."""
+def make_model_dir(path: Path, size: int, ngf: int, context_frames: int | None = None,
+                   steering_from: Path | None = None) -> Path:
+    """A random-weight generator as `videogen train` builds it by default (context frames, norm, dropout), with the
+    steering targets that `videogen train` saves beside it measured on the dataset ``steering_from`` (so that
+    generation runs with its defaults, steering on); without one, generation cannot steer."""
     import keras
 
+    from videogen import artifacts, steering
     from videogen.model import build_generator
     from videogen.train import TrainSettings
+    from videogen.train.fit import steering_targets
 
     defaults = TrainSettings()
     context_frames = context_frames or defaults.context_frames
@@ -171,6 +177,8 @@ def make_model_dir(path: Path, size: int, ngf: int, context_frames: int | None =
     model.save(path / "generator.keras")
     (path / "model.json").write_text(json.dumps({"image_size": size, "fps": 25.0, "steps": 0, "ngf": ngf,
                                                  "context_frames": context_frames, "residual": True}))
+    if steering_from is not None:
+        steering.save_targets(steering_targets(artifacts.open_dataset(steering_from), 0), path)
     return path
 
 
@@ -201,6 +209,26 @@ Image.fromarray(np.clip((out + 1.0) * 127.5, 0, 255).round().astype(np.uint8)).s
 """
 
 
+@contextlib.contextmanager
+def steering_host_ms():
+    """Milliseconds of each ``steering.Controllers.update`` (the host-side measurements after every generated step,
+    for all K videos) while the block runs: a list filled in place."""
+    from videogen import steering
+
+    update, times = steering.Controllers.update, []
+
+    def timed_update(self, previous, frames):
+        started = time.perf_counter()
+        update(self, previous, frames)
+        times.append(1000 * (time.perf_counter() - started))
+
+    steering.Controllers.update = timed_update
+    try:
+        yield times
+    finally:
+        steering.Controllers.update = update
+
+
 def bench_generation(work: Path, size: int, ngf: int, frames: int, k_frames: int, ks: list[int], repeats: int,
                      seed_runs: int, naive_frames: int) -> dict:
     import keras
@@ -208,11 +236,12 @@ def bench_generation(work: Path, size: int, ngf: int, frames: int, k_frames: int
 
     from videogen import generate as gen
 
-    model_dir = make_model_dir(work / f"model_{size}", size, ngf)
     dataset_dir = make_dataset_dir(work / f"data_{size}", size)
+    model_dir = make_model_dir(work / f"model_{size}", size, ngf, steering_from=dataset_dir)
     out: dict = {"image_size": size, "ngf": ngf}
 
-    # Ours: generate() end to end (model load, BN fold, rollout, streaming frames.npy) for one rollout.
+    # Ours: generate() end to end (model load, BN fold, rollout, streaming frames.npy) for one rollout, with the
+    # defaults: steering on (its host-side measurements timed, see steering_host_ms).
     def run_generate(n, k, name):
         settings = gen.GenerateSettings(frames=n, num_videos=k, seed=0)
         info = gen.generate(model_dir, work / f"gen_{name}", settings, dataset_dir=dataset_dir)
@@ -223,13 +252,21 @@ def bench_generation(work: Path, size: int, ngf: int, frames: int, k_frames: int
         n = frames if k == 1 else k_frames
         infos = []
         run_generate(min(n, 5), k, "warmup")
-        for _ in range(repeats):
-            infos.append(run_generate(n, k, f"k{k}"))
+        with steering_host_ms() as host_ms:
+            for _ in range(repeats):
+                infos.append(run_generate(n, k, f"k{k}"))
         rates = [i["total_frames_per_s"] for i in infos]
         per_k[k] = {"frames": n, "num_videos": k, "total_frames_per_s": stats(rates),
                     "ms_per_frame": stats([1000.0 / r for r in rates]), "device": infos[0]["device"],
-                    "precision": infos[0]["precision"], "jit_compile": infos[0]["jit_compile"]}
+                    "precision": infos[0]["precision"], "jit_compile": infos[0]["jit_compile"],
+                    "steer": infos[0]["steering"] is not None, "steering_host_ms_per_step": statistics.median(host_ms or [0.0])}
     out["generate"] = per_k
+    # Steering's cost: the same K=1 rollout with steering off.
+    infos = [gen.generate(model_dir, work / "gen_plain", gen.GenerateSettings(frames=min(frames, 50), seed=0,
+                                                                              steer=False),
+                          dataset_dir=dataset_dir) for _ in range(repeats)]
+    out["generate_unsteered_k1"] = {"frames": min(frames, 50),
+                                    "total_frames_per_s": stats([i["total_frames_per_s"] for i in infos])}
     # The same step in float32 (precision off) for comparison, K=1.
     infos = [gen.generate(model_dir, work / "gen_fp32", gen.GenerateSettings(frames=min(frames, 50), seed=0,
                                                                              precision="float32"),
@@ -289,8 +326,8 @@ print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_max
 
 
 def bench_memory(work: Path, size: int, ngf: int, counts: list[int]) -> dict:
-    model_dir = make_model_dir(work / f"mem_model_{size}", size, ngf)
     dataset_dir = make_dataset_dir(work / f"mem_data_{size}", size)
+    model_dir = make_model_dir(work / f"mem_model_{size}", size, ngf, steering_from=dataset_dir)
     out: dict = {"image_size": size, "ngf": ngf}
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
     for n in counts:
@@ -341,6 +378,14 @@ def reference_train_step(size: int, ngf: int, batch: int):
     return lambda: [t.numpy() for t in train_step(x, y)], generator, discriminator
 
 
+def reference_images_per_s(size: int, ngf: int, batch: int, repeats: int, env: dict) -> list[float]:
+    """Images/s of :func:`reference_train_step`, timed in a process of its own with ``env``."""
+    child = subprocess.run([sys.executable, "-m", "bench.run", "--reference-child", f"{size},{ngf},{batch},{repeats}"],
+                           env=dict(env, TF_CPP_MIN_LOG_LEVEL="3"), cwd=ROOT, capture_output=True, text=True,
+                           check=True)
+    return [batch / t for t in json.loads(child.stdout.strip().splitlines()[-1])]
+
+
 def bench_training(work: Path, size: int, ngf: int, batches: list[int], repeats: int, peak_gflops: float,
                    num_frames: int) -> dict:
     from videogen.hardware import keras_training_policy, resolve_precision
@@ -348,16 +393,13 @@ def bench_training(work: Path, size: int, ngf: int, batches: list[int], repeats:
 
     out: dict = {"image_size": size, "ngf": ngf, "ndf": ngf}
     for batch in batches:
-        step, generator, discriminator = reference_train_step(size, ngf, batch)
+        _, generator, discriminator = reference_train_step(size, ngf, batch)
         flops_per_image = train_step_flops(conv_flops(generator), conv_flops(discriminator))
-        ref_times = timed(step, repeats, warmup=2)
-        ref = [batch / t for t in ref_times]
-        # The same reference step as TensorFlow runs it by default on this CPU (its own process): on an AVX2-only CPU
-        # without oneDNN kernels, which importing videogen turns on.
-        child = subprocess.run([sys.executable, "-m", "bench.run", "--reference-child", f"{size},{ngf},{batch},{repeats}"],
-                               env=tensorflow_default_env(dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")), cwd=ROOT,
-                               capture_output=True, text=True, check=True)
-        ref_default = [batch / t for t in json.loads(child.stdout.strip().splitlines()[-1])]
+        # The reference step, each in its own process: with oneDNN on (what one environment variable gives any user)
+        # and as TensorFlow runs it by default on this CPU (on an AVX2-only CPU without oneDNN kernels, which
+        # importing videogen turns on).
+        ref = reference_images_per_s(size, ngf, batch, repeats, dict(os.environ, TF_ENABLE_ONEDNN_OPTS="1"))
+        ref_default = reference_images_per_s(size, ngf, batch, repeats, tensorflow_default_env(dict(os.environ)))
         # videogen.train.train() end to end; it records its steady-state images/s (warm-up steps left out).
         dataset_dir = make_dataset_dir(work / f"train_data_{size}", size, num_frames=num_frames)
         # The default ("auto": mixed bfloat16 where the CPU has native bf16, else float32) and float32 forced.
@@ -435,7 +477,9 @@ def machine_line(m: dict) -> str:
     if m.get("onednn_max_cpu_isa"):
         line += (f", reproduced on {m['cpu']} (flags {', '.join(m.get('cpu_flags', []))}) with "
                  f"ONEDNN_MAX_CPU_ISA={m['onednn_max_cpu_isa'].upper()}"
-                 + (f" and OPENBLAS_CORETYPE={m['openblas_coretype']}" if m.get("openblas_coretype") else ""))
+                 + (f" and OPENBLAS_CORETYPE={m['openblas_coretype']}" if m.get("openblas_coretype") else "")
+                 + ": a capped reproduction, not a real AVX2-only CPU (this CPU's cores, caches, memory and clock), "
+                 "so read its figures as an upper bound for one")
     elif m.get("cpu_flags"):
         line += f" (flags {', '.join(m['cpu_flags'])})"
     return line + "."
@@ -445,6 +489,7 @@ def markdown(results: dict) -> str:
     m = results["machine"]
     lines = [f"Measured {m['date']} on {m['device']} ({m['cores']} cores), TensorFlow {m['tensorflow']}, "
              f"by `make bench` (`python -m bench.run{' --quick' if results.get('quick') else ''}"
+             f"{' --core' if results.get('core') else ''}"
              f"{' --cpu avx2' if m.get('onednn_max_cpu_isa') == 'avx2' else ''}`). "
              f"Median (min-max) of {results['repeats']} runs after a warm-up; random-weight models.", "",
              machine_line(m), ""]
@@ -461,9 +506,20 @@ def markdown(results: dict) -> str:
     for g in results.get("generation", []):
         s = g["image_size"]
         k1 = g["generate"]["1"] if "1" in g["generate"] else g["generate"][1]
-        lines.append(f"| generate {s} px ngf {g['ngf']}, 1 video ({k1['precision']}) | "
+        steer = "steering on" if k1.get("steer") else "steering off: no steering targets"
+        lines.append(f"| generate {s} px ngf {g['ngf']}, 1 video ({k1['precision']}, defaults: {steer}) | "
                      f"{fmt(k1['total_frames_per_s'])} frames/s = {k1['ms_per_frame']['median']:.0f} ms/frame | "
                      f"{'<= 190 ms' if s == 256 else ''} |")
+        if "generate_unsteered_k1" in g:
+            plain = g["generate_unsteered_k1"]["total_frames_per_s"]
+            lines.append(f"| generate {s} px, steering off, 1 video | {fmt(plain)} frames/s = "
+                         f"{1000 / plain['median']:.0f} ms/frame; steering costs "
+                         f"{k1['ms_per_frame']['median'] - 1000 / plain['median']:.0f} ms/frame | |")
+        if k1.get("steer"):
+            host = k1["steering_host_ms_per_step"]
+            lines.append(f"| steering's host-side measurements (flow, sharpness, patch distances), {s} px | "
+                         f"{host:.1f} ms per step = {100 * host / k1['ms_per_frame']['median']:.0f}% of the step | "
+                         f"<= 10% |")
         lines.append(f"| generate {s} px, float32 step, 1 video | "
                      f"{fmt(g['generate_float32_k1']['total_frames_per_s'])} frames/s | |")
         gflop, peak_gflops = g.get("generator_forward_gflop"), (peak or {}).get("peak_gflops")
@@ -505,18 +561,43 @@ def markdown(results: dict) -> str:
                                  f"TensorFlow runs it by default here (oneDNN {onednn}) | "
                                  f"{fmt(e['reference_tf_default_images_per_s'])} img/s; ours "
                                  f"{e['speedup_vs_reference_tf_default']:.2f}x | |")
-                lines.append(f"| train {tr['image_size']} px batch {e['batch']}: tutorial-style reference | "
+                lines.append(f"| train {tr['image_size']} px batch {e['batch']}: tutorial-style reference with "
+                             f"oneDNN on (own process) | "
                              f"{fmt(e['reference_images_per_s'])} img/s "
                              f"({100 * e['reference_share_of_fp32_peak']:.0f}% of peak); ours "
                              f"{e['speedup_vs_reference']:.2f}x; {e['train_step_gflop_per_image']:.1f} GFLOP/img | |")
     pr = results.get("prepare")
+    breakdown = breakdown_lines(results.get("breakdown"))
+    lines += breakdown[:1]
     if pr:
         lines.append(f"| prepare {pr['clip']} {pr['image_size']} px ({pr['frames']} frames) | "
                      f"{fmt(pr['prepare_frames_per_s'])} frames/s vs A|B PNGs {fmt(pr['ab_png_frames_per_s'])}: "
                      f"{pr['speedup']:.1f}x | >= 5x |")
     for part, err in results.get("errors", {}).items():
         lines.append(f"| {part} | not measured: {err} | |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + breakdown[1:]) + "\n"
+
+
+def breakdown_lines(b: dict | None) -> list[str]:
+    """The train step's time by part (bench.train_breakdown): a row for the table, then the tables (after it)."""
+    if not b:
+        return []
+    from bench.train_breakdown import report
+
+    return [f"| where videogen's train step spends its time ({b['size']} px batch {b['batch']}) | the tables below | |",
+            "", f"Where videogen's train step spends its time, {b['size']} px, batch {b['batch']}, ngf/ndf {b['ngf']} "
+            "(`python -m bench.train_breakdown`: one step of each kind in turn, in one process; the reference here is "
+            "the tutorial-style step with oneDNN on):", "", report(b["result"], b["profile"], b["batch"])]
+
+
+def bench_breakdown(quick: bool) -> dict:
+    """Where videogen's train step spends its time: :mod:`bench.train_breakdown` at 128 px batch 8."""
+    from bench import train_breakdown
+
+    size, ngf, batch = (64, 8, 2) if quick else (128, 64, 8)
+    result = train_breakdown.measure(size, ngf, batch, "auto", 2 if quick else 8)
+    profile = None if quick else train_breakdown.onednn_profile(size, ngf, batch, "auto", 2)
+    return {"size": size, "ngf": ngf, "batch": batch, "result": result, "profile": profile}
 
 
 def update_page(md: str, page: Path, kind: str) -> None:
@@ -543,7 +624,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="avx2: measure as an AVX2-only CPU (oneDNN and OpenBLAS capped at AVX2) on a newer one")
     parser.add_argument("--update-docs", "--update-readme", dest="update_docs", action="store_true",
                         help="replace this CPU kind's table in docs/performance.md")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["generation", "memory", "training", "prepare"])
+    parser.add_argument("--core", action="store_true",
+                        help="only what the targets name: generation at 256 px (one video), training at 128 px "
+                             "batch 8, the breakdown (memory and prepare: skip them too)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["generation", "memory", "training", "breakdown", "prepare"])
     parser.add_argument("--reference-child", help=argparse.SUPPRESS)  # SIZE,NGF,BATCH,REPEATS: time the reference
     args = parser.parse_args(argv)
     if args.reference_child:
@@ -564,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     q = args.quick
     repeats = max(1, args.repeats or 1) if q else max(3, args.repeats or 3)
-    results: dict = {"machine": machine_info(), "quick": q, "repeats": repeats, "errors": {}}
+    results: dict = {"machine": machine_info(), "quick": q, "core": args.core, "repeats": repeats, "errors": {}}
     kind = results["machine"]["cpu_kind"]
     json_path, md_path = args.out / f"results-{kind}.json", args.out / f"results-{kind}.md"
     results["matmul"] = matmul_peak(512 if q else 4096, repeats)
@@ -583,10 +667,13 @@ def main(argv: list[str] | None = None) -> int:
             "generation": lambda: [bench_generation(work, s, n, f, kf, ks, repeats, seed, naive)
                                    for s, n, f, kf, ks, seed, naive in (
                                        [(64, 8, 6, 3, [1, 2], 1, 3)] if q else
+                                       [(256, 64, 200, 200, [1], 5, 20)] if args.core else
                                        [(256, 64, 200, 200, [1, 4, 8], 5, 20), (128, 64, 200, 200, [1, 4, 8], 5, 40)])],
             "memory": lambda: bench_memory(work, 64 if q else 128, 8 if q else 64, [20, 200] if q else [200, 2000]),
             "training": lambda: [bench_training(work, size, 8 if q else 64, batches, repeats, peak, 12 if q else 40)
-                                 for size, batches in ([(64, [1, 2])] if q else [(128, [8]), (256, [1, 16])])],
+                                 for size, batches in ([(64, [1, 2])] if q else [(128, [8])] if args.core else
+                                                       [(128, [8]), (256, [1, 16])])],
+            "breakdown": lambda: bench_breakdown(q),
             "prepare": lambda: bench_prepare(work, 64 if q else 256, repeats, 10 if q else 0),
         }
         for name, fn in parts.items():

@@ -263,9 +263,13 @@ def test_bench_quick_smoke(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     kind = cpu_kind()
     results = json.loads((tmp_path / f"results-{kind}.json").read_text())
-    assert {"machine", "generation", "memory", "training", "prepare"} <= set(results)
+    assert {"machine", "generation", "memory", "training", "breakdown", "prepare"} <= set(results)
     assert results["machine"]["cpu_kind"] == kind and "cpu_flags" in results["machine"]
-    assert "| train 64 px batch 2" in (tmp_path / f"results-{kind}.md").read_text()
+    page = (tmp_path / f"results-{kind}.md").read_text()
+    assert "| train 64 px batch 2" in page and "reference with oneDNN on (own process)" in page
+    # Generation with the defaults (steering on), and where the train step's time goes, after the table.
+    assert "defaults: steering on" in page and "| steering's host-side measurements" in page
+    assert page.index("| prepare ") < page.index("| step + pipeline |")
 
 
 @pytest.fixture(scope="module")

@@ -113,6 +113,20 @@ def test_controller_state_round_trips(targets):
         b.restore({"tau": [1.0, 2.0], "amount": [0.0], "weight": [0.1], "motion": [1.0], "change": [1.0]})
 
 
+def test_controller_patch_distances_are_numpys_nearest_distances(targets):
+    """The look controller's bank product (on TensorFlow's thread pool) gives NumPy's nearest-patch distances."""
+    clip = panning_clip()
+    rng = np.random.default_rng(3)
+    queries = steering._patches(clip[:4], steering.DISTANCE_FRAME_PATCHES, rng)
+    controllers = steering.Controllers(targets, 1)
+    products = controllers._bank_products(queries)
+    np.testing.assert_allclose(products, queries @ targets.distance_bank.T, rtol=1e-5, atol=1e-2)
+    bank, bank_sq = targets.distance_bank, controllers.distance_bank_sq
+    np.testing.assert_allclose(steering.nearest_distances(queries, bank, bank_sq, products),
+                               steering.nearest_distances(queries, bank), rtol=1e-4)
+    assert controllers._bank_products(queries[:5]).shape == (5, len(targets.distance_bank))
+
+
 def fading_generator(damping: float):
     """A real Keras generator (K=2) that extrapolates the last change but damped: last + damping*(last - previous).
     Fed back, its motion shrinks by ``damping`` every step: the way a median predictor freezes."""

@@ -135,16 +135,18 @@ def _choose_devices(settings: TrainSettings, batch: int) -> _Devices:
     return devices
 
 
-def _build_generator(settings: TrainSettings, size: int):
+def _build_generator(settings: TrainSettings, size: int, patch_matmul: bool = False):
     from videogen.model import build_generator
 
     return build_generator(size, settings.ngf, settings.context_frames, settings.residual, norm=settings.norm,
-                           dropout=settings.dropout)
+                           dropout=settings.dropout, patch_matmul=patch_matmul)
 
 
 def _build_models(settings: TrainSettings, size: int, devices: _Devices) -> dict[str, Any]:
     """Both models, both optimizers and the step counter, created under the strategy's scope (mirrored on each
-    replica); the models compute at the run's precision, their variables stay float32."""
+    replica); the models compute at the run's precision, their variables stay float32. On CPUs the generator's
+    innermost convolutions and transposed convolutions compute as matrix products (``patch_matmul``: the same weights
+    and sums, no oneDNN weight reorders; measured on CPUs only, so GPUs keep the convolutions)."""
     import keras
     import tensorflow as tf
 
@@ -156,7 +158,7 @@ def _build_models(settings: TrainSettings, size: int, devices: _Devices) -> dict
     with devices.scope():
         keras.config.set_dtype_policy(hardware.keras_training_policy(devices.precision))
         try:
-            generator = _build_generator(settings, size)
+            generator = _build_generator(settings, size, patch_matmul=not devices.gpu)
             discriminator = build_discriminator(size, settings.ndf, settings.context_frames)
         finally:
             keras.config.set_dtype_policy(previous_policy)
@@ -262,16 +264,15 @@ def _fit(plan: _Plan, models: dict[str, Any], devices: _Devices, checkpoints: Ch
     return rollout_seconds
 
 
-def _export(generator, settings: TrainSettings, output_dir: Path, devices: _Devices) -> Path:
+def _export(generator, settings: TrainSettings, output_dir: Path) -> Path:
     """Write ``generator.keras`` (atomically) and the SavedModel beside it; both float32 and strategy-free."""
     from videogen.export import export_savedmodel
 
-    export = generator
-    if devices.precision != "float32" or devices.strategy is not None:
-        # A float32 generator loads and runs the same everywhere (the K80 has no bf16); under a strategy, a plain
-        # copy outside its scope (no mirrored variables in the file).
-        export = _build_generator(settings, generator.input_shape[1])
-        export.set_weights(generator.get_weights())
+    # Always a plain copy: built-in layers only (the trained one may hold training-only layers, patch_matmul), float32
+    # (loads and runs the same everywhere: the K80 has no bf16) and, under a strategy, outside its scope (no
+    # mirrored variables in the file).
+    export = _build_generator(settings, generator.input_shape[1])
+    export.set_weights(generator.get_weights())
     path = output_dir / artifacts.GENERATOR_FILE
     tmp_path = output_dir / f".{artifacts.GENERATOR_FILE}.tmp.keras"
     export.save(tmp_path)
@@ -396,6 +397,6 @@ def _train(plan: _Plan, output_dir: Path, local_ckpt: Path, remote_uri: str | No
     finally:
         monitor.close()  # also takes the progress bar down (and gives logging its handlers back)
     if devices.chief:  # the other workers' model dirs are scratch
-        _export(models["generator"], s, output_dir, devices)
+        _export(models["generator"], s, output_dir)
     return _model_info(plan, devices, monitor, int(models["step"].numpy()), start_step, rollout_seconds,
                        time.perf_counter() - started, remote_uri or str(local_ckpt))
