@@ -199,8 +199,8 @@ def _rotation_of(stream: dict) -> int:
         return 0
 
 
-def _ffprobe_json(path: Path, timeout_s: float, max_pixels: int) -> tuple[dict, str]:
-    """ffprobe's streams and format of a checked local file as JSON, and its stderr."""
+def _ffprobe_output(path: Path, timeout_s: float, max_pixels: int) -> tuple[bytes, str]:
+    """ffprobe's streams and format of a checked local file as JSON text, and its stderr."""
     cmd = ["ffprobe", "-v", "error", "-hide_banner"]
     for key, value in _input_options(max_pixels).items():
         cmd += [f"-{key}", str(value)]
@@ -213,10 +213,7 @@ def _ffprobe_json(path: Path, timeout_s: float, max_pixels: int) -> tuple[dict, 
     stderr = result.stderr.decode("utf-8", "replace")
     if result.returncode != 0:
         raise InputError(_ffmpeg_failure(path, stderr, "ffprobe"))
-    try:
-        return json.loads(result.stdout or b"{}"), stderr
-    except json.JSONDecodeError:
-        raise InputError(f"ffprobe gave unreadable output for video {path}; check that it is a valid video") from None
+    return result.stdout, stderr
 
 
 def _duration_of(stream: dict, fmt: dict) -> float:
@@ -250,15 +247,25 @@ def probe_video(path: Path, timeout_s: float = DEFAULT_TIMEOUT_S, max_pixels: in
             no video stream (audio-only), too few frames, frames larger than ``max_pixels``, or ffprobe timed out.
     """
     path = check_input_file(path)
-    data, stderr = _ffprobe_json(path, timeout_s, max_pixels)
+    output, stderr = _ffprobe_output(path, timeout_s, max_pixels)
+    return parse_probe(path, output, stderr, max_pixels=max_pixels, min_frames=min_frames)
+
+
+def parse_probe(path: Path, output: bytes, stderr: str = "", max_pixels: int = DEFAULT_MAX_PIXELS,
+                min_frames: int = MIN_FRAMES) -> VideoInfo:
+    """The :class:`VideoInfo` of ffprobe's JSON output (``-show_streams -show_format -of json``) about ``path``.
+
+    Raises:
+        InputError: the output is not ffprobe's JSON, or it describes no usable video (see :func:`probe_video`).
+    """
+    data = _probe_data(path, output)
     streams = [s for s in data.get("streams", []) if s.get("codec_type") == "video"
                and not (s.get("disposition") or {}).get("attached_pic")]
     if not streams:
         kinds = sorted({s.get("codec_type", "?") for s in data.get("streams", [])})
         has = f"only {'/'.join(kinds)} streams" if kinds else "no streams"
         raise InputError(f"video {path} has no video stream ({has}); pass a file that contains video")
-    stream = streams[0]
-    fmt = data.get("format", {}) or {}
+    stream, fmt = streams[0], data.get("format", {}) or {}
 
     coded_w, coded_h = int(stream.get("width") or 0), int(stream.get("height") or 0)
     too_big = _PIXEL_LIMIT_RE.search(stderr)
@@ -273,10 +280,7 @@ def probe_video(path: Path, timeout_s: float = DEFAULT_TIMEOUT_S, max_pixels: in
 
     fps = _parse_rate(stream.get("avg_frame_rate")) or _parse_rate(stream.get("r_frame_rate"))
     duration = _duration_of(stream, fmt)
-    try:
-        header_frames = int(stream.get("nb_frames") or 0)
-    except ValueError:
-        header_frames = 0
+    header_frames = _whole(stream.get("nb_frames"))
     num_frames = header_frames or (int(round(duration * fps)) if duration > 0 and fps > 0 else 0)
     if 0 < num_frames < min_frames and header_frames:
         raise InputError(f"video {path} has only {num_frames} frame(s); at least {min_frames} are needed "
@@ -288,6 +292,23 @@ def probe_video(path: Path, timeout_s: float = DEFAULT_TIMEOUT_S, max_pixels: in
                      codec=str(stream.get("codec_name", "")), format_name=str(fmt.get("format_name", "")),
                      duration=duration, num_frames_exact=bool(header_frames), coded_width=coded_w,
                      coded_height=coded_h)
+
+
+def _probe_data(path: Path, output: bytes) -> dict:
+    """ffprobe's JSON output as ``{"streams": [dict, ...], "format": dict}``."""
+    try:
+        data = json.loads(output or b"{}")
+    except json.JSONDecodeError:
+        raise InputError(f"ffprobe gave unreadable output for video {path}; check that it is a valid video") from None
+    return data
+
+
+def _whole(value: object) -> int:
+    """A count or size ffprobe gave (an int, or a string of one); 0 when it is missing or not one."""
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
 
 
 # FFmpeg 5.1 renamed `-vsync` to `-fps_mode` (same values); 4.4 (Ubuntu 22.04) knows only `-vsync`. Older is refused.
