@@ -3,8 +3,8 @@ and as the KFP metrics are taken from it (:func:`videogen.evaluate.scalar_metric
 
 metrics.json is written by evaluate itself, so its shape is fixed; what varies from run to run is its numbers. The
 input picks, for each number of a real (trimmed) metrics.json (``fuzz/metrics_template.json``), a value the
-computations can give (NaN, infinities, zero, negative zero, huge, negative, or the original), and which lists come
-out empty. The contract is stricter than the other readers': whatever the numbers, the report renders (no error)."""
+computations can give (NaN, infinities, zero, negative zero, huge, negative, or the original). Lists keep their
+length: evaluate writes every per-window series with at least one window. The contract is stricter than the other readers': whatever the numbers, the report renders (no error)."""
 
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ INTS = (0, -1, 1, 2**63, -(2**63))
 
 
 def _mutate(value, fdp: atheris.FuzzedDataProvider):
-    """``value`` with its numbers replaced and its lists emptied as the input says."""
+    """``value`` with its numbers replaced as the input says."""
     if isinstance(value, dict):
         return {key: _mutate(item, fdp) for key, item in value.items()}
     if isinstance(value, list):
-        return [] if value and fdp.ConsumeIntInRange(0, 7) == 0 else [_mutate(item, fdp) for item in value]
+        return [_mutate(item, fdp) for item in value]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return value
     choices = FLOATS if isinstance(value, float) else INTS

@@ -207,7 +207,8 @@ def load_targets(model_dir: Path) -> Targets | None:
                               patch_distance=float(data["look"]), distance_bank=data["bank"].astype(np.float32),
                               anchors=data["anchors"].astype(np.uint8),
                               change=float(data["change"]) if "change" in data else 0.0)
-    except (zipfile.BadZipFile, zlib.error, NotImplementedError, KeyError, AttributeError, *NPY_ERRORS) as error:
+    # zipfile: RuntimeError for an encrypted member, NotImplementedError for an unknown compression method
+    except (zipfile.BadZipFile, zlib.error, RuntimeError, KeyError, AttributeError, *NPY_ERRORS) as error:
         raise InputError(f"{path} is damaged ({type(error).__name__}: {str(error)[:80]}): re-run the train stage, "
                          f"or delete it to generate without steering") from None
     problem = _targets_problem(targets)
