@@ -29,9 +29,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-
-def stats(values):
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": len(values)}
+from bench.run import SEED_TRAIN_IMAGES_PER_S_V100, make_model_dir, stats  # noqa: E402
 
 
 def gpu_name() -> str:
@@ -158,7 +156,7 @@ def bench_train(size: int, ngf: int, batch: int, precision: str, steps: int, rep
         rates.append(batch * steps / (time.perf_counter() - t))
     return {"image_size": size, "ngf": ngf, "batch": batch, "precision": precision, "compile_s": compile_s,
             "steps_per_run": steps, "images_per_s": stats(rates), "final_losses": [float(gl), float(dl)],
-            "vs_seed_55_img_s": statistics.median(rates) / 55.0}
+            "vs_seed_55_img_s": statistics.median(rates) / SEED_TRAIN_IMAGES_PER_S_V100}
 
 
 def main(argv=None) -> int:
@@ -169,8 +167,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import jax
     import keras
-
-    from bench.run import make_model_dir
 
     results = {"machine": {"gpu": gpu_name(), "jax": jax.__version__, "keras": keras.__version__,
                            "backend": keras.backend.backend(), "devices": [str(d) for d in jax.devices()],

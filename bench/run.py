@@ -472,8 +472,7 @@ KIND_NAMES = {"bf16": "CPU with native bfloat16 (AVX512_BF16/AMX)", "avx512": "A
 
 def machine_line(m: dict) -> str:
     """Which CPU kind the figures belong to, and how it was had (native, or capped to reproduce an older one)."""
-    kind = m.get("cpu_kind") or ("bf16" if m.get("cpu_bf16") else "unknown")
-    line = f"**CPU kind: {KIND_NAMES.get(kind, kind)}**"
+    line = f"**CPU kind: {KIND_NAMES.get(m['cpu_kind'], m['cpu_kind'])}**"
     if m.get("onednn_max_cpu_isa"):
         line += (f", reproduced on {m['cpu']} (flags {', '.join(m.get('cpu_flags', []))}) with "
                  f"ONEDNN_MAX_CPU_ISA={m['onednn_max_cpu_isa'].upper()}"
@@ -505,7 +504,7 @@ def markdown(results: dict) -> str:
     lines += ["| what | figure | target |", "| --- | --- | --- |"]
     for g in results.get("generation", []):
         s = g["image_size"]
-        k1 = g["generate"]["1"] if "1" in g["generate"] else g["generate"][1]
+        k1 = g["generate"]["1"]  # results as JSON: keys are strings
         steer = "steering on" if k1.get("steer") else "steering off: no steering targets"
         lines.append(f"| generate {s} px ngf {g['ngf']}, 1 video ({k1['precision']}, defaults: {steer}) | "
                      f"{fmt(k1['total_frames_per_s'])} frames/s = {k1['ms_per_frame']['median']:.0f} ms/frame | "
@@ -543,8 +542,7 @@ def markdown(results: dict) -> str:
         lines.append(f"| peak RSS, generate {keys[0]} vs {keys[1]} frames ({mem['image_size']} px) | "
                      f"{mem[f'peak_rss_mb_{keys[0]}']:.0f} vs {mem[f'peak_rss_mb_{keys[1]}']:.0f} MB "
                      f"({mem['ratio']:.2f}x) | <= 1.2x |")
-    trs = results.get("training") or []
-    for tr in trs if isinstance(trs, list) else [trs]:
+    for tr in results.get("training") or []:
         for key, e in tr.items():
             if key.startswith("batch_"):
                 lines.append(f"| train {tr['image_size']} px batch {e['batch']}: videogen.train (default precision: "

@@ -25,19 +25,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-CLIPS = {"bikes": "bikes.mp4", "bunny": "bigbuckbunny.mp4", "carphone": "carphone_pristine.mp4"}
-MEASURES = ("motion", "coherence", "realism", "spacetime", "coarse", "completeness", "copying", "contrast",
-            "sharpness")
+from bench.quality.clips import CLIPS, MEASURES, prepared  # noqa: E402
 
 
-def clip_frames(name: str, size: int = 64) -> np.ndarray:
-    """The clip prepared by the prepare stage at ``size`` px (uint8 (T, S, S, 3))."""
-    from tests.media import real_clip
-    from videogen.dataset import PrepareSettings, prepare
-
+def clip_frames(name: str) -> np.ndarray:
+    """The clip prepared by the prepare stage at 64 px (uint8 (T, S, S, 3))."""
     with tempfile.TemporaryDirectory() as tmp:
-        prepare(real_clip(CLIPS[name]), Path(tmp) / "d", PrepareSettings(image_size=size))
-        return np.load(Path(tmp) / "d" / "frames.npy")
+        return np.load(prepared(name, Path(tmp)) / "frames.npy")
 
 
 def score(video: np.ndarray, ref, window: int) -> dict:

@@ -36,7 +36,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-CLIPS = {"bikes": "bikes.mp4", "bunny": "bigbuckbunny.mp4", "carphone": "carphone_pristine.mp4"}
+from bench.quality.clips import CLIPS, prepared  # noqa: E402
+
 RESULTS = REPO / "bench" / "quality" / "heads.jsonl"
 MEASURES = ("motion", "coherence", "realism", "spacetime", "coarse", "completeness", "contrast", "sharpness",
             "copying")
@@ -66,12 +67,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def clip_data(clip: str, work: Path) -> tuple[np.ndarray, dict]:
-    from tests.media import real_clip
-    from videogen.dataset import PrepareSettings, prepare
-
-    data = work / f"data_{clip}"
-    if not (data / "dataset.json").exists():
-        prepare(real_clip(CLIPS[clip]), data, PrepareSettings(image_size=64))
+    data = prepared(clip, work)
     return np.load(data / "frames.npy"), json.loads((data / "dataset.json").read_text())
 
 

@@ -23,24 +23,19 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-CLIPS = {"bikes": "bikes.mp4", "bunny": "bigbuckbunny.mp4", "carphone": "carphone_pristine.mp4"}
+from bench.quality.clips import CLIPS, MEASURES, prepared  # noqa: E402
+
 DEMO = dict(max_steps=1200, batch_size=8, ngf=32, ndf=32, context_frames=2, log_every=300, checkpoint_every=100000)
 RESULTS = REPO / "bench" / "quality" / "judge_table.jsonl"
-MEASURES = ("motion", "coherence", "realism", "spacetime", "coarse", "completeness", "copying", "contrast",
-            "sharpness")
 GENERATORS = ("model", "model_alone", "noise", "untrained")
 
 
 def run_one(clip: str, train_seed: int, gen_seed: int, args, work: Path) -> dict:
-    from tests.media import real_clip
-    from videogen.dataset import PrepareSettings, prepare
     from videogen.evaluate import EvaluateSettings, evaluate
     from videogen.generate import GenerateSettings, generate
     from videogen.train import TrainSettings, train
 
-    data = work / f"data_{clip}"
-    if not (data / "dataset.json").exists():
-        prepare(real_clip(CLIPS[clip]), data, PrepareSettings(image_size=64))
+    data = prepared(clip, work)
     model = work / f"model_{clip}_s{train_seed}"
     if not (model / "model.json").exists():
         train(data, model, TrainSettings(**DEMO, seed=train_seed))
