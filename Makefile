@@ -43,6 +43,9 @@ OUTPUT ?= gen.mp4
 DEMO_VIDEO ?= samples/bikes.mp4
 DEMO_ARGS ?= --image-size 64 --max-steps 1200 --batch-size 8 --frames 500 --ngf 32 --ndf 32 --context-frames 2
 PYTEST_ARGS ?=
+# make fuzz: seconds per harness (run one after another), and which harnesses (empty: all; see fuzz/run.py).
+FUZZ_SECONDS ?= 60
+FUZZ_HARNESSES ?=
 # Test processes (pytest-xdist; 0 = one process): most of a test's time is one Python thread, so two workers keep a
 # 2-core machine busy. Tests of one module share a worker (--dist loadscope), so module fixtures are built once.
 TEST_WORKERS ?= 2
@@ -63,7 +66,7 @@ export VIDEOGEN_TRAIN_GPUS := $(TRAIN_GPUS)
 
 KFP_FLAGS = $(if $(NAMESPACE),--namespace $(NAMESPACE)) $(if $(KFP_COOKIES),--cookies "$(KFP_COOKIES)")
 
-.PHONY: help setup demo test lint bench compile images deploy run fetch tensorboard clean
+.PHONY: help setup demo test lint bench fuzz compile images deploy run fetch tensorboard clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -87,6 +90,9 @@ lint: setup  ## ruff, hadolint, checkov on rendered manifests and Dockerfiles
 
 bench: setup  ## performance benchmark -> bench/results-<cpu kind>.json/.md (BENCH_ARGS="--cpu avx2": as an AVX2-only CPU)
 	$(VPY) -m bench.run $(BENCH_ARGS)
+
+fuzz: setup  ## fuzz every reader of earlier-stage input for FUZZ_SECONDS each; findings -> fuzz/out/findings/
+	$(VPY) -m fuzz.run --seconds $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
 
 compile: setup  ## recompile pipeline/video_generation.yaml (images, node selectors from the variables above)
 	$(VENV)/bin/videogen compile --output $(PIPELINE_YAML)

@@ -25,7 +25,7 @@ step() {  # step NAME COMMAND...: run it, remember a failure, go on
 
 # --- Python -------------------------------------------------------------------------------------------------
 py_dirs=()
-for d in videogen components pipeline tests bench; do [[ -d $d ]] && py_dirs+=("$d"); done
+for d in videogen components pipeline tests bench fuzz; do [[ -d $d ]] && py_dirs+=("$d"); done
 step "ruff" "$PYTHON" -m ruff check "${py_dirs[@]}"
 
 # --- Dockerfiles --------------------------------------------------------------------------------------------

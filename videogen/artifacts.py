@@ -21,6 +21,7 @@ import os
 import queue
 import shutil
 import threading
+import tokenize
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,11 +187,24 @@ def open_frames_dir(directory: Path, info_file: str, *, what: str, damaged_as: s
         raise InputError(f"{info_path} in {damaged_as} {directory} is damaged (not readable JSON: "
                          f"{_first_sentence(error)}); {redo}") from None
     try:
-        frames = np.load(frames_path, mmap_mode="r")
-    except (ValueError, OSError) as error:
+        frames = _load_npy(frames_path)
+    except NPY_ERRORS as error:
         raise InputError(f"{frames_path} in {damaged_as} {directory} is damaged (not a whole uint8 .npy array: "
-                         f"{_first_sentence(error)}); {redo}") from None
+                         f"{_first_sentence(error) or type(error).__name__}); {redo}") from None
     return frames, info
+
+
+# What np.load raises for a damaged .npy/.npz (its header is parsed with tokenize and ast, its sizes multiplied out).
+NPY_ERRORS = (ValueError, OSError, EOFError, OverflowError, SyntaxError, TypeError, MemoryError, tokenize.TokenError)
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """``np.load(path, mmap_mode="r")`` of a file that starts as an .npy file does: ``np.load`` also opens a zip (an
+    .npz, as a dict-like NpzFile) and, told to, a pickle."""
+    with open(path, "rb") as f:
+        if f.read(len(np.lib.format.MAGIC_PREFIX)) != np.lib.format.MAGIC_PREFIX:
+            raise ValueError("it does not start with the .npy magic bytes")
+    return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
 def _first_sentence(error: BaseException) -> str:
@@ -256,8 +270,9 @@ class Dataset:
         for entry in entries:
             try:
                 first, count = int(entry["first_frame"]), int(entry["num_frames"])
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, OverflowError):
                 raise InputError(f"{DATASET_FILE} '{VIDEOS_KEY}' entries need first_frame and num_frames") from None
+            check_dataset_info(self.dir / DATASET_FILE, entry, f"run {_PREPARE} again")
             if not (0 <= first and count > 0 and first + count <= len(self.frames)):
                 raise InputError(f"{DATASET_FILE} video frames [{first}, {first + count}) do not fit "
                                  f"{len(self.frames)} frames; run {_PREPARE} again")
@@ -276,6 +291,33 @@ class Dataset:
                 raise InputError(f"{self.dir / DATASET_FILE} has no valid fps for {video.name}")
 
 
+# dataset.json fields the stages read, and the JSON types each may have (absent and null are always allowed).
+_NUMBER, _INT, _BLOCK, _LIST = "a number >= 0", "a whole number", "[first_pair, end_pair)", "a list"
+_DATASET_FIELDS = {"fps": _NUMBER, "start_frame": _INT, "first_frame": _INT, "train": _BLOCK, "val": _BLOCK,
+                   "notes": _LIST}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _has_type(value: Any, kind: str) -> bool:
+    if kind == _NUMBER:
+        return (_is_int(value) or isinstance(value, float)) and 0 <= value < float("inf")
+    if kind == _BLOCK:
+        return isinstance(value, list) and len(value) == 2 and all(map(_is_int, value))
+    return _is_int(value) if kind == _INT else isinstance(value, list)
+
+
+def check_dataset_info(path: Path, info: Any, redo: str) -> None:
+    """Refuse a dataset.json (or one video's entry of it) whose fields the stages read have another type."""
+    if not isinstance(info, dict):
+        raise InputError(f"{path} is not a JSON object (or one of its '{VIDEOS_KEY}' entries is not); {redo}")
+    for key, kind in _DATASET_FIELDS.items():
+        if info.get(key) is not None and not _has_type(info[key], kind):
+            raise InputError(f"{path} '{key}' must be {kind}, not {json.dumps(info[key])[:40]}; {redo}")
+
+
 def open_dataset(dataset_dir: Path) -> Dataset:
     """Open a dataset dir written by the prepare stage, checking ``frames.npy`` against ``dataset.json``.
 
@@ -286,8 +328,7 @@ def open_dataset(dataset_dir: Path) -> Dataset:
     redo = f"run {_PREPARE} again"
     frames, info = open_frames_dir(dataset_dir, DATASET_FILE, what="dataset directory", damaged_as="dataset",
                                    made_by=_PREPARE, redo=redo)
-    if not isinstance(info, dict):
-        raise InputError(f"{dataset_dir / DATASET_FILE} is not a JSON object; {redo}")
+    check_dataset_info(dataset_dir / DATASET_FILE, info, redo)
     size = info.get("image_size")
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[3] != 3 or frames.shape[1] != frames.shape[2]:
         raise InputError(f"{dataset_dir / FRAMES_FILE} must hold uint8 frames (N, S, S, 3), got {frames.dtype} "
@@ -331,9 +372,13 @@ def open_model_dir(model_dir: Path) -> ModelDir:
             raise InputError(f"{path} is missing: {model_dir} is not a trained model dir (run {_TRAIN})")
     info = _read_json_object(model_dir / MODEL_INFO_FILE, f"re-run {_TRAIN}")
     for key in ("image_size", "steps"):  # every model.json the train stage writes has both
-        if not isinstance(info.get(key), int) or isinstance(info.get(key), bool) or info[key] < 0:
+        if not _is_int(info.get(key)) or info[key] < 0:
             raise InputError(f"{model_dir / MODEL_INFO_FILE} has no valid '{key}': it is not the model.json "
                              f"{_TRAIN} writes; re-run {_TRAIN}")
+    for key, kind in (("context_frames", _INT), ("fps", _NUMBER)):  # read by generate and evaluate when present
+        if info.get(key) is not None and not (_has_type(info[key], kind) and (kind != _INT or info[key] >= 1)):
+            raise InputError(f"{model_dir / MODEL_INFO_FILE} '{key}' must be {kind}"
+                             f"{' >= 1' if kind == _INT else ''}; re-run {_TRAIN}")
     return ModelDir(model_dir, info)
 
 

@@ -115,7 +115,8 @@ def choose_start_frames(dataset_info: dict, num_frames: int, num_videos: int, co
     lo = max(lo, context_frames - 1)
     first = int(dataset_info.get("start_frame", lo))
     if not 0 <= first < num_frames or first < context_frames - 1:
-        raise InputError(f"dataset start_frame {first} is out of range for {num_frames} frames: re-run prepare")
+        raise InputError(f"{artifacts.DATASET_FILE} start_frame {first} is out of range for {num_frames} frames and "
+                         f"{context_frames} context frame(s): re-run prepare")
     candidates = [i for i in range(lo, max(hi, lo + 1)) if i != first and i < num_frames]
     rng = np.random.default_rng(seed)
     extra = num_videos - 1

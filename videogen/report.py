@@ -120,6 +120,8 @@ def _plot_ranges(data, refs) -> tuple[float, float, float, float]:
     y_lo, y_hi = float(all_y.min()), float(all_y.max())
     if y_hi - y_lo < 1e-12:
         y_lo, y_hi = y_lo - 0.5 * (abs(y_lo) or 1.0), y_hi + 0.5 * (abs(y_hi) or 1.0)
+    if y_hi - y_lo < 1e-12:  # so close to 0 (5e-324) that half of it rounds to nothing
+        y_lo, y_hi = y_lo - 0.5, y_hi + 0.5
     x_lo, x_hi = float(all_x.min()), float(all_x.max())
     if x_hi - x_lo < 1e-12:
         x_lo, x_hi = x_lo - 1, x_hi + 1

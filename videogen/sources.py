@@ -30,14 +30,25 @@ def is_prefix(item: str) -> bool:
     """A local folder, or an object-store URI that ends in ``/`` or names a whole bucket."""
     ref = storage.parse_uri(item)
     if ref.kind == "local":
-        return ref.path.is_dir()
+        return _local(ref.path, Path.is_dir)
     return ref.kind == "s3" and (not ref.key or ref.key.endswith("/"))
+
+
+def _local(path: Path, test) -> bool:
+    """``test(path)`` (``Path.is_dir``, ``Path.exists``) for a local item; a name the system cannot look up (a NUL
+    character, too long) is a one-line error naming it."""
+    try:
+        return test(path)
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise InputError(f"--video names {str(path)[:60]!r}{'...' if len(str(path)) > 60 else ''}, which is not a "
+                         f"usable path ({reason}): pass a video file, a folder, or an s3:// prefix") from None
 
 
 def split_items(video: str) -> list[str]:
     """The comma-separated items of ``video`` (a local file whose name has a comma stays one item)."""
     text = str(video).strip()
-    if "," not in text or (storage.parse_uri(text).kind == "local" and Path(text).exists()):
+    if "," not in text or (storage.parse_uri(text).kind == "local" and _local(Path(text), Path.exists)):
         return [text] if text else []
     return [item.strip() for item in text.split(",") if item.strip()]
 

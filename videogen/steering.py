@@ -193,21 +193,41 @@ def save_targets(targets: Targets, model_dir: Path) -> Path:
 def load_targets(model_dir: Path) -> Targets | None:
     """The model dir's steering targets, or None when it has none (a model trained before steering existed)."""
     import zipfile
+    import zlib
 
+    from videogen.artifacts import NPY_ERRORS
     from videogen.errors import InputError
 
     path = Path(model_dir) / STEERING_FILE
     if not path.is_file():
         return None
     try:
-        with np.load(path) as data:
-            return Targets(motion_px=float(data["motion_px"]), sharpness=float(data["sharpness"]),
-                           patch_distance=float(data["look"]), distance_bank=data["bank"].astype(np.float32),
-                           anchors=data["anchors"].astype(np.uint8),
-                           change=float(data["change"]) if "change" in data else 0.0)
-    except (zipfile.BadZipFile, KeyError, ValueError, TypeError, OSError, EOFError) as error:
+        with np.load(path, allow_pickle=False) as data:
+            targets = Targets(motion_px=float(data["motion_px"]), sharpness=float(data["sharpness"]),
+                              patch_distance=float(data["look"]), distance_bank=data["bank"].astype(np.float32),
+                              anchors=data["anchors"].astype(np.uint8),
+                              change=float(data["change"]) if "change" in data else 0.0)
+    # zipfile: RuntimeError for an encrypted member, NotImplementedError for an unknown compression method
+    except (zipfile.BadZipFile, zlib.error, RuntimeError, KeyError, AttributeError, *NPY_ERRORS) as error:
         raise InputError(f"{path} is damaged ({type(error).__name__}: {str(error)[:80]}): re-run the train stage, "
                          f"or delete it to generate without steering") from None
+    problem = _targets_problem(targets)
+    if problem:
+        raise InputError(f"{path} is not steering targets ({problem}): re-run the train stage, or delete it to "
+                         f"generate without steering")
+    return targets
+
+
+def _targets_problem(targets: Targets) -> str:
+    """What makes loaded targets unusable by the controllers ("" when nothing does)."""
+    anchors, bank = targets.anchors, targets.distance_bank
+    if anchors.ndim != 4 or not len(anchors) or anchors.shape[3] != 3 or anchors.shape[1] != anchors.shape[2] \
+            or not anchors.shape[1]:
+        return f"anchors are {anchors.shape}, not frames (N, S, S, 3)"
+    if bank.ndim != 2 or not len(bank) or bank.shape[1] != 3 * DISTANCE_PATCH ** 2 or not np.isfinite(bank).all():
+        return f"the patch bank is {bank.shape}, not finite patches (M, {3 * DISTANCE_PATCH ** 2})"
+    scalars = (targets.motion_px, targets.sharpness, targets.patch_distance, targets.change)
+    return "" if all(math.isfinite(v) and v >= 0 for v in scalars) else "a target is negative or not finite"
 
 
 # -------------------------------------------------------------------------------------------------------------- looks

@@ -131,8 +131,12 @@ def _safe_uri(uri: str) -> str:
     if not split.scheme or split.scheme.lower() not in _HTTP_SCHEMES + _S3_SCHEMES + ("file",):
         return str(uri)
     netloc = split.hostname or ""
-    if split.port:
-        netloc += f":{split.port}"
+    try:
+        port = split.port
+    except ValueError:  # a port that is not a number: left out, like the rest of the URI's login part
+        port = None
+    if port:
+        netloc += f":{port}"
     if split.scheme.lower() in _S3_SCHEMES:
         netloc = split.netloc.rpartition("@")[2]
     query = "?…" if split.query else ""

@@ -23,6 +23,7 @@ import collections
 import functools
 import json
 import logging
+import math
 import os
 import queue
 import re
@@ -61,6 +62,10 @@ _CONTEXT_RE = re.compile(r"^\[(\w+) @ [0-9a-fx]+\]")
 _NESTED_CONTEXT_RE = re.compile(r"^(\[[\w-]+ @ [0-9a-fx]+\]\s*)+")
 _PIXEL_LIMIT_RE = re.compile(r"Picture size (\d+)x(\d+) exceeds specified max pixel count (\d+)")
 _READ_CHUNK_BYTES = 4 << 20
+# ffprobe's frame rates: "30000/1001", "25/1" (digits bounded: a rate is a small fraction).
+_RATE_RE = re.compile(r"\s*(\d{1,20})\s*(?:/\s*(\d{1,20}))?\s*")
+# Durations at or above this (a year, in seconds) are not a video's: the container's field is damaged.
+_MAX_DURATION_S = 365 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -178,29 +183,39 @@ def _strip_log_prefix(line: str) -> str:
     return m.group(2) if m else line
 
 
-def _parse_rate(rate: str | None) -> float:
-    try:
-        value = Fraction(rate or "0")
-    except (ValueError, ZeroDivisionError):
+def _parse_rate(rate: object) -> float:
+    """Frames per second from ffprobe's ``"30000/1001"`` (or a plain number); 0 for anything else or not positive. The
+    text is matched first: ``Fraction("1e999999999")`` would compute a billion-digit number."""
+    if isinstance(rate, str) and (match := _RATE_RE.fullmatch(rate)):
+        num, den = int(match.group(1)), int(match.group(2) or 1)
+        value = num / den if den else 0.0
+    elif isinstance(rate, (int, float)) and not isinstance(rate, bool):
+        value = float(rate)
+    else:
         return 0.0
-    return float(value) if value > 0 else 0.0
+    return value if math.isfinite(value) and value > 0 else 0.0
 
 
 def _rotation_of(stream: dict) -> int:
-    for side in stream.get("side_data_list", []) or []:
-        if "rotation" in side:
-            try:
-                return int(round(float(side["rotation"])))
-            except (TypeError, ValueError):
-                return 0
+    sides = stream.get("side_data_list")
+    for side in sides if isinstance(sides, list) else []:
+        if isinstance(side, dict) and "rotation" in side:
+            return _degrees(side["rotation"])
+    tags = stream.get("tags")
+    return _degrees(tags.get("rotate", 0)) if isinstance(tags, dict) else 0
+
+
+def _degrees(value: object) -> int:
+    """A rotation in whole degrees (0 when it is not a finite number)."""
     try:
-        return int(stream.get("tags", {}).get("rotate", 0))
+        degrees = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return 0
+    return int(round(degrees)) if math.isfinite(degrees) else 0
 
 
-def _ffprobe_json(path: Path, timeout_s: float, max_pixels: int) -> tuple[dict, str]:
-    """ffprobe's streams and format of a checked local file as JSON, and its stderr."""
+def _ffprobe_output(path: Path, timeout_s: float, max_pixels: int) -> tuple[bytes, str]:
+    """ffprobe's streams and format of a checked local file as JSON text, and its stderr."""
     cmd = ["ffprobe", "-v", "error", "-hide_banner"]
     for key, value in _input_options(max_pixels).items():
         cmd += [f"-{key}", str(value)]
@@ -213,10 +228,7 @@ def _ffprobe_json(path: Path, timeout_s: float, max_pixels: int) -> tuple[dict, 
     stderr = result.stderr.decode("utf-8", "replace")
     if result.returncode != 0:
         raise InputError(_ffmpeg_failure(path, stderr, "ffprobe"))
-    try:
-        return json.loads(result.stdout or b"{}"), stderr
-    except json.JSONDecodeError:
-        raise InputError(f"ffprobe gave unreadable output for video {path}; check that it is a valid video") from None
+    return result.stdout, stderr
 
 
 def _duration_of(stream: dict, fmt: dict) -> float:
@@ -226,7 +238,7 @@ def _duration_of(stream: dict, fmt: dict) -> float:
             duration = float(candidate)
         except (TypeError, ValueError):
             continue
-        if duration > 0:
+        if 0 < duration < _MAX_DURATION_S:
             return duration
     return 0.0
 
@@ -250,17 +262,27 @@ def probe_video(path: Path, timeout_s: float = DEFAULT_TIMEOUT_S, max_pixels: in
             no video stream (audio-only), too few frames, frames larger than ``max_pixels``, or ffprobe timed out.
     """
     path = check_input_file(path)
-    data, stderr = _ffprobe_json(path, timeout_s, max_pixels)
-    streams = [s for s in data.get("streams", []) if s.get("codec_type") == "video"
-               and not (s.get("disposition") or {}).get("attached_pic")]
+    output, stderr = _ffprobe_output(path, timeout_s, max_pixels)
+    return parse_probe(path, output, stderr, max_pixels=max_pixels, min_frames=min_frames)
+
+
+def parse_probe(path: Path, output: bytes, stderr: str = "", max_pixels: int = DEFAULT_MAX_PIXELS,
+                min_frames: int = MIN_FRAMES) -> VideoInfo:
+    """The :class:`VideoInfo` of ffprobe's JSON output (``-show_streams -show_format -of json``) about ``path``.
+
+    Raises:
+        InputError: the output is not ffprobe's JSON, or it describes no usable video (see :func:`probe_video`).
+    """
+    data = _probe_data(path, output)
+    streams = [s for s in data["streams"] if s.get("codec_type") == "video"
+               and not (s.get("disposition") if isinstance(s.get("disposition"), dict) else {}).get("attached_pic")]
     if not streams:
-        kinds = sorted({s.get("codec_type", "?") for s in data.get("streams", [])})
+        kinds = sorted({str(s.get("codec_type", "?")) for s in data["streams"]})
         has = f"only {'/'.join(kinds)} streams" if kinds else "no streams"
         raise InputError(f"video {path} has no video stream ({has}); pass a file that contains video")
-    stream = streams[0]
-    fmt = data.get("format", {}) or {}
+    stream, fmt = streams[0], data["format"]
 
-    coded_w, coded_h = int(stream.get("width") or 0), int(stream.get("height") or 0)
+    coded_w, coded_h = _whole(stream.get("width")), _whole(stream.get("height"))
     too_big = _PIXEL_LIMIT_RE.search(stderr)
     if too_big:
         raise InputError(_pixel_limit_message(path, *map(int, too_big.groups())))
@@ -273,10 +295,7 @@ def probe_video(path: Path, timeout_s: float = DEFAULT_TIMEOUT_S, max_pixels: in
 
     fps = _parse_rate(stream.get("avg_frame_rate")) or _parse_rate(stream.get("r_frame_rate"))
     duration = _duration_of(stream, fmt)
-    try:
-        header_frames = int(stream.get("nb_frames") or 0)
-    except ValueError:
-        header_frames = 0
+    header_frames = _whole(stream.get("nb_frames"))
     num_frames = header_frames or (int(round(duration * fps)) if duration > 0 and fps > 0 else 0)
     if 0 < num_frames < min_frames and header_frames:
         raise InputError(f"video {path} has only {num_frames} frame(s); at least {min_frames} are needed "
@@ -288,6 +307,29 @@ def probe_video(path: Path, timeout_s: float = DEFAULT_TIMEOUT_S, max_pixels: in
                      codec=str(stream.get("codec_name", "")), format_name=str(fmt.get("format_name", "")),
                      duration=duration, num_frames_exact=bool(header_frames), coded_width=coded_w,
                      coded_height=coded_h)
+
+
+def _probe_data(path: Path, output: bytes) -> dict:
+    """ffprobe's JSON output as ``{"streams": [dict, ...], "format": dict}``."""
+    try:
+        data = json.loads(output or b"{}")
+    except (ValueError, RecursionError):  # JSONDecodeError; UnicodeDecodeError (not UTF-8); nesting too deep
+        raise InputError(f"ffprobe gave unreadable output for video {path}; check that it is a valid video") from None
+    streams = data.get("streams", []) if isinstance(data, dict) else None
+    fmt = (data.get("format") or {}) if isinstance(data, dict) else None
+    if not (isinstance(streams, list) and all(isinstance(s, dict) for s in streams) and isinstance(fmt, dict)):
+        raise InputError(f"ffprobe gave output of an unexpected shape for video {path} (not its streams and format); "
+                         f"check that it is a valid video and that ffprobe is FFmpeg's")
+    return {"streams": streams, "format": fmt}
+
+
+def _whole(value: object) -> int:
+    """A count or size ffprobe gave (an int, or a string of one); 0 when it is missing or not a positive one."""
+    try:
+        number = int(value or 0)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):  # a list, a word, an infinity
+        return 0
+    return max(number, 0)
 
 
 # FFmpeg 5.1 renamed `-vsync` to `-fps_mode` (same values); 4.4 (Ubuntu 22.04) knows only `-vsync`. Older is refused.

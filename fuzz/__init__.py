@@ -1,0 +1,1 @@
+"""Coverage-guided fuzz harnesses of videogen's readers (atheris): ``make fuzz``, see docs/usage.md, "Fuzzing"."""
