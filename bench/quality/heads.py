@@ -13,11 +13,16 @@ Zhu et al. 2017, arXiv:1711.11586); noise on the context frames with its level a
 al. 2024, arXiv:2408.14837, section 3.2.1) ``--noise-max``; the frame change as an input ``--motion-cond``; a
 best-of-M head (``--wta M``: M latent samples, L1 on the closest, GAN on one; Guzman-Rivera et al. 2012, multiple
 choice learning); a rectified-flow head on the scaled residual (``--fm N``: N Euler steps; Liu et al. 2022,
-arXiv:2209.03003); ``--library JSON``: the project's own trainer with these TrainSettings overrides.
+arXiv:2209.03003); the generator trained on its own ``--roll N``-step continuations against the critic, no L1
+there (Self Forcing's rollouts, Huang et al. 2025, arXiv:2506.08009, with a GAN as the distribution-matching loss);
+``--ema D``: the moving average of the generator's weights is measured; ``--library JSON``: the project's own
+trainer with these TrainSettings overrides.
 
     .venv/bin/python bench/quality/heads.py --clip bikes --tag pix2pix --zc 0 --noise-max 0
     .venv/bin/python bench/quality/heads.py --clip bikes --tag wta4 --wta 4 --noise-max 0 --prior-gan 0
     .venv/bin/python bench/quality/heads.py --clip bikes --tag flow8 --fm 8 --noise-max 0
+    .venv/bin/python bench/quality/heads.py --clip bikes --tag selfroll4 --zc 0 --noise-max 0.1 --roll 4 --roll-gan 0.3
+    .venv/bin/python bench/quality/heads.py --clip bikes --tag ema --zc 0 --noise-max 0 --dropout 0.5 --ema 0.995
     .venv/bin/python bench/quality/heads.py --table
 """
 
@@ -53,7 +58,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                                 ("inf-noise", float, 0.0), ("kl", float, 1.0), ("prior-gan", int, 1),
                                 ("gan", float, 0.1), ("l1", float, 100.0), ("dropout", float, 0.0),
                                 ("frames", int, 500), ("temp", float, 1.0), ("motion-cond", int, 0),
-                                ("inf-motion", float, 1.0), ("wta", int, 0), ("fm", int, 0), ("fm-scale", float, 0.0)):
+                                ("inf-motion", float, 1.0), ("wta", int, 0), ("fm", int, 0), ("fm-scale", float, 0.0),
+                                ("roll", int, 0), ("roll-gan", float, 1.0), ("ema", float, 0.0)):
         p.add_argument(f"--{name}", type=kind, default=default)
     p.add_argument("--load", default="", help="measure the saved weights of this tag instead of training")
     p.add_argument("--library", default="", help="JSON TrainSettings overrides: train with videogen.train")
@@ -186,12 +192,31 @@ class Recipe:
         fl = tf.cast(self.disc([ctx, fake], training=True), tf.float32)
         total, g_gan, g_l1 = vm.generator_loss(fl, fake, tgt, a.gan, a.l1)
         d_loss = vm.discriminator_loss(rl, fl)
+        if a.roll:
+            roll_g, roll_d = self._own_rollout(ctx, fake, z, level, rl)
+            total, d_loss = total + roll_g, 0.5 * (d_loss + roll_d)
         if a.zc and a.prior_gan:  # samples from the prior must look real too, or inference-time z is ignored
             fake_p = self.gen([noisy, tf.random.normal(tf.shape(z)), level], training=True)
             fpl = tf.cast(self.disc([ctx, fake_p], training=True), tf.float32)
             total = total + vm.generator_loss(fpl, fake_p, tgt, a.gan, 0.0)[0]
             d_loss = 0.5 * (d_loss + vm.discriminator_loss(rl, fpl))
         return total + a.kl * kl, g_gan, g_l1, d_loss, kl
+
+    def _own_rollout(self, ctx, fake, z, level, real_logits):
+        """Self Forcing (Huang et al. 2025, arXiv:2506.08009) with a GAN critic: the generator continues its own
+        output for ``--roll`` steps (each step's context detached) and the critic, which sees the context and the
+        next frame, tells these (context, next) clips from real ones. No L1: the rollout is judged by the critic
+        alone, which matches distributions instead of punishing every divergence from one real continuation."""
+        a, tf, vm = self.a, self.tf, self.vm
+        g_loss, d_loss, frame = 0.0, 0.0, fake
+        cur, level = ctx, tf.zeros_like(level)  # generation's inputs: no context noise, no motion code
+        for _ in range(a.roll):
+            cur = tf.concat([cur[..., 3:], tf.stop_gradient(frame)], -1)
+            frame = self.gen([cur, z, level], training=True)
+            logits = tf.cast(self.disc([cur, frame], training=True), tf.float32)
+            g_loss += a.roll_gan * vm.generator_loss(logits, frame, frame, 1.0, 0.0)[1] / a.roll
+            d_loss += vm.discriminator_loss(real_logits, logits) / a.roll
+        return g_loss, d_loss
 
     def _step(self, ctx_u8, tgt_u8):
         tf = self.tf
@@ -246,6 +271,7 @@ def train_recipe(args, frames: np.ndarray, info: dict) -> tuple[Recipe, float]:
     starts = np.arange(t0 + args.K - 1, t1 - 1)
     rng = np.random.default_rng(args.seed)
     started = time.time()
+    ema = EMA(recipe.gen, args.ema) if args.ema else None
     for it in range(args.steps):
         pick = rng.choice(starts, args.batch, replace=False)
         ctx = np.stack([context(frames, i, args.K) for i in pick])
@@ -253,10 +279,37 @@ def train_recipe(args, frames: np.ndarray, info: dict) -> tuple[Recipe, float]:
         pairs = [jitter(tf.constant(c), tf.constant(t), recipe.S, tf.constant(s))
                  for c, t, s in zip(ctx, frames[pick + 1], seeds)]
         losses = recipe.step(tf.stack([c for c, _ in pairs]), tf.stack([t for _, t in pairs]))
+        if ema:
+            ema.update(tf.constant(min(args.ema, (1 + it) / (10 + it)), tf.float32))
         if it % 300 == 0 or it == args.steps - 1:
             print(f"step {it} loss {float(losses[0]):.4f} {time.time() - started:.0f}s", flush=True)
+    if ema:
+        ema.swap_in()
     recipe.gen.save_weights(weights)
     return recipe, time.time() - started
+
+
+class EMA:
+    """An exponential moving average of the generator's weights, measured instead of the last weights (Yazici et
+    al. 2019, "The Unusual Effectiveness of Averaging in GAN Training", arXiv:1806.04498); decay warmed up as
+    min(decay, (1 + t) / (10 + t)) like TensorFlow's ExponentialMovingAverage with num_updates."""
+
+    def __init__(self, model, decay: float):
+        import tensorflow as tf
+
+        self.model = model
+        self.shadow = [tf.Variable(tf.cast(w, tf.float32), trainable=False) for w in model.weights]
+        self.update = tf.function(self._update)
+
+    def _update(self, decay):
+        import tensorflow as tf
+
+        for e, w in zip(self.shadow, self.model.weights):
+            e.assign(decay * e + (1.0 - decay) * tf.cast(w, tf.float32))
+
+    def swap_in(self) -> None:
+        for e, w in zip(self.shadow, self.model.weights):
+            w.assign(e.numpy().astype(w.dtype))
 
 
 def context(frames: np.ndarray, i: int, k: int) -> np.ndarray:
