@@ -8,8 +8,9 @@ arithmetic is the same as Keras': ``m += (g - m)(1 - b1)``,
 ``iterations`` and checkpoints are the Keras optimizer's own, so checkpoints move freely between the two.
 
 The fused kernel is used only where it applies exactly: the TensorFlow backend, no distribution strategy (under
-``MirroredStrategy`` the per-replica update goes through Keras' own path) and none of amsgrad, weight decay, EMA or
-gradient clipping, which Keras applies around ``update_step`` anyway; anything else falls back to ``Adam.update_step``.
+``MirroredStrategy`` the per-replica update goes through Keras' own path) and no amsgrad; weight decay, the moving
+average of the weights (``use_ema``) and gradient clipping Keras applies around ``update_step`` anyway; anything else
+falls back to ``Adam.update_step``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,24 @@ class FusedAdam(keras.optimizers.Adam):
             beta2_power=tf.pow(tf.cast(self.beta_2, dtype), local_step),
             lr=tf.cast(learning_rate, dtype), beta1=tf.cast(self.beta_1, dtype), beta2=tf.cast(self.beta_2, dtype),
             epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype), use_locking=False)
+
+
+    def _update_model_variables_moving_average(self, trainable_variables):
+        """Keras' moving average of the weights (``use_ema``) with the warm-up of TensorFlow's
+        ``tf.train.ExponentialMovingAverage(num_updates=step)``: the decay is ``min(ema_momentum, (1 + step) /
+        (10 + step))``, so a short run's average is not held near its first, untrained weights. The first update
+        copies the weights, as Keras' does."""
+        import tensorflow as tf
+
+        if not self.use_ema:
+            return
+        step = tf.cast(self.iterations, tf.float32)
+        decay = tf.minimum(tf.cast(self.ema_momentum, tf.float32), (1.0 + step) / (10.0 + step))
+        decay = tf.where(step > 0, decay, 0.0)
+        for var, average in zip(trainable_variables, self._model_variables_moving_average):
+            if average is not None:
+                d = tf.cast(decay, var.dtype)
+                average.assign(d * average + (1 - d) * var)
 
 
 def _resource_handle(variable):

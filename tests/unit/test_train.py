@@ -95,6 +95,27 @@ def test_two_training_steps_give_finite_losses_and_write_a_checkpoint(dataset_di
     assert generator(np.zeros((1, 64, 64, 3 * k), np.float32)).shape == (1, 64, 64, 3)
 
 
+def test_exported_generator_is_the_warmed_up_moving_average_of_the_weights(dataset_dir, tmp_path):
+    """The exported generator is the weights' moving average, not the last weights: after two steps it is 2/11 of
+    the weights after step 1 plus 9/11 of those after step 2 (the first update copies, the second decays by
+    min(decay, 2/11)), read from the run's own checkpoints (runs are not bit-reproducible across processes)."""
+    import tensorflow as tf
+
+    out = tmp_path / "model"
+    train(dataset_dir, out, TrainSettings(max_steps=2, ema_decay=0.99, checkpoint_every=1, **TINY))
+    exported = [w.numpy() for w in load_generator(out / "generator.keras").trainable_weights]
+
+    def last_weights(step: int) -> list[np.ndarray]:  # the optimizer's references to the generator's variables
+        path = str(out / "checkpoints" / f"ckpt-{step}")
+        return [tf.train.load_variable(path, f"generator_optimizer/_trainable_variables/{i}/.ATTRIBUTES/VARIABLE_VALUE")
+                for i in range(len(exported))]
+
+    first, last = last_weights(1), last_weights(2)
+    for average, w1, w2 in zip(exported, first, last):
+        np.testing.assert_allclose(average, 2 / 11 * w1 + 9 / 11 * w2, rtol=1e-5, atol=1e-7)
+    assert max(np.abs(a - w).max() for a, w in zip(exported, last)) > 1e-6
+
+
 def test_training_resumes_from_checkpoint_at_the_right_step(dataset_dir, tmp_path, caplog):
     """4 steps (checkpoint every 2), then the same dirs asked for 6: the run restores step 4, logs it, ends at 6, and
     the loss history runs 1..6 without a gap or a repeat."""
@@ -176,6 +197,7 @@ def test_batch_is_clamped_to_a_small_dataset_with_a_warning(tmp_path, caplog):
     (TrainSettings(max_steps=0, max_epoch=0), "max_steps or max_epoch"),
     (TrainSettings(jit_compile="sometimes"), "jit_compile"),
     (TrainSettings(refine_fraction=1.0), "refine_fraction"),
+    (TrainSettings(ema_decay=1.0), "ema_decay"),
 ])
 def test_bad_settings_raise_one_line_input_error(dataset_dir, tmp_path, settings, message):
     """Impossible settings fail before any work with a one-line InputError naming the setting."""

@@ -115,7 +115,7 @@ class Checkpoints:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
         except (AssertionError, ValueError, tf.errors.OpError) as error:
             raise InputError(f"checkpoint {latest} does not match these settings (image size, ngf, ndf, "
-                             f"context_frames, residual, norm, dropout): use another checkpoint dir") from error
+                             f"context_frames, residual, norm, dropout, ema_decay on or off): use another checkpoint dir") from error
         restored = int(self.step.numpy())
         if restored > total:
             raise InputError(f"checkpoint dir {self.local_dir} already holds {restored} steps, more than the "

@@ -163,7 +163,8 @@ def _build_models(settings: TrainSettings, size: int, devices: _Devices) -> dict
         finally:
             keras.config.set_dtype_policy(previous_policy)
         # Keras' Adam updated by TensorFlow's fused kernel: far fewer ops per step (videogen/optim.py).
-        generator_optimizer = FusedAdam(settings.learning_rate, beta_1=settings.beta1)
+        generator_optimizer = FusedAdam(settings.learning_rate, beta_1=settings.beta1,
+                                        use_ema=settings.ema_decay > 0, ema_momentum=settings.ema_decay)
         discriminator_optimizer = FusedAdam(settings.learning_rate, beta_1=settings.beta1)
         # Create the optimizer slots now so that a restore fills them in place instead of deferring.
         generator_optimizer.build(generator.trainable_variables)
@@ -396,6 +397,9 @@ def _train(plan: _Plan, output_dir: Path, local_ckpt: Path, remote_uri: str | No
         rollout_seconds = _fit(plan, models, devices, checkpoints, monitor, start_step)
     finally:
         monitor.close()  # also takes the progress bar down (and gives logging its handlers back)
+    # The exported generator is the weights' moving average (the checkpoints keep both, so a resumed run goes on
+    # from the last weights).
+    models["generator_optimizer"].finalize_variable_values(models["generator"].trainable_variables)
     if devices.chief:  # the other workers' model dirs are scratch
         _export(models["generator"], s, output_dir)
     return _model_info(plan, devices, monitor, int(models["step"].numpy()), start_step, rollout_seconds,

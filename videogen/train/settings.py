@@ -33,6 +33,11 @@ class TrainSettings:
     ndf: int = field(default=64, metadata={"help": "discriminator filters in the first layer"})
     learning_rate: float = field(default=2e-4, metadata={"help": "Adam learning rate (both networks)"})
     beta1: float = field(default=0.5, metadata={"help": "Adam beta_1 (both networks)"})
+    ema_decay: float = field(default=0.995, metadata={
+        "help": "the exported generator is an exponential moving average of its weights over the steps, with this "
+                "decay per step (warmed up as min(decay, (1 + step) / (10 + step))): steadier than the last "
+                "weights of a GAN, and ahead of them 1, 5 and 10 fed-back steps ahead on real clips "
+                "(docs/quality.md); 0 = the last weights"})
     checkpoint_every: int = field(default=500, metadata={
         "help": "save a checkpoint every N steps (and at the end); a restart loses at most this many steps"})
     log_every: int = field(default=50, metadata={
@@ -109,6 +114,7 @@ def _setting_checks(s: TrainSettings) -> list[tuple[bool, str]]:
         (s.ngf >= 1 and s.ndf >= 1, f"ngf and ndf must be >= 1, got {s.ngf} and {s.ndf}"),
         (s.learning_rate > 0, f"learning_rate must be > 0, got {s.learning_rate}"),
         (0 <= s.beta1 < 1, f"beta1 must be in [0, 1), got {s.beta1}"),
+        (0 <= s.ema_decay < 1, f"ema_decay must be in [0, 1), got {s.ema_decay}"),
         (s.l1_weight >= 0 and s.gan_weight >= 0, "l1_weight and gan_weight must be >= 0"),
         (s.l1_weight > 0 or s.gan_weight > 0, "l1_weight and gan_weight cannot both be 0"),
         (s.checkpoint_every >= 1, f"checkpoint_every must be >= 1, got {s.checkpoint_every}"),
