@@ -42,7 +42,6 @@ class FusedAdam(keras.optimizers.Adam):
             lr=tf.cast(learning_rate, dtype), beta1=tf.cast(self.beta_1, dtype), beta2=tf.cast(self.beta_2, dtype),
             epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype), use_locking=False)
 
-
     def _update_model_variables_moving_average(self, trainable_variables):
         """Keras' moving average of the weights (``use_ema``) with the warm-up of TensorFlow's
         ``tf.train.ExponentialMovingAverage(num_updates=step)``: the decay is ``min(ema_momentum, (1 + step) /
