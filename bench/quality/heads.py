@@ -15,6 +15,8 @@ best-of-M head (``--wta M``: M latent samples, L1 on the closest, GAN on one; Gu
 choice learning); a rectified-flow head on the scaled residual (``--fm N``: N Euler steps; Liu et al. 2022,
 arXiv:2209.03003); the generator trained on its own ``--roll N``-step continuations against the critic, no L1
 there (Self Forcing's rollouts, Huang et al. 2025, arXiv:2506.08009, with a GAN as the distribution-matching loss);
+``--anchor W`` (with ``--roll``): a second critic, anchored to the clip, sees the real start frame with the frame 1 to
+N + 1 steps later, real or the generator's own continuation (a learned anchor to the clip's look, training only);
 ``--ema D``: the moving average of the generator's weights is measured; ``--library JSON``: the project's own
 trainer with these TrainSettings overrides.
 
@@ -22,6 +24,8 @@ trainer with these TrainSettings overrides.
     .venv/bin/python bench/quality/heads.py --clip bikes --tag wta4 --wta 4 --noise-max 0 --prior-gan 0
     .venv/bin/python bench/quality/heads.py --clip bikes --tag flow8 --fm 8 --noise-max 0
     .venv/bin/python bench/quality/heads.py --clip bikes --tag selfroll4 --zc 0 --noise-max 0.1 --roll 4 --roll-gan 0.3
+    .venv/bin/python bench/quality/heads.py --clip bikes --tag selfroll4-noise0.1-gan0.3-anchor1 --zc 0 \
+        --noise-max 0.1 --roll 4 --roll-gan 0.3 --anchor 1
     .venv/bin/python bench/quality/heads.py --clip bikes --tag ema --zc 0 --noise-max 0 --dropout 0.5 --ema 0.995
     .venv/bin/python bench/quality/heads.py --table
 """
@@ -59,7 +63,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                                 ("gan", float, 0.1), ("l1", float, 100.0), ("dropout", float, 0.0),
                                 ("frames", int, 500), ("temp", float, 1.0), ("motion-cond", int, 0),
                                 ("inf-motion", float, 1.0), ("wta", int, 0), ("fm", int, 0), ("fm-scale", float, 0.0),
-                                ("roll", int, 0), ("roll-gan", float, 1.0), ("ema", float, 0.0)):
+                                ("roll", int, 0), ("roll-gan", float, 1.0), ("ema", float, 0.0),
+                                ("anchor", float, 0.0)):
         p.add_argument(f"--{name}", type=kind, default=default)
     p.add_argument("--load", default="", help="measure the saved weights of this tag instead of training")
     p.add_argument("--library", default="", help="JSON TrainSettings overrides: train with videogen.train")
@@ -95,6 +100,7 @@ class Recipe:
         self.scale = args.fm_scale or float(1.0 / max(change.std(), 1e-3))
         self.gen = self.build_generator(keras)
         self.disc = vm.build_discriminator(self.S, args.ndf, args.K)
+        self.anchor_disc = vm.build_discriminator(self.S, args.ndf, 1) if args.anchor else None
         self.enc = self.build_encoder(keras) if args.zc and not (args.wta or args.fm) else None
         self.g_opt = keras.optimizers.Adam(2e-4, beta_1=0.5)
         self.d_opt = keras.optimizers.Adam(2e-4, beta_1=0.5)
@@ -193,8 +199,11 @@ class Recipe:
         total, g_gan, g_l1 = vm.generator_loss(fl, fake, tgt, a.gan, a.l1)
         d_loss = vm.discriminator_loss(rl, fl)
         if a.roll:
-            roll_g, roll_d = self._own_rollout(ctx, fake, z, level, rl)
+            roll_g, roll_d, rolled = self._own_rollout(ctx, fake, z, level, rl)
             total, d_loss = total + roll_g, 0.5 * (d_loss + roll_d)
+            if a.anchor:
+                anchor_g, anchor_d = self._anchored(ctx[..., -3:], [fake] + rolled, tgt)
+                total, d_loss = total + anchor_g, d_loss + anchor_d
         if a.zc and a.prior_gan:  # samples from the prior must look real too, or inference-time z is ignored
             fake_p = self.gen([noisy, tf.random.normal(tf.shape(z)), level], training=True)
             fpl = tf.cast(self.disc([ctx, fake_p], training=True), tf.float32)
@@ -206,21 +215,36 @@ class Recipe:
         """Self Forcing (Huang et al. 2025, arXiv:2506.08009) with a GAN critic: the generator continues its own
         output for ``--roll`` steps (each step's context detached) and the critic, which sees the context and the
         next frame, tells these (context, next) clips from real ones. No L1: the rollout is judged by the critic
-        alone, which matches distributions instead of punishing every divergence from one real continuation."""
+        alone, which matches distributions instead of punishing every divergence from one real continuation.
+        Returns the generator's and critic's losses and the rolled-out frames."""
         a, tf, vm = self.a, self.tf, self.vm
-        g_loss, d_loss, frame = 0.0, 0.0, fake
+        g_loss, d_loss, frame, frames = 0.0, 0.0, fake, []
         cur, level = ctx, tf.zeros_like(level)  # generation's inputs: no context noise, no motion code
         for _ in range(a.roll):
             cur = tf.concat([cur[..., 3:], tf.stop_gradient(frame)], -1)
             frame = self.gen([cur, z, level], training=True)
+            frames.append(frame)
             logits = tf.cast(self.disc([cur, frame], training=True), tf.float32)
             g_loss += a.roll_gan * vm.generator_loss(logits, frame, frame, 1.0, 0.0)[1] / a.roll
             d_loss += vm.discriminator_loss(real_logits, logits) / a.roll
-        return g_loss, d_loss
+        return g_loss, d_loss, frames
+
+    def _anchored(self, start, fakes, tgt):
+        """A critic anchored to the clip: it sees the real start frame and a frame 1 to ``--roll`` + 1 steps later,
+        the real one or the generator's own continuation, so a rollout that loses the start's scene, or freezes
+        where the clip moves, is told from the real future. Training only: generation runs the network alone."""
+        a, tf, vm = self.a, self.tf, self.vm
+        real = [tgt] + [self.future[..., 3 * j:3 * j + 3] for j in range(a.roll)]
+        cond = tf.concat([start] * len(real), 0)
+        rl = tf.cast(self.anchor_disc([cond, tf.concat(real, 0)], training=True), tf.float32)
+        fl = tf.cast(self.anchor_disc([cond, tf.concat(fakes, 0)], training=True), tf.float32)
+        return a.anchor * vm.generator_loss(fl, fl, fl, 1.0, 0.0)[1], vm.discriminator_loss(rl, fl)
 
     def _step(self, ctx_u8, tgt_u8):
         tf = self.tf
         ctx, tgt = to_float(tf, ctx_u8), to_float(tf, tgt_u8)
+        if self.a.anchor:  # the real continuation rides on the context's channels through the jitter
+            ctx, self.future = ctx[..., :3 * self.a.K], ctx[..., 3 * self.a.K:]
         noisy, level, code = self._inputs(ctx, tgt)
         if self.a.fm:
             return self._flow_step(ctx, tgt, noisy, level)
@@ -229,8 +253,8 @@ class Recipe:
             head = self._best_of if self.a.wta else self._latent_gan
             total, g_gan, g_l1, d_loss, kl = head(ctx, tgt, noisy, level)
         self.g_opt.apply_gradients(zip(tape.gradient(total, self.g_vars), self.g_vars))
-        self.d_opt.apply_gradients(zip(tape.gradient(d_loss, self.disc.trainable_variables),
-                                       self.disc.trainable_variables))
+        d_vars = self.disc.trainable_variables + (self.anchor_disc.trainable_variables if self.a.anchor else [])
+        self.d_opt.apply_gradients(zip(tape.gradient(d_loss, d_vars), d_vars))
         return g_l1, g_gan, kl, d_loss
 
     def predict(self, ctx_u8: np.ndarray, seed: int) -> np.ndarray:
@@ -268,13 +292,15 @@ def train_recipe(args, frames: np.ndarray, info: dict) -> tuple[Recipe, float]:
         recipe.gen.load_weights(weights)
         return recipe, 0.0
     t0, t1 = info["train"]
-    starts = np.arange(t0 + args.K - 1, t1 - 1)
+    ahead = args.roll if args.anchor else 0  # the anchored critic needs the real frames its rollout stands for
+    starts = np.arange(t0 + args.K - 1, t1 - 1 - ahead)
     rng = np.random.default_rng(args.seed)
     started = time.time()
     ema = EMA(recipe.gen, args.ema) if args.ema else None
     for it in range(args.steps):
         pick = rng.choice(starts, args.batch, replace=False)
-        ctx = np.stack([context(frames, i, args.K) for i in pick])
+        ctx = np.stack([np.concatenate([context(frames, i, args.K)] + [frames[i + 2 + j] for j in range(ahead)], -1)
+                        for i in pick])
         seeds = rng.integers(0, 2**31, size=(args.batch, 2))
         pairs = [jitter(tf.constant(c), tf.constant(t), recipe.S, tf.constant(s))
                  for c, t, s in zip(ctx, frames[pick + 1], seeds)]
