@@ -669,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
                                        [(256, 64, 200, 200, [1, 4, 8], 5, 20), (128, 64, 200, 200, [1, 4, 8], 5, 40)])],
             "memory": lambda: bench_memory(work, 64 if q else 128, 8 if q else 64, [20, 200] if q else [200, 2000]),
             "training": lambda: [bench_training(work, size, 8 if q else 64, batches, repeats, peak, 12 if q else 40)
-                                 for size, batches in ([(64, [1, 2])] if q else [(128, [8])] if args.core else
+                                 for size, batches in ([(64, [2])] if q else [(128, [8])] if args.core else
                                                        [(128, [8]), (256, [1, 16])])],
             "breakdown": lambda: bench_breakdown(q),
             "prepare": lambda: bench_prepare(work, 64 if q else 256, repeats, 10 if q else 0),

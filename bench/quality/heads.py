@@ -18,7 +18,8 @@ there (Self Forcing's rollouts, Huang et al. 2025, arXiv:2506.08009, with a GAN 
 ``--anchor W`` (with ``--roll``): a second critic, anchored to the clip, sees the real start frame with the frame 1 to
 N + 1 steps later, real or the generator's own continuation (a learned anchor to the clip's look, training only);
 ``--ema D``: the moving average of the generator's weights is measured; ``--library JSON``: the project's own
-trainer with these TrainSettings overrides.
+trainer with these TrainSettings overrides (its rollouts with dropout on, as generation runs them, or off with
+``--deterministic``).
 
     .venv/bin/python bench/quality/heads.py --clip bikes --tag pix2pix --zc 0 --noise-max 0
     .venv/bin/python bench/quality/heads.py --clip bikes --tag wta4 --wta 4 --noise-max 0 --prior-gan 0
@@ -68,6 +69,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         p.add_argument(f"--{name}", type=kind, default=default)
     p.add_argument("--load", default="", help="measure the saved weights of this tag instead of training")
     p.add_argument("--library", default="", help="JSON TrainSettings overrides: train with videogen.train")
+    p.add_argument("--deterministic", action="store_true",
+                   help="with --library: roll out with dropout off (the row's tag gets -dropout-off; the model is "
+                        "the tag's, trained once)")
     p.add_argument("--work", type=Path, default=Path("work/heads"))
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--table", action="store_true", help="print the rows of --results and stop")
@@ -359,7 +363,7 @@ def library_predictor(args, info: dict):
     args.K = int(meta["context_frames"])
 
     def run(ctx: np.ndarray, n: int, seed: int) -> np.ndarray:
-        return np.stack(list(rollout(gen, ctx, n, args.K, deterministic=False, seed=seed)), 1)
+        return np.stack(list(rollout(gen, ctx, n, args.K, deterministic=args.deterministic, seed=seed)), 1)
     return run, time.time() - started
 
 
@@ -385,7 +389,8 @@ def measure(run, args, frames: np.ndarray, info: dict) -> dict:
         res[f"video{v}"] = {m: [None if x is None else round(x, 3) for x in scores[m]] for m in MEASURES}
         res[f"video{v}"]["failed"] = scores["verdict"]["failed"]
     res["diversity"] = vq.diversity(list(videos), frames)["diversity"]
-    np.save(args.work / f"{args.tag}_{args.clip}_s{args.seed}.npy", videos[0])
+    np.save(args.work / f"{args.tag}{'-dropout-off' if args.deterministic else ''}_{args.clip}_s{args.seed}.npy",
+            videos[0])
     return res
 
 
@@ -426,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
                     out.append(recipe.predict(ctx, seed * 100003 + t))
                     ctx = np.concatenate([ctx[..., 3:], out[-1]], -1)
                 return np.stack(out, 1)
-        row = {"tag": args.tag, "clip": args.clip, "seed": args.seed, "train_s": round(train_s, 1),
+        row = {"tag": args.tag + ("-dropout-off" if args.deterministic else ""), "clip": args.clip, "seed": args.seed, "train_s": round(train_s, 1),
                "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                **measure(run, args, frames, info)}
         with args.results.open("a") as f:
