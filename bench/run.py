@@ -412,7 +412,7 @@ def bench_training(work: Path, size: int, ngf: int, batches: list[int], repeats:
                 info = train(dataset_dir, work / f"train_out_{size}_{batch}_{precision}_{r}", settings)
                 values.append(float(info["train_images_per_s"]))
                 if precision == "auto":
-                    resolved = keras_training_policy(resolve_precision("auto", on_gpu=False))
+                    resolved = keras_training_policy(resolve_precision("auto", on_gpu=False, training=True))
         ours, ours_f32 = runs["auto"], runs["float32"]
         entry = {"batch": batch, "train_step_gflop_per_image": flops_per_image / 1e9,
                  "videogen_train_precision": resolved,

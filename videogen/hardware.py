@@ -132,16 +132,21 @@ def detect_device() -> tuple[str, bool]:
     return f"CPU: {cpu}, {os.cpu_count()} cores", False
 
 
-def resolve_precision(setting: Any, on_gpu: bool, *, gpu_native: bool | None = None) -> str:
+def resolve_precision(setting: Any, on_gpu: bool, *, gpu_native: bool | None = None, training: bool = False) -> str:
     """``"float32"`` or ``"bfloat16"`` for a precision setting (auto, float32/fp32, bfloat16/bf16/mixed_bfloat16).
 
     ``auto`` is bfloat16 where the hardware computes it natively (faster at the same quality, docs/quality.md):
-    on a GPU when ``gpu_native`` says so (default: any GPU), on a CPU with AVX512_BF16 or AMX.
+    on a GPU when ``gpu_native`` says so (default: any GPU), on a CPU with AVX512_BF16 or AMX, except for
+    ``training`` on a CPU with AMX, where mixed-bfloat16 training measured 1.3-1.6x slower than float32 at 64, 128
+    and 256 px (a 2-core Xeon with AMX, TensorFlow 2.21, also with oneDNN capped below AMX) while a CPU with
+    AVX512_BF16 and no AMX trained 1.3-1.7x faster in it (a 2-core EPYC; docs/performance.md).
     """
     value = str(setting).strip().lower()
     if value in ("auto", ""):
         if on_gpu:
             return "bfloat16" if gpu_native is None or gpu_native else "float32"
+        if training and "amx_bf16" in cpu_flags():
+            return "float32"
         return "bfloat16" if cpu_has_bf16() else "float32"
     if value in ("float32", "fp32"):
         return "float32"

@@ -21,6 +21,22 @@ def test_native_bf16_cpu_trains_and_generates_in_bfloat16_by_default(monkeypatch
     monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "fma", "avx512f", "avx512_bf16"})
     assert hardware.cpu_kind() == "bf16"
     assert hardware.resolve_precision("auto", on_gpu=False) == "bfloat16"
+    assert hardware.resolve_precision("auto", on_gpu=False, training=True) == "bfloat16"
+
+
+def test_a_cpu_with_amx_trains_in_float32_and_generates_in_bfloat16_by_default(monkeypatch):
+    """auto on a CPU with AMX: float32 for training (mixed bfloat16 measured slower there), bfloat16 for generation;
+    an explicit bfloat16 is kept, and the train setting resolves the same way."""
+    from videogen.train.settings import resolve_precision
+
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: {"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16"})
+    assert hardware.cpu_kind() == "bf16"
+    assert hardware.resolve_precision("auto", on_gpu=False) == "bfloat16"
+    assert hardware.resolve_precision("auto", on_gpu=False, training=True) == "float32"
+    assert resolve_precision("auto", on_gpu=False) == "float32"
+    assert resolve_precision("bfloat16", on_gpu=False) == "bfloat16"
 
 
 def test_onednn_cap_at_avx2_makes_the_cpu_an_avx2_one(avx2_cap):

@@ -83,9 +83,10 @@ class TrainSettings:
         "help": "XLA-compile the train step: auto (on for one GPU; off for CPU, where it is slower, and for "
                 "several GPUs, where XLA under MirroredStrategy is untested: true turns it on there), true, false"})
     precision: str = field(default="auto", metadata={
-        "help": "compute precision: auto (bfloat16 mixed precision where the hardware has native bf16: GPUs of "
-                "compute capability 8.0 or newer, CPUs with AVX512_BF16 or AMX: faster at the same quality, "
-                "docs/quality.md; else float32), float32, or bfloat16. Variables, losses and the exported generator stay "
+        "help": "compute precision: auto (bfloat16 mixed precision where the hardware has native bf16 and trains "
+                "faster in it: GPUs of compute capability 8.0 or newer, CPUs with AVX512_BF16 and no AMX, at the same "
+                "quality, docs/quality.md; else float32, also on CPUs with AMX, where it measured slower, "
+                "docs/performance.md), float32, or bfloat16. Variables, losses and the exported generator stay "
                 "float32"})
     devices: str = field(default="auto", metadata={
         "help": "devices to train on: auto (data-parallel tf.distribute.MirroredStrategy over all GPUs when more than "
@@ -158,11 +159,11 @@ def resolve_jit(value: Any, on_gpu: bool) -> bool:
 
 def resolve_precision(value: Any, on_gpu: bool) -> str:
     """"float32" or "bfloat16" for training: ``auto`` picks bfloat16 on GPUs of compute capability 8.0+ and on CPUs
-    with native bf16 (:func:`videogen.hardware.resolve_precision`)."""
+    with native bf16 except those with AMX (:func:`videogen.hardware.resolve_precision`)."""
     try:
         if on_gpu and str(value).strip().lower() in ("auto", ""):
             return hardware.resolve_precision(value, on_gpu, gpu_native=hardware.gpu_supports_bf16())
-        return hardware.resolve_precision(value, on_gpu)
+        return hardware.resolve_precision(value, on_gpu, training=True)
     except InputError as error:
         raise InputError(f"invalid train setting: {error}") from None
 
