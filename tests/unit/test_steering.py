@@ -192,6 +192,35 @@ def test_the_patch_projection_keeps_a_noisy_generator_on_the_clips_look(targets)
     assert all(0.5 <= m <= 2.0 for m in steered["motion"])
 
 
+def test_the_patch_look_ramps_in_so_the_first_frame_is_the_models_own(targets):
+    """The patch look's blend weight rises from 0 over its first frames (the controller's own weight is unchanged):
+    frame 1 of a steered rollout is exactly the generator's plain output, frame ``ramp_frames`` and later get the
+    whole weight; a resumed run (steps carried) continues the ramp, it does not restart it."""
+    from videogen.frames import rollout, stack_context
+
+    look = steering.PATCH_LOOK
+    assert look.ramp_frames > 0
+    weight = np.array([0.5], np.float32)
+    assert look.applied(weight, 0)[0] == 0.0
+    assert look.applied(weight, look.ramp_frames // 2)[0] == pytest.approx(0.5 * (look.ramp_frames // 2)
+                                                                             / look.ramp_frames)
+    assert look.applied(weight, look.ramp_frames)[0] == pytest.approx(0.5)
+    assert look.applied(weight, 10 * look.ramp_frames)[0] == pytest.approx(0.5)
+    assert steering.FRAME_LOOK.applied(weight, 0)[0] == pytest.approx(0.5)  # the older look has no ramp
+
+    clip = panning_clip()
+    model = fading_generator(0.8)
+    start = stack_context(clip[None, 28:30])
+    plain = next(iter(rollout(model, start, 1, 2, deterministic=True)))
+    controllers = steering.Controllers(targets, 1, look="patch")
+    steered = list(steering.steered_rollout(model, targets, start, look.ramp_frames + 2, 2, controllers,
+                                            deterministic=True))
+    np.testing.assert_array_equal(steered[0], plain)
+    later = steering.Controllers(targets, 1, look="patch")
+    later.restore(controllers.state())
+    assert look.applied(later.weight, later.steps)[0] == pytest.approx(later.weight[0])
+
+
 def test_the_patch_projector_removes_noise_and_keeps_a_real_frame():
     """The look correction's projection onto the clip's patches: a training frame comes back as it was, even under
     strong noise (every noisy patch snaps back to its clean self); a held-out frame of the clip stays close, and its
