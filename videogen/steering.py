@@ -23,9 +23,8 @@ measured on the real clip:
     (:attr:`Look.ramp_frames`), so the first frame is the generator's own prediction and the projection takes over
     as the fed-back frames drift (blending from frame 1 cost the trained model 2.4-4.1 dB one step ahead, more than
     it gained over copying, and hid its short-term accuracy from the judge; docs/quality.md). This is the role of
-    SinFusion's projector (Nikankin, Haim and Irani, "SinFusion:
-    Training Diffusion Models on a Single Image or Video", ICML 2023): pull every new frame back onto the clip's look
-    before it is fed back. The projection replaces half or more of every pixel with training patches, so how much of
+    SinFusion's projector (Nikankin, Haim and Irani, "SinFusion: Training Diffusion Models on a Single Image or
+    Video", ICML 2023): pull every new frame back onto the clip's look before it is fed back. The projection replaces half or more of every pixel with training patches, so how much of
     a steered video is the model's own is not assumed: the evaluate stage runs generators that learned nothing
     through this same steering (``videogen.controls``) and credits the model only for its margin over them. While the
     video stalls (two frame-to-frame changes in a row under :data:`videogen.measures.STALL_CHANGE` of the clip's
