@@ -20,8 +20,8 @@ measured on the real clip:
     nearest training patch, the overlaps blended with a tent window). ``w`` starts at 0.5 and rises (up to 0.9)
     while the frame's mean nearest-patch distance (7x7 patches against :attr:`Targets.distance_bank`) is above the
     clip's :attr:`Targets.patch_distance`. The blend ramps in: frame ``t`` of a video gets
-    ``w * min(1, (t - 1) / 10)`` (:attr:`Look.ramp_frames`), so the first frame is the generator's own prediction and the projection takes
-    over as the fed-back frames drift (blending from frame 1 cost the trained model 2.4-4.1 dB one step ahead, more
+    ``w * min(1, (t - 1) / 10)`` (:attr:`Look.ramp_frames`), so the first frame is the generator's own prediction
+    and the projection takes over as the fed-back frames drift (blending from frame 1 cost the trained model 2.4-4.1 dB one step ahead, more
     than it gained over copying, and hid its short-term accuracy from the judge; docs/quality.md). This is the role
     of SinFusion's projector (Nikankin, Haim and Irani, "SinFusion: Training Diffusion Models on a Single Image or
     Video", ICML 2023): pull every new frame back onto the clip's look before it is fed back. The projection
