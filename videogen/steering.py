@@ -21,16 +21,16 @@ measured on the real clip:
     while the frame's mean nearest-patch distance (7x7 patches against :attr:`Targets.distance_bank`) is above the
     clip's :attr:`Targets.patch_distance`. The blend ramps in: frame ``t`` of a video gets
     ``w * min(1, (t - 1) / 10)`` (:attr:`Look.ramp_frames`), so the first frame is the generator's own prediction
-    and the projection takes over as the fed-back frames drift (blending from frame 1 cost the trained model 2.4-4.1 dB one step ahead, more
-    than it gained over copying, and hid its short-term accuracy from the judge; docs/quality.md). This is the role
-    of SinFusion's projector (Nikankin, Haim and Irani, "SinFusion: Training Diffusion Models on a Single Image or
-    Video", ICML 2023): pull every new frame back onto the clip's look before it is fed back. The projection
-    replaces half or more of every pixel with training patches, so how much of a steered video is the model's own is
-    not assumed: the evaluate stage runs generators that learned nothing through this same steering
-    (``videogen.controls``) and credits the model only for its margin over them. While the video stalls (two
-    frame-to-frame changes in a row under :data:`videogen.measures.STALL_CHANGE` of the clip's median) ``w`` halves
-    each frame, and it climbs back to its start once the video moves: a small change snaps back to the same training
-    patches, so a strong projection would make a slow video hold still for frames and then jump.
+    and the projection takes over as the fed-back frames drift (blending from frame 1 cost the trained model 2.4-4.1
+    dB one step ahead, more than it gained over copying, and hid its short-term accuracy from the judge;
+    docs/quality.md). This is the role of SinFusion's projector (Nikankin, Haim and Irani, "SinFusion: Training
+    Diffusion Models on a Single Image or Video", ICML 2023): pull every new frame back onto the clip's look before
+    it is fed back. The projection replaces half or more of every pixel with training patches, so how much of a
+    steered video is the model's own is not assumed: the evaluate stage runs generators that learned nothing through
+    this same steering (``videogen.controls``) and credits the model only for its margin over them. While the video
+    stalls (two frame-to-frame changes in a row under :data:`videogen.measures.STALL_CHANGE` of the clip's median)
+    ``w`` halves each frame, and it climbs back to its start once the video moves: a small change snaps back to the
+    same training patches, so a strong projection would make a slow video hold still for frames and then jump.
   - :data:`FRAME_LOOK` (the older one, ``Controllers(look="frame")``) blends toward the nearest whole training frame
     (L2 on 32 px thumbnails) with ``w`` in 0.01-0.7, also halved while the video stalls (or while a running mean of
     its flow is under half the clip's): a strong whole-frame pull can hold the video on one frame, and on a looping
