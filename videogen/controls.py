@@ -113,10 +113,10 @@ def rollout_psnr(generators: dict[str, Any], targets, frames: np.ndarray, starts
     """Per generator, ``[{"k", "starts", "psnr"}]``: the mean PSNR of the k-th frame of rollouts through the
     generation path (with ``targets``' steering, None = off; all generators in one batch) from ``starts`` (last
     context frames, dataset indices) against the real frame start+k, for each k in ``steps`` (starts whose start+k
-    lies past the data are left out)."""
+    lies past the data or in another shot are left out, as in the evaluate stage's rollouts)."""
     from videogen.frames import context_indices, stack_context
     from videogen.generate import rollout_path
-    from videogen.measures import psnr_per_image
+    from videogen.measures import one_shot, psnr_per_image
 
     context = np.stack([stack_context(np.asarray(frames[context_indices(int(i), 0, context_frames)]))
                         for i in starts])
@@ -124,11 +124,12 @@ def rollout_psnr(generators: dict[str, Any], targets, frames: np.ndarray, starts
     both = Stacked([generators[name] for name in names], n)
     rolled = np.stack(list(rollout_path(both, np.concatenate([context] * len(names)), max(steps), context_frames,
                                         targets, seed, deterministic)))
+    scored = one_shot(frames, starts, context_frames - 1, steps)
     out = {}
     for g, name in enumerate(names):
         rows = []
         for k in steps:
-            ok = np.flatnonzero(starts + k <= len(frames) - 1)
+            ok = np.flatnonzero(scored[k])
             value = (round(float(np.mean(psnr_per_image(rolled[k - 1, g * n + ok],
                                                         np.asarray(frames[starts[ok] + k])))), 4)
                      if len(ok) else None)

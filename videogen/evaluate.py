@@ -12,7 +12,10 @@ What is measured (all on uint8 frames, data range 255):
   A model that does not beat copying has learned nothing about motion, and the verdict says so.
 - Rollout quality: from ``num_starts`` validation start frames the model is fed its own (uint8-rounded) predictions;
   the k-th predicted frame is compared with the real frame start+k, for each k in ``rollout_steps``; the copy
-  baseline repeats the start frame. Only starts with start+k inside the data count for k.
+  baseline repeats the start frame. Only starts with start+k inside the data count for k, and only where the real
+  continuation is the same shot as the context (no scene cut between them, :func:`videogen.measures.one_shot`): no
+  generator can predict a frame of the next shot, so those figures would score the cut, not the model. One-step
+  pairs across a cut are left out the same way.
 - Long-rollout health of the generated video against the training frames: per-frame mean, standard deviation,
   mean absolute change between consecutive frames and saturated fraction, and the flags "collapsed", "frozen" and
   "exploded" with the frame where each starts (see :func:`long_rollout_health` for the thresholds and why).
@@ -303,26 +306,37 @@ def _one_step(model, frames, pairs: np.ndarray, k: int, batch_size: int, step=No
     return result, strip_predictions
 
 
-def _choose_starts(candidates: np.ndarray, num_frames: int, longest: int, count: int,
-                   rng: np.random.Generator) -> np.ndarray:
-    """Prefer starts from which the longest rollout stays inside the data; fill up with the others."""
-    full = candidates[candidates + longest <= num_frames - 1]
-    rest = candidates[candidates + longest > num_frames - 1]
-    chosen = rng.choice(full, size=min(count, len(full)), replace=False) if len(full) else np.zeros(0, int)
-    if len(chosen) < count and len(rest):
-        extra = rng.choice(rest, size=min(count - len(chosen), len(rest)), replace=False)
-        chosen = np.concatenate([chosen, extra])
+def _choose_starts(candidates: np.ndarray, reach: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` starts, preferring those from which the longest rollout is scored (``reach``: per candidate, the
+    longest scored horizon), then the next longest, and so on; at random within each."""
+    chosen = np.zeros(0, int)
+    for horizon in sorted(set(reach.tolist()), reverse=True):
+        tier = candidates[reach == horizon]
+        take = min(count - len(chosen), len(tier))
+        if take <= 0:
+            break
+        chosen = np.concatenate([chosen, rng.choice(tier, size=take, replace=False)])
     return np.sort(chosen.astype(int))
+
+
+def _reach(frames, candidates: np.ndarray, k_context: int, steps: tuple[int, ...]) -> np.ndarray:
+    """Per candidate start, the longest of ``steps`` whose real continuation is inside the data and in the start's
+    shot (0: none)."""
+    scored = measures.one_shot(frames, candidates, k_context - 1, steps)
+    reach = np.zeros(len(candidates), int)
+    for k in sorted(steps):
+        reach[scored[k]] = k
+    return reach
 
 
 def _rollout_quality(model, frames, starts: np.ndarray, k_context: int, steps: tuple[int, ...],
                      batch_size: int, step=None) -> tuple[list[dict], np.ndarray]:
-    num_frames = len(frames)
     longest = max(steps)
     rolled = rollout_frames(model, _contexts(frames, starts, k_context), longest, batch_size, step)  # (L,B,S,S,3)
+    scored = measures.one_shot(frames, starts, k_context - 1, steps)
     rows = []
     for k in steps:
-        ok = np.flatnonzero(starts + k <= num_frames - 1)
+        ok = np.flatnonzero(scored[k])
         row: dict[str, Any] = {"k": int(k), "starts": int(len(ok))}
         if len(ok):
             real = np.asarray(frames[starts[ok] + k])
@@ -510,12 +524,13 @@ def _score(model, dataset: artifacts.Dataset, val_block: tuple[int, int], k_cont
     keras.utils.set_random_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     step = make_step(model, k_context, deterministic=True)  # one compiled step for every prediction below
-    pairs = _one_step_pairs(val_block, k_context, settings.max_pairs)
+    pairs = _one_step_pairs(dataset.frames, val_block, k_context, settings.max_pairs)
     log.info("one-step: %d val pairs, context %d, image %d px", len(pairs), k_context, dataset.image_size)
     one_step, strip_predictions = _one_step(model, dataset.frames, pairs, k_context, settings.batch_size, step)
     # Rollouts: start frames are the last context frame, inside the val block (frames val[0]..val[1]).
     candidates = np.arange(max(val_block[0], k_context - 1), val_block[1])
-    starts = _choose_starts(candidates, len(dataset.frames), max(settings.rollout_steps), settings.num_starts, rng)
+    starts = _choose_starts(candidates, _reach(dataset.frames, candidates, k_context, settings.rollout_steps),
+                            settings.num_starts, rng)
     log.info("rollouts: %d starts %s, k = %s", len(starts), starts.tolist(), list(settings.rollout_steps))
     rollout, rolled = _rollout_quality(model, dataset.frames, starts, k_context, settings.rollout_steps,
                                        settings.batch_size, step)
@@ -541,11 +556,15 @@ def _open_model(model_dir: Path, size: int):
     return model, model_info, k_context
 
 
-def _one_step_pairs(val_block: tuple[int, int], k_context: int, max_pairs: int) -> np.ndarray:
-    """Val pairs whose K-frame context lies inside the data, at most ``max_pairs`` evenly spaced."""
+def _one_step_pairs(frames, val_block: tuple[int, int], k_context: int, max_pairs: int) -> np.ndarray:
+    """Val pairs whose K-frame context lies inside the data, in one shot with the next frame, at most ``max_pairs``
+    evenly spaced."""
     pairs = np.arange(max(val_block[0], k_context - 1), val_block[1])
     if len(pairs) == 0:
         raise InputError(f"the val block {list(val_block)} has no pair with {k_context} context frames before it")
+    same_shot = measures.one_shot(frames, pairs, k_context - 1, (1,))[1]
+    if same_shot.any():  # a val block that is all cuts keeps its pairs rather than scoring nothing
+        pairs = pairs[same_shot]
     if len(pairs) > max_pairs:
         pairs = pairs[np.unique(np.linspace(0, len(pairs) - 1, max_pairs).round().astype(int))]
     return pairs

@@ -25,6 +25,9 @@ _CHUNK = 2048
 # frozen, the evaluate stage's health flag, once consecutive frames (five, its SUSTAIN_FRAMES) change under
 # FROZEN_CHANGE of the median, if the clip moves at all (median change at least MOVING_CHANGE levels). The video
 # judge's "frozen" check is by optical flow instead (videogen.video_quality.Thresholds.motion_min).
+# A scene cut (a new shot) where FFmpeg's scene-change score reaches this: the default threshold of its scdet filter
+# (FFmpeg's filter documentation: "Good values are in the [8.0, 14.0] range").
+SCENE_CUT_SCORE = 10.0
 STALL_CHANGE = 0.25
 FROZEN_CHANGE = 0.1
 MOVING_CHANGE = 0.5
@@ -102,6 +105,42 @@ def contrast(frames: np.ndarray) -> np.ndarray:
 def frame_change(a: np.ndarray, b: np.ndarray) -> float:
     """Mean absolute difference (0-255) of two frames."""
     return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean())
+
+
+def shot_ids(frames: np.ndarray) -> np.ndarray:
+    """The shot each frame of ``frames`` (T, S, S, 3) belongs to, counted from 0: a new shot starts at frame t where
+    the scene-change score of frames t - 1 and t reaches :data:`SCENE_CUT_SCORE`.
+
+    The score is FFmpeg's (``get_scene_score`` in libavfilter/f_select.c and vf_scdet.c): the mean absolute difference
+    of the two frames in percent of full scale (``mafd``), and the score ``min(mafd, |mafd - previous mafd|)``, so a
+    steady fast motion is not a cut but a sudden jump is. FFmpeg scores the frames' planes as stored; here the RGB
+    values. The first pair is compared with a previous ``mafd`` of 0, as FFmpeg does.
+    """
+    frames = np.asarray(frames)
+    mafd = np.array([frame_change(frames[t - 1], frames[t]) for t in range(1, len(frames))], np.float64) * 100 / 256
+    score = np.minimum(mafd, np.abs(np.diff(mafd, prepend=0.0)))
+    return np.concatenate([[0], np.cumsum(score >= SCENE_CUT_SCORE)]).astype(np.int64)
+
+
+def one_shot(frames: np.ndarray, starts: np.ndarray, before: int, horizons: tuple[int, ...]) -> dict[int, np.ndarray]:
+    """For each ``k`` in ``horizons``, which ``starts`` (frame indices) have frames ``s - before`` to ``s + k`` inside
+    ``frames`` and in one shot (:func:`shot_ids`): a rollout from a context of ``before + 1`` frames ending at ``s`` is
+    scored ``k`` steps ahead only where the real continuation is the same shot. Reads only the frames it needs."""
+    starts = np.asarray(starts, dtype=np.int64)
+    inside = {k: (starts - before >= 0) & (starts + k <= len(frames) - 1) for k in horizons}
+    reach = [starts[m] for m in inside.values() if m.any()]
+    if not reach:
+        return inside
+    first = max(0, int(min(r.min() for r in reach)) - before - 1)  # one frame more: the first pair's previous mafd
+    last = int(max(r.max() for r in reach)) + max(horizons)
+    shots = shot_ids(np.asarray(frames[first:min(last, len(frames) - 1) + 1]))
+    out = {}
+    for k, mask in inside.items():
+        ok = mask.copy()
+        idx = np.flatnonzero(ok)
+        ok[idx] = shots[starts[idx] - before - first] == shots[starts[idx] + k - first]
+        out[k] = ok
+    return out
 
 
 def stalled(change: float, previous_change: float, clip_change: float) -> bool:

@@ -17,14 +17,15 @@ import numpy as np
 # The model "beats copying" only if its one-step PSNR is higher by more than this.
 BEATS_COPY_MARGIN_DB = 0.25
 # What the model must beat each null control by: the spread between seeds of the same figure, measured as the largest
-# difference between four runs of one clip (two training seeds x two generation seeds, the demo budget, 1000 frames)
-# and taken as the median over the three development clips (bench/quality/judge_table.py; docs/quality.md has the
-# table): space-time 0.056-0.127, coarse 0.104-0.191, 1-step PSNR 0.06-0.87 dB, 5-step 0.06-0.30, 10-step 0.36-0.76.
-# 20 steps reach past these short clips' validation blocks, so it takes the 10-step margin. Realism is a ratio to the
-# real clip (lower is better), PSNR in dB (higher is better).
-MARGINS = {"spacetime": 0.09, "coarse": 0.11, "psnr_1": 0.1, "psnr_5": 0.26, "psnr_10": 0.67, "psnr_20": 0.67}
+# difference between four runs of one clip (two training seeds x two generation seeds, the demo budget and defaults,
+# rollouts scored within one shot) and taken as the median over the three development clips
+# (bench/quality/judge_table.py, rows in bench/quality/judge_table_shots.jsonl; docs/quality.md has the table):
+# space-time 0.022-0.103, coarse 0.052-0.272, 1-step PSNR 0.056-0.082 dB, 5-step 0.029-0.625, 10-step 0.131-1.288.
+# No validation block of these clips has a 20-step continuation within one shot, so 20 steps take the 10-step
+# margin. Realism is a ratio to the real clip (lower is better), PSNR in dB (higher is better).
+MARGINS = {"spacetime": 0.033, "coarse": 0.19, "psnr_1": 0.078, "psnr_5": 0.12, "psnr_10": 0.36, "psnr_20": 0.36}
 # The margin of a k-step PSNR for a k not in MARGINS.
-PSNR_MARGIN_DB = 0.67
+PSNR_MARGIN_DB = 0.36
 # The judge's measures the comparison reads (mean over the windows the controls cover).
 COMPARED = ("spacetime", "coarse")
 

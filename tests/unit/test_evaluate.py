@@ -120,6 +120,42 @@ def square_run(tmp_path_factory):
     return metrics, root / "out", scalars
 
 
+@pytest.fixture(scope="module")
+def cut_run(tmp_path_factory):
+    """The square run's evaluation on a clip that changes shot at frame 36 (the moving square's colours inverted from
+    there on, as a cut to another camera would), inside the val block (frames 29-39)."""
+    root = tmp_path_factory.mktemp("cut")
+    frames = moving_square_frames(40, SIZE)
+    frames[36:] = 255 - frames[36:]
+    dataset = _write_dataset(root / "dataset", frames)
+    model = _write_model(root / "model", context_frames=2)
+    generated = root / "generated"
+    generated.mkdir()
+    np.save(generated / "frames.npy", np.stack([moving_square_frames(30, SIZE)] * 2, axis=1))
+    (generated / "generation.json").write_text(json.dumps({"frames": 30, "num_videos": 2, "fps": 25.0,
+                                                           "frames_per_s": 40.0, "device": "cpu"}))
+    settings = ev.EvaluateSettings(rollout_steps=(1, 3, 5), num_starts=6, seed=3, batch_size=8)
+    ev.evaluate(dataset, model, root / "out", settings, generated_dir=generated)
+    return json.loads((root / "out" / "metrics.json").read_text())
+
+
+def test_scores_across_a_shot_cut_are_left_out_of_one_step_rollouts_and_controls(cut_run):
+    """No generator can predict the first frame of another shot, so pairs and rollouts whose context and continuation
+    straddle the cut are not scored: the copy baseline keeps exactly its hand-computed PSNR (a pair across the cut
+    would pull it far down), the starts prefer those with the longest same-shot continuation (both 5-step starts,
+    29 and 30, are chosen), and the null controls' rollouts count the same starts."""
+    one, rollout = cut_run["one_step"], {row["k"]: row for row in cut_run["rollout"]}
+    assert one["pairs"] == 8 and one["psnr_copy"] == pytest.approx(_copy_psnr_by_hand(STEP), abs=1e-3)
+    assert {29, 30} <= set(cut_run["rollout_starts"])
+    for k, row in rollout.items():
+        assert row["starts"] > 0 and row["psnr_copy"] == pytest.approx(_copy_psnr_by_hand(STEP * k), abs=1e-3)
+    assert rollout[5]["starts"] == 2
+    controls = cut_run["video_quality"]["controls"]["rollout"]
+    for rows in controls.values():
+        assert {row["k"]: row["starts"] for row in rows} == {k: row["starts"] for k, row in rollout.items()}
+    assert [row["psnr"] for row in controls["untrained"]] == [rollout[k]["psnr_model"] for k in (1, 3, 5)]
+
+
 def test_copy_baseline_has_the_hand_computed_psnr_on_the_moving_square(square_run):
     """Copying frame t for t+1 misses 2 px columns at each edge of the square: PSNR exactly as computed by hand, for
     one step and for k-step rollouts (2k columns, k <= 6)."""

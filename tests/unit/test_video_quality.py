@@ -264,3 +264,28 @@ def test_placement_puts_copying_at_0_and_the_textures_replay_at_1(carphone):
     assert place["replay_share"]["model"] == textures["replay_share"]
     line = vq.verdict_line(vq.combine_verdicts([vq.verdict(textures)]), place)
     assert "replay from frame 0" in line and "moves 1.00 of the way from copying the last frame (frozen" in line
+
+
+# ------------------------------------------------------------------------------------------------------ shot cuts
+def test_shot_cuts_are_found_where_the_development_clips_change_shot_and_nowhere_else(clips):
+    """FFmpeg's scene score finds bikes' five cuts (frames 30, 76, 137, 187 and 242, each checked by eye: a new
+    camera position and subject) and none in carphone and Big Buck Bunny, which are one shot each; bikes' fast pan
+    (frames 200-204, 4-6% of full scale per frame) is not a cut."""
+    from videogen.measures import shot_ids
+
+    cuts = {name: (np.flatnonzero(np.diff(shot_ids(clip.frames))) + 1).tolist() for name, clip in clips.items()}
+    assert cuts == {"bikes.mp4": [30, 76, 137, 187, 242], "carphone_pristine.mp4": [], "bigbuckbunny.mp4": []}
+
+
+def test_one_shot_scores_a_horizon_only_where_context_and_continuation_are_one_shot(clips):
+    """A rollout from a context ending at frame s is scored k steps ahead only if frames s-1 .. s+k exist and are one
+    shot: bikes' last cut (frame 242) removes every 10-step start past 231 and every 20-step start of its last 25
+    frames; a start right after a cut has its context across it."""
+    from videogen.measures import one_shot
+
+    frames = clips["bikes.mp4"].frames
+    starts = np.arange(224, 249)
+    scored = one_shot(frames, starts, 1, (1, 10, 20))
+    assert starts[scored[10]].tolist() == list(range(224, 232))
+    assert not scored[20].any()
+    assert starts[scored[1]].tolist() == [*range(224, 241), *range(243, 249)]
