@@ -264,3 +264,16 @@ def test_steering_looks_are_checked(targets):
         steering.Controllers(targets, 1, look="nearest")
     with pytest.raises(ValueError, match="look must be one of"):
         steering.make_steered_step(model, targets, 2, True, look="nearest")
+
+
+def test_the_clip_motion_target_leaves_out_the_flow_across_a_shot_cut():
+    """The clip's motion target is the mean optical flow of its consecutive frames within a shot: the flow across a
+    cut (here the moving square's colours inverted from frame 20) is no motion of the clip and is left out."""
+    from tests.media import moving_square_frames
+
+    frames = moving_square_frames(40, 64)
+    frames[20:] = 255 - frames[20:]
+    flows = [steering.flow_magnitude(frames[t - 1], frames[t]) for t in range(1, 40)]
+    motion, _ = steering._motion([frames])
+    assert motion == pytest.approx(np.mean(flows[:19] + flows[20:]))
+    assert abs(np.mean(flows) - motion) > 0.01

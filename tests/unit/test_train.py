@@ -75,6 +75,30 @@ def test_real_examples_pair_context_frames_with_the_next_frame():
     assert seen <= set(range(4, 12)) and len(seen) > 4
 
 
+def test_training_pairs_stop_at_shot_cuts():
+    """A pair whose two frames are in different shots is dropped and the pairs after the cut form a block of their
+    own, so no context reaches back across it; a clip without cuts keeps its block, and blocks with no pair left
+    (here one pair, across the cut) are kept as they were rather than leaving nothing to train on."""
+    from videogen.train.data import shot_blocks
+
+    frames = moving_square_frames(40, 64)
+    assert shot_blocks(frames, [(0, 39)]) == [(0, 39)]
+    frames[20:] = 255 - frames[20:]  # another shot from frame 20
+    assert shot_blocks(frames, [(0, 39)]) == [(0, 19), (20, 39)]
+    assert shot_blocks(frames, [(0, 10), (15, 30)]) == [(0, 10), (15, 19), (20, 30)]
+    assert shot_blocks(frames, [(19, 20)]) == [(19, 20)]
+
+
+def test_training_on_a_clip_with_a_cut_counts_the_pairs_of_each_shot(tmp_path):
+    """model.json records the shots trained on and the pairs drawn: 17 of the 18 training pairs, in two shots."""
+    frames = moving_square_frames(24, 64)
+    frames[10:] = 255 - frames[10:]
+    out = tmp_path / "model"
+    train(write_dataset(tmp_path / "dataset", frames=frames), out, TrainSettings(max_steps=1, **TINY))
+    saved = json.loads((out / "model.json").read_text())["dataset"]
+    assert (saved["shots"], saved["pairs"], saved["videos"]) == (2, 17, 1)
+
+
 def test_two_training_steps_give_finite_losses_and_write_a_checkpoint(dataset_dir, tmp_path):
     """Two real steps: finite losses, a checkpoint at step 2, TensorBoard events, a loadable generator, model.json."""
     out = tmp_path / "model"

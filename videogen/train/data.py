@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from videogen.frames import context_indices, rollout_batches, stack_context
+from videogen.measures import shot_ids
 
 _JITTER_SCALE = 1.12  # the paper's 256 -> 286 resize before the random 256 crop
 
@@ -59,6 +60,24 @@ def real_examples(frames: np.ndarray, first_pair: int, end_pair: int, context_fr
     """Endless shuffled tf.data stream of unjittered (inputs (S,S,3K) uint8, target (S,S,3) uint8) training pairs;
     ``deterministic``: in the order the seed gives (else as they are loaded)."""
     return block_examples(frames, [(first_pair, end_pair)], context_frames, seed, deterministic)
+
+
+def shot_blocks(frames: np.ndarray, blocks: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Each block of pairs ``[first, end)`` split where a new shot starts (:func:`videogen.measures.shot_ids`): the
+    pair across a cut is dropped and the pairs after it form a block of their own, so no example asks the model to
+    make a new shot out of the last one and no context reaches back across a cut. Blocks with no pair left are
+    dropped; if no block keeps a pair (every frame a new shot), the blocks are returned as they are."""
+    out = []
+    for first, end in blocks:
+        shots = shot_ids(frames[first:end + 1])  # frames first .. end; pair i is frame i -> i + 1
+        start = first
+        for cut in (np.flatnonzero(np.diff(shots)) + 1 + first).tolist():  # frame `cut` opens a shot: pair cut - 1
+            if cut - 1 > start:
+                out.append((start, cut - 1))
+            start = cut
+        if end > start:
+            out.append((start, end))
+    return out or list(blocks)
 
 
 def window_blocks(blocks: list[tuple[int, int]], unroll_steps: int) -> list[tuple[int, int]]:

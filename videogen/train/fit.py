@@ -39,26 +39,28 @@ class _Plan:
     settings: TrainSettings
     dataset: artifacts.Dataset
     blocks: list[tuple[int, int]]  # the train block of each source video, as pair indices of dataset.frames
+    shots: list[tuple[int, int]]  # the same pairs split at shot cuts (data.shot_blocks): the blocks examples come from
     batch: int
     total: int
     phases: list[dict]
 
     @property
     def num_pairs(self) -> int:
-        return sum(end - first for first, end in self.blocks)
+        return sum(end - first for first, end in self.shots)
 
 
 def _plan(settings: TrainSettings, dataset: artifacts.Dataset) -> _Plan:
     blocks = [video.file_block("train") for video in dataset.videos]
-    num_pairs, batch = sum(end - first for first, end in blocks), settings.batch_size
-    if settings.unroll_steps > 1 and not data.window_blocks(blocks, settings.unroll_steps):
-        raise InputError(f"unroll_steps {settings.unroll_steps} needs a training block of at least that many pairs; "
-                         f"the longest has {max(end - first for first, end in blocks)}")
+    shots = data.shot_blocks(dataset.frames, blocks)
+    num_pairs, batch = sum(end - first for first, end in shots), settings.batch_size
+    if settings.unroll_steps > 1 and not data.window_blocks(shots, settings.unroll_steps):
+        raise InputError(f"unroll_steps {settings.unroll_steps} needs a training block of at least that many pairs "
+                         f"within one shot; the longest has {max(end - first for first, end in shots)}")
     if num_pairs < batch:
         logger.warning("only %d training pairs: batch size clamped from %d to %d", num_pairs, batch, num_pairs)
         batch = num_pairs
     total = total_steps(settings, num_pairs)
-    return _Plan(settings, dataset, blocks, batch, total, plan_phases(settings, total))
+    return _Plan(settings, dataset, blocks, shots, batch, total, plan_phases(settings, total))
 
 
 @dataclass
@@ -206,14 +208,14 @@ def _phase_examples(plan: _Plan, phase_index: int, phase: dict, phase_seed: int,
     rollouts took."""
     s = plan.settings
     # Under a strategy every worker must draw the same global batches (each takes its own share): a fixed order.
-    examples = data.block_examples(plan.dataset.frames, plan.blocks, s.context_frames, phase_seed,
+    examples = data.block_examples(plan.dataset.frames, plan.shots, s.context_frames, phase_seed,
                                    deterministic=devices.strategy is not None,
                                    unroll_steps=_phase_unroll(s, phase))
     if phase["name"] in ("main", "unroll"):
         return examples, 0.0
     t0 = time.perf_counter()
     pool_inputs, pool_targets = data.refinement_examples(
-        generator, plan.dataset.frames, plan.blocks, context_frames=s.context_frames,
+        generator, plan.dataset.frames, plan.shots, context_frames=s.context_frames,
         rollout_length=s.rollout_length, rollout_starts=s.rollout_starts, seed=s.seed + phase_index,
         batch_size=plan.batch)
     seconds = time.perf_counter() - t0
@@ -315,7 +317,8 @@ def _model_info(plan: _Plan, devices: _Devices, monitor: Monitor, steps: int, st
         "duration_s": round(duration_s, 3),
         "dataset": {"dir": str(dataset.dir), "source": dataset.info.get("source"),
                     "train": list(plan.blocks[0]) if len(plan.blocks) == 1 else [list(b) for b in plan.blocks],
-                    "videos": len(plan.blocks), "num_frames": int(len(dataset.frames))},
+                    "videos": len(plan.blocks), "shots": len(plan.shots), "pairs": plan.num_pairs,
+                    "num_frames": int(len(dataset.frames))},
         "checkpoint_dir": checkpoint_dir,
     }
 
@@ -389,8 +392,10 @@ def _train(plan: _Plan, output_dir: Path, local_ckpt: Path, remote_uri: str | No
     monitor = Monitor(output_dir / artifacts.LOGS_DIR, checkpoints.history, plan.total, plan.batch,
                       plan.settings.log_every, _sample(plan))
     s = plan.settings
-    logger.info("training %d steps at batch %d on %d pairs of %d video(s) (%d px, K=%d, jit %s, %s, %d replica%s): phases %s",
-                plan.total, plan.batch, plan.num_pairs, len(plan.blocks), plan.dataset.image_size, s.context_frames, devices.jit,
+    logger.info("training %d steps at batch %d on %d pairs in %d shot(s) of %d video(s) (%d px, K=%d, jit %s, %s, %d "
+                "replica%s): phases %s",
+                plan.total, plan.batch, plan.num_pairs, len(plan.shots), len(plan.blocks), plan.dataset.image_size,
+                s.context_frames, devices.jit,
                 "GPU" if devices.gpu else "CPU", devices.replicas, "" if devices.replicas == 1 else "s",
                 ", ".join(f"{p['name']} [{p['first_step']}, {p['end_step']})" for p in plan.phases))
     try:
