@@ -17,6 +17,13 @@ arXiv:2209.03003); the generator trained on its own ``--roll N``-step continuati
 there (Self Forcing's rollouts, Huang et al. 2025, arXiv:2506.08009, with a GAN as the distribution-matching loss);
 ``--anchor W`` (with ``--roll``): a second critic, anchored to the clip, sees the real start frame with the frame 1 to
 N + 1 steps later, real or the generator's own continuation (a learned anchor to the clip's look, training only);
+``--warp P``: a flow head, the last frame warped (bilinearly) by a predicted flow
+of at most P px plus the predicted change (Finn et al. 2016, arXiv:1605.07157, transform the previous frame;
+:func:`backward_warp_layer`);
+``--reverse P`` / ``--stride N``: training examples played backwards with probability P and at a frame stride
+drawn from 1..N (the same appearance moving both ways and at several speeds);
+``--l1roll N``: N more fed-back steps per example with the L1 and GAN terms against the real continuation, gradients
+through the chain (backpropagation through time, as ``videogen train --unroll-steps N + 1``);
 ``--ema D``: the moving average of the generator's weights is measured; ``--library JSON``: the project's own
 trainer with these TrainSettings overrides (its rollouts with dropout on, as generation runs them, or off with
 ``--deterministic``).
@@ -65,7 +72,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                                 ("frames", int, 500), ("temp", float, 1.0), ("motion-cond", int, 0),
                                 ("inf-motion", float, 1.0), ("wta", int, 0), ("fm", int, 0), ("fm-scale", float, 0.0),
                                 ("roll", int, 0), ("roll-gan", float, 1.0), ("ema", float, 0.0),
-                                ("anchor", float, 0.0)):
+                                ("anchor", float, 0.0), ("warp", float, 0.0), ("l1roll", int, 0),
+                                ("reverse", float, 0.0), ("stride", int, 1)):
         p.add_argument(f"--{name}", type=kind, default=default)
     p.add_argument("--load", default="", help="measure the saved weights of this tag instead of training")
     p.add_argument("--library", default="", help="JSON TrainSettings overrides: train with videogen.train")
@@ -137,6 +145,11 @@ class Recipe:
                                        kernel_initializer="zeros")(x)
         delta = layers.Rescaling(2.0, dtype="float32")(delta)
         last = layers.Lambda(lambda t: t[..., -3:], output_shape=(S, S, 3), dtype="float32")(fr)
+        if a.warp:  # a flow head: the last frame warped by a predicted flow (at most --warp px), plus the change
+            flow = layers.Conv2DTranspose(2, 4, strides=2, padding="same", activation="tanh",
+                                          kernel_initializer="zeros")(x)
+            flow = layers.Rescaling(a.warp, dtype="float32")(flow)
+            last = backward_warp_layer()(dtype="float32")([last, flow])
         out = layers.Lambda(lambda t: tf.clip_by_value(t[0] + t[1], -1.0, 1.0), output_shape=(S, S, 3),
                             dtype="float32")([last, delta])
         return keras.Model([fr, z, lv], out)
@@ -208,6 +221,13 @@ class Recipe:
             if a.anchor:
                 anchor_g, anchor_d = self._anchored(ctx[..., -3:], [fake] + rolled, tgt)
                 total, d_loss = total + anchor_g, d_loss + anchor_d
+        if a.l1roll:  # fed-back steps against the real continuation, gradients through the chain (BPTT)
+            cur, frame = ctx, fake
+            for j in range(a.l1roll):
+                cur = tf.concat([cur[..., 3:], frame], -1)
+                frame = self.gen([cur, z, level], training=True)
+                logits = tf.cast(self.disc([cur, frame], training=True), tf.float32)
+                total += vm.generator_loss(logits, frame, self.future[..., 3 * j:3 * j + 3], a.gan, a.l1)[0]
         if a.zc and a.prior_gan:  # samples from the prior must look real too, or inference-time z is ignored
             fake_p = self.gen([noisy, tf.random.normal(tf.shape(z)), level], training=True)
             fpl = tf.cast(self.disc([ctx, fake_p], training=True), tf.float32)
@@ -247,7 +267,7 @@ class Recipe:
     def _step(self, ctx_u8, tgt_u8):
         tf = self.tf
         ctx, tgt = to_float(tf, ctx_u8), to_float(tf, tgt_u8)
-        if self.a.anchor:  # the real continuation rides on the context's channels through the jitter
+        if self.a.anchor or self.a.l1roll:  # the real continuation rides on the context's channels through the jitter
             ctx, self.future = ctx[..., :3 * self.a.K], ctx[..., 3 * self.a.K:]
         noisy, level, code = self._inputs(ctx, tgt)
         if self.a.fm:
@@ -281,6 +301,40 @@ class Recipe:
         return np.clip(np.round((out.numpy() + 1) * 127.5), 0, 255).astype(np.uint8)
 
 
+def backward_warp_layer():
+    """A Keras layer: ``[frame (B, H, W, C), flow (B, H, W, 2)]`` -> the frame sampled bilinearly at ``(x + flow_x,
+    y + flow_y)`` (pixels, clamped to the frame), the backward warp of spatial transformer networks (Jaderberg et al.
+    2015, arXiv:1506.02025): differentiable in the flow, each output pixel a convex combination of four input
+    pixels. Checked against ``cv2.remap`` (INTER_LINEAR, BORDER_REPLICATE) to 1e-7."""
+    import keras
+
+    ops = keras.ops
+
+    class BackwardWarp(keras.layers.Layer):
+        def call(self, inputs):
+            frame, flow = inputs
+            shape = ops.shape(frame)
+            b, h, w, c = shape[0], shape[1], shape[2], shape[3]
+            x = ops.clip(ops.cast(ops.arange(w), "float32")[None, None, :] + flow[..., 0], 0.0, w - 1.0)
+            y = ops.clip(ops.cast(ops.arange(h), "float32")[None, :, None] + flow[..., 1], 0.0, h - 1.0)
+            x0, y0 = ops.floor(x), ops.floor(y)
+            fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+            x0, y0 = ops.cast(x0, "int32"), ops.cast(y0, "int32")
+            x1, y1 = ops.minimum(x0 + 1, w - 1), ops.minimum(y0 + 1, h - 1)
+            flat = ops.reshape(frame, (-1, c))
+            base = (ops.arange(b, dtype="int32") * (h * w))[:, None, None]
+
+            def at(yy, xx):
+                return ops.reshape(ops.take(flat, ops.reshape(base + yy * w + xx, (-1,)), axis=0), shape)
+
+            return (at(y0, x0) * (1 - fx) + at(y0, x1) * fx) * (1 - fy) + (at(y1, x0) * (1 - fx) + at(y1, x1) * fx) * fy
+
+        def compute_output_shape(self, input_shape):
+            return input_shape[0]
+
+    return BackwardWarp
+
+
 def to_float(tf, x):
     return tf.cast(x, tf.float32) / 127.5 - 1.0
 
@@ -296,18 +350,22 @@ def train_recipe(args, frames: np.ndarray, info: dict) -> tuple[Recipe, float]:
         recipe.gen.load_weights(weights)
         return recipe, 0.0
     t0, t1 = info["train"]
-    ahead = args.roll if args.anchor else 0  # the anchored critic needs the real frames its rollout stands for
+    ahead = args.roll if args.anchor else args.l1roll  # the anchored critic needs the real frames its rollout stands for
     starts = np.arange(t0 + args.K - 1, t1 - 1 - ahead)
     rng = np.random.default_rng(args.seed)
     started = time.time()
     ema = EMA(recipe.gen, args.ema) if args.ema else None
     for it in range(args.steps):
-        pick = rng.choice(starts, args.batch, replace=False)
-        ctx = np.stack([np.concatenate([context(frames, i, args.K)] + [frames[i + 2 + j] for j in range(ahead)], -1)
-                        for i in pick])
+        if args.reverse or args.stride > 1:
+            ctx, tgt = speed_examples(frames, (t0, t1), args, rng)
+        else:
+            pick = rng.choice(starts, args.batch, replace=False)
+            ctx = np.stack([np.concatenate([context(frames, i, args.K)] + [frames[i + 2 + j] for j in range(ahead)],
+                                           -1) for i in pick])
+            tgt = frames[pick + 1]
         seeds = rng.integers(0, 2**31, size=(args.batch, 2))
         pairs = [jitter(tf.constant(c), tf.constant(t), recipe.S, tf.constant(s))
-                 for c, t, s in zip(ctx, frames[pick + 1], seeds)]
+                 for c, t, s in zip(ctx, tgt, seeds)]
         losses = recipe.step(tf.stack([c for c, _ in pairs]), tf.stack([t for _, t in pairs]))
         if ema:
             ema.update(tf.constant(min(args.ema, (1 + it) / (10 + it)), tf.float32))
@@ -317,6 +375,25 @@ def train_recipe(args, frames: np.ndarray, info: dict) -> tuple[Recipe, float]:
         ema.swap_in()
     recipe.gen.save_weights(weights)
     return recipe, time.time() - started
+
+
+def speed_examples(frames: np.ndarray, train: tuple[int, int], args, rng: np.random.Generator):
+    """A batch of (context, next frame) at a random frame stride in 1..``--stride`` and, with probability
+    ``--reverse``, played backwards: the same appearance is seen moving both ways and at several speeds, so the
+    motion to predict has to be read from the context frames, not from what the frame shows."""
+    t0, t1 = train
+    ctx, tgt = [], []
+    for _ in range(args.batch):
+        stride = int(rng.integers(1, args.stride + 1))
+        step = -stride if rng.random() < args.reverse else stride
+        span = stride * args.K  # frames from the oldest context frame to the target
+        first = int(rng.integers(t0, t1 - span))  # lowest index used
+        idx = first + np.arange(args.K + 1) * stride
+        if step < 0:
+            idx = idx[::-1]
+        ctx.append(np.concatenate([frames[i] for i in idx[:-1]], -1))
+        tgt.append(frames[idx[-1]])
+    return np.stack(ctx), np.stack(tgt)
 
 
 class EMA:

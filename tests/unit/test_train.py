@@ -75,6 +75,24 @@ def test_real_examples_pair_context_frames_with_the_next_frame():
     assert seen <= set(range(4, 12)) and len(seen) > 4
 
 
+@pytest.mark.parametrize("reverse", [0.0, 0.5, 1.0])
+def test_reversed_examples_play_the_frames_backwards_in_the_share_asked(reverse):
+    """With ``reverse`` r, about a share r of the examples are frames i+1, i -> i-1 (every frame of the example in
+    reverse order), the rest i-1, i -> i+1; a pair at a block's start (clamped context) reverses to i+1, i -> i."""
+    from videogen.train.data import block_examples
+
+    frames = np.repeat(np.arange(30, dtype=np.uint8)[:, None, None, None], 8 * 8 * 3).reshape(30, 8, 8, 3)
+    back = 0
+    for inputs, target in block_examples(frames, [(0, 29)], 2, seed=3, deterministic=True, reverse=reverse).take(300):
+        assert inputs.shape == (8, 8, 6) and target.shape == (8, 8, 3)
+        seq = [int(inputs[0, 0, 0]), int(inputs[0, 0, 3]), int(target[0, 0, 0])]
+        forward = seq in ([0, 0, 1], [seq[0], seq[0] + 1, seq[0] + 2])
+        backward = seq in ([1, 0, 0], [seq[0], seq[0] - 1, seq[0] - 2])
+        assert forward != backward, seq
+        back += backward
+    assert abs(back / 300 - reverse) < 0.1
+
+
 def test_training_pairs_stop_at_shot_cuts():
     """A pair whose two frames are in different shots is dropped and the pairs after the cut form a block of their
     own, so no context reaches back across it; a clip without cuts keeps its block, and blocks with no pair left
@@ -222,6 +240,7 @@ def test_batch_is_clamped_to_a_small_dataset_with_a_warning(tmp_path, caplog):
     (TrainSettings(jit_compile="sometimes"), "jit_compile"),
     (TrainSettings(refine_fraction=1.0), "refine_fraction"),
     (TrainSettings(ema_decay=1.0), "ema_decay"),
+    (TrainSettings(reverse=1.5), "reverse"),
 ])
 def test_bad_settings_raise_one_line_input_error(dataset_dir, tmp_path, settings, message):
     """Impossible settings fail before any work with a one-line InputError naming the setting."""

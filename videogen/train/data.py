@@ -88,12 +88,13 @@ def window_blocks(blocks: list[tuple[int, int]], unroll_steps: int) -> list[tupl
 
 
 def block_examples(frames: np.ndarray, blocks: list[tuple[int, int]], context_frames: int, seed: int,
-                   deterministic: bool = False, unroll_steps: int = 1):
+                   deterministic: bool = False, unroll_steps: int = 1, reverse: float = 0.0):
     """:func:`real_examples` over several blocks of pairs (one per source video), each pair drawn equally often.
 
     A pair's context is clamped at the first pair of its own block, so no example reaches into another video. With
     ``unroll_steps`` U > 1 each example is a window of :func:`pair_example` (its inputs ``(S, S, 3(K+U-1))``) and only
-    pairs whose U next frames stay inside the block are drawn (:func:`window_blocks`).
+    pairs whose U next frames stay inside the block are drawn (:func:`window_blocks`). A share ``reverse`` of the
+    examples is played backwards (:func:`reversed_example`).
     """
     import tensorflow as tf
 
@@ -119,7 +120,32 @@ def block_examples(frames: np.ndarray, blocks: list[tuple[int, int]], context_fr
 
     examples = tf.data.Dataset.from_tensor_slices((pairs, firsts))
     examples = examples.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True).repeat()
-    return examples.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    examples = examples.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if reverse <= 0:
+        return examples
+    # One draw per example from a seeded stream (in the stream's order, so a fixed order gives fixed draws).
+    draws = tf.data.Dataset.random(seed=seed + 1).map(lambda r: tf.cast(r % 1_000_000, tf.float32) < reverse * 1e6)
+    return tf.data.Dataset.zip(examples, draws).map(lambda example, back: reversed_example(*example, back))
+
+
+def reversed_example(inputs, target, back):
+    """The example played backwards when ``back`` (a bool tensor): its frames (the context frames and the target,
+    oldest first) in reverse order, so the newest becomes the oldest context frame and the oldest the target. Played
+    backwards, the same appearance is seen moving both ways, so the motion to predict has to be read from the
+    context frames rather than from what the frame shows (the paper's random mirror does this for horizontal motion
+    only)."""
+    import tensorflow as tf
+
+    def flip():
+        frames = tf.concat([inputs, target], axis=-1)
+        frames = tf.reshape(frames, tf.concat([tf.shape(frames)[:-1], [-1, 3]], axis=0))
+        frames = tf.reshape(tf.reverse(frames, axis=[-2]), tf.shape(tf.concat([inputs, target], axis=-1)))
+        return frames[..., :inputs.shape[-1]], frames[..., inputs.shape[-1]:]
+
+    out_inputs, out_target = tf.cond(back, flip, lambda: (inputs, target))
+    out_inputs.set_shape(inputs.shape)
+    out_target.set_shape(target.shape)
+    return out_inputs, out_target
 
 
 def mixed_examples(real, pool_inputs: np.ndarray, pool_targets: np.ndarray, refine_mix: float, seed: int):

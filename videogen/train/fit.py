@@ -210,7 +210,7 @@ def _phase_examples(plan: _Plan, phase_index: int, phase: dict, phase_seed: int,
     # Under a strategy every worker must draw the same global batches (each takes its own share): a fixed order.
     examples = data.block_examples(plan.dataset.frames, plan.shots, s.context_frames, phase_seed,
                                    deterministic=devices.strategy is not None,
-                                   unroll_steps=_phase_unroll(s, phase))
+                                   unroll_steps=_phase_unroll(s, phase), reverse=s.reverse)
     if phase["name"] in ("main", "unroll"):
         return examples, 0.0
     t0 = time.perf_counter()

@@ -68,6 +68,10 @@ class TrainSettings:
         "help": "random training frames rolled out per refine round"})
     refine_mix: float = field(default=0.5, metadata={
         "help": "share of each refinement batch drawn from rollout pairs (the rest are real pairs)"})
+    reverse: float = field(default=0.0, metadata={
+        "help": "share of the training examples played backwards (context and next frame in reverse order): the same "
+                "picture then moves both ways, so the model must read the motion from its context frames instead of "
+                "recalling it from what the frame shows (docs/quality.md); 0 = none"})
     input_noise: float = field(default=0.0, metadata={
         "help": "std of Gaussian noise added to the generator's input frames (in [-1, 1] units; 0 = off)"})
     unroll_steps: int = field(default=1, metadata={
@@ -127,6 +131,7 @@ def _setting_checks(s: TrainSettings) -> list[tuple[bool, str]]:
         (s.rollout_starts >= 1, f"rollout_starts must be >= 1, got {s.rollout_starts}"),
         (0 <= s.refine_mix <= 1, f"refine_mix must be in [0, 1], got {s.refine_mix}"),
         (s.input_noise >= 0, f"input_noise must be >= 0, got {s.input_noise}"),
+        (0 <= s.reverse <= 1, f"reverse must be in [0, 1], got {s.reverse}"),
         (s.unroll_steps >= 1, f"unroll_steps must be >= 1, got {s.unroll_steps}"),
         (0 < s.unroll_fraction <= 1, f"unroll_fraction must be in (0, 1], got {s.unroll_fraction}"),
         (s.unroll_steps == 1 or s.refine_rounds == 0,
