@@ -443,9 +443,6 @@ PROJECT_BANK = 16384
 PROJECT_DIMS = 32
 # Coarser sides projected first (each its own bank), when the frames are larger.
 PROJECT_LEVELS: tuple[int, ...] = (16,)
-# At the coarse levels a patch is replaced only by training patches from grid positions at most this many grid steps
-# away (None: from anywhere): a patch of half the scene keeps the part of the scene that real frames show there.
-PROJECT_COARSE_RADIUS: int | None = None
 
 
 # Projector banks already built, by (anchors' digest, level, seed): the evaluate stage steers the model and its null
@@ -484,8 +481,7 @@ def _build_projector_bank(anchors: np.ndarray, level: int, seed: int) -> dict[st
     _, _, vt = np.linalg.svd(full - mean, full_matrices=False)
     basis = np.ascontiguousarray(vt[:PROJECT_DIMS].T, dtype=np.float32)
     return {"full": full, "mean": mean.astype(np.float32), "basis": basis,
-            "low": ((full - mean) @ basis).astype(np.float32),
-            "grid": np.stack([ys, xs], axis=1).astype(np.int32) // PROJECT_STRIDE}
+            "low": ((full - mean) @ basis).astype(np.float32)}
 
 
 def make_projector(anchors: np.ndarray, seed: int = 0):
@@ -497,8 +493,7 @@ def make_projector(anchors: np.ndarray, seed: int = 0):
     patch nearest-neighbour scheme of VGPNN (Haim et al., "Diverse Generation from a Single Video Made Possible",
     ECCV 2022), used here as the projector of SinFusion (Nikankin, Haim and Irani, ICML 2023)."""
     side = anchors.shape[1]
-    levels = [_level_projector(anchors, level, seed, PROJECT_COARSE_RADIUS) for level in PROJECT_LEVELS
-              if level < min(side, PROJECT_SIDE)]
+    levels = [_level_projector(anchors, level, seed) for level in PROJECT_LEVELS if level < min(side, PROJECT_SIDE)]
     levels.append(_level_projector(anchors, min(side, PROJECT_SIDE), seed))
 
     def project(frames):
@@ -509,7 +504,7 @@ def make_projector(anchors: np.ndarray, seed: int = 0):
     return project
 
 
-def _level_projector(anchors: np.ndarray, level: int, seed: int, radius: int | None = None):
+def _level_projector(anchors: np.ndarray, level: int, seed: int):
     """The projection at ``level`` px: the frames are area-averaged to that size, every PROJECT_PATCH x PROJECT_PATCH
     patch on a PROJECT_STRIDE px grid is replaced by its nearest training patch (from the same grid of the anchor
     frames at that size, so border patches meet border patches), the overlapping replacements are blended back with
@@ -525,11 +520,6 @@ def _level_projector(anchors: np.ndarray, level: int, seed: int, radius: int | N
     bank = projector_bank(anchors, small, seed)
     full, mean, basis, low = (tf.constant(bank[k]) for k in ("full", "mean", "basis", "low"))
     low_sq = tf.reduce_sum(low ** 2, axis=1)
-    positions = (small - p) // stride + 1
-    if radius is not None:  # (positions^2, bank): +inf where a bank patch lies too far from the query's position
-        query = np.stack(np.meshgrid(np.arange(positions), np.arange(positions), indexing="ij"), -1).reshape(-1, 1, 2)
-        far = np.abs(query - bank["grid"][None]).max(axis=2) > radius
-        low_sq = low_sq[None] + tf.constant(np.where(far, np.float32(1e30), np.float32(0)))
     # Scatters a patch back (the adjoint of extract_patches), each pixel weighted by a tent window so that the
     # overlapping replacements blend smoothly instead of meeting in seams.
     tent = np.minimum(np.arange(1, p + 1), np.arange(p, 0, -1)).astype(np.float32)
@@ -539,13 +529,14 @@ def _level_projector(anchors: np.ndarray, level: int, seed: int, radius: int | N
             for c in range(3):
                 fold[i, j, c, (i * p + j) * 3 + c] = tent[i] * tent[j]
     fold = tf.constant(fold)
+    positions = (small - p) // stride + 1
     count = tf.nn.conv2d_transpose(tf.ones([1, positions, positions, p * p * 3]), fold, [1, small, small, 3], stride,
                                    "VALID")
 
     def project_one(frame):  # (S', S', 3) -> (S', S', 3)
         patches = tf.image.extract_patches(frame[None], [1, p, p, 1], [1, stride, stride, 1], [1, 1, 1, 1], "VALID")
         flat = tf.reshape(patches, [-1, p * p * 3])
-        scores = (low_sq if radius is not None else low_sq[None]) - 2.0 * tf.matmul(tf.matmul(flat - mean, basis), low, transpose_b=True)
+        scores = low_sq[None] - 2.0 * tf.matmul(tf.matmul(flat - mean, basis), low, transpose_b=True)
         chosen = tf.reshape(tf.gather(full, tf.argmin(scores, axis=1)), tf.shape(patches))
         return (tf.nn.conv2d_transpose(chosen, fold, [1, small, small, 3], stride, "VALID") / count)[0]
 
