@@ -137,10 +137,10 @@ def reversed_example(inputs, target, back):
     import tensorflow as tf
 
     def flip():
-        frames = tf.concat([inputs, target], axis=-1)
-        frames = tf.reshape(frames, tf.concat([tf.shape(frames)[:-1], [-1, 3]], axis=0))
-        frames = tf.reshape(tf.reverse(frames, axis=[-2]), tf.shape(tf.concat([inputs, target], axis=-1)))
-        return frames[..., :inputs.shape[-1]], frames[..., inputs.shape[-1]:]
+        stacked = tf.concat([inputs, target], axis=-1)
+        frames = tf.reshape(stacked, tf.concat([tf.shape(stacked)[:-1], [-1, 3]], axis=0))  # (..., K + 1, 3)
+        stacked = tf.reshape(tf.reverse(frames, axis=[-2]), tf.shape(stacked))
+        return stacked[..., :inputs.shape[-1]], stacked[..., inputs.shape[-1]:]
 
     out_inputs, out_target = tf.cond(back, flip, lambda: (inputs, target))
     out_inputs.set_shape(inputs.shape)
