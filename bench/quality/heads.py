@@ -84,6 +84,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--table", action="store_true", help="print the rows of --results and stop")
     args = p.parse_args(argv)
+    if (args.reverse or args.stride > 1) and (args.anchor or args.l1roll):
+        p.error("--reverse / --stride do not combine with --anchor or --l1roll (their examples carry no continuation)")
     if args.fm:  # the flow head's "latent" is the noisy residual itself, at full resolution
         args.zc, args.zdown = 3, 1
     return args
@@ -350,7 +352,8 @@ def train_recipe(args, frames: np.ndarray, info: dict) -> tuple[Recipe, float]:
         recipe.gen.load_weights(weights)
         return recipe, 0.0
     t0, t1 = info["train"]
-    ahead = args.roll if args.anchor else args.l1roll  # the anchored critic needs the real frames its rollout stands for
+    # The anchored critic and the fed-back L1 steps need the real frames their rollouts stand for.
+    ahead = args.roll if args.anchor else args.l1roll
     starts = np.arange(t0 + args.K - 1, t1 - 1 - ahead)
     rng = np.random.default_rng(args.seed)
     started = time.time()
@@ -385,11 +388,10 @@ def speed_examples(frames: np.ndarray, train: tuple[int, int], args, rng: np.ran
     ctx, tgt = [], []
     for _ in range(args.batch):
         stride = int(rng.integers(1, args.stride + 1))
-        step = -stride if rng.random() < args.reverse else stride
-        span = stride * args.K  # frames from the oldest context frame to the target
-        first = int(rng.integers(t0, t1 - span))  # lowest index used
+        backwards = rng.random() < args.reverse
+        first = int(rng.integers(t0, t1 - stride * args.K))  # the lowest frame index used
         idx = first + np.arange(args.K + 1) * stride
-        if step < 0:
+        if backwards:
             idx = idx[::-1]
         ctx.append(np.concatenate([frames[i] for i in idx[:-1]], -1))
         tgt.append(frames[idx[-1]])
